@@ -1,0 +1,7 @@
+"""``python -m mjpeg_proxy`` runs the same command line as ``mjpeg-proxy``."""
+
+import sys
+
+from mjpeg_proxy.cli import main
+
+sys.exit(main())

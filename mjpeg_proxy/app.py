@@ -1,0 +1,83 @@
+"""Builds the aiohttp application: routes, templates, and the cameras' lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from mjpeg_proxy import __version__, pages, streaming
+from mjpeg_proxy.appkeys import CAMERAS, CONFIG, WRITER
+from mjpeg_proxy.camera import Camera
+from mjpeg_proxy.config import CameraConfig, Config
+from mjpeg_proxy.hub import FrameHub
+from mjpeg_proxy.multipart import MultipartWriter, new_boundary
+from mjpeg_proxy.sources import Source, build_source
+
+SourceFactory = Callable[[CameraConfig, aiohttp.ClientSession], Source]
+
+
+def create_app(config: Config, source_factory: SourceFactory = build_source) -> web.Application:
+    """Return the application serving ``config``'s cameras.
+
+    The cameras, their hubs and their fetch tasks start with the application and
+    stop with it (``cleanup_ctx``); ``app[CAMERAS]`` holds them while it runs.
+    ``source_factory`` makes each camera's Source from its configuration and the
+    shared client session (tests give sources of their own).
+    """
+    app = web.Application(middlewares=[pages.error_pages])
+    app[CONFIG] = config
+    app[WRITER] = MultipartWriter(new_boundary())
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    app.cleanup_ctx.append(functools.partial(_run_cameras, source_factory=source_factory))
+    app.router.add_get("/", pages.index, name="index")
+    app.router.add_get("/healthz", pages.healthz, name="healthz")
+    app.router.add_get("/cameras/{camera_id}", pages.kiosk, name="kiosk")
+    app.router.add_get("/cameras/{camera_id}/stream.mjpg", streaming.stream, name="stream")
+    app.router.add_get("/cameras/{camera_id}/snapshot.jpg", streaming.snapshot, name="snapshot")
+    return app
+
+
+def templates_dir() -> Path:
+    """The ``templates/`` folder: beside the package in a checkout or editable
+    install, else where ``setup.cfg``'s ``data_files`` put it."""
+    for candidate in (
+        Path(__file__).resolve().parent.parent / "templates",
+        Path(sys.prefix) / "share" / "mjpeg-proxy" / "templates",
+    ):
+        if (candidate / "index.html").is_file():
+            return candidate
+    raise FileNotFoundError("mjpeg-proxy's templates/ folder was not found; reinstall the package")
+
+
+async def _run_cameras(app: web.Application, source_factory: SourceFactory) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    writer = app[WRITER]
+    http = aiohttp.ClientSession(headers={"User-Agent": f"mjpeg-proxy/{__version__}"})
+    cameras: dict[str, Camera] = {}
+    for camera_config in config.cameras:
+        hub = FrameHub(lambda frame: writer.part(frame.jpeg, frame.timestamp))
+        source = source_factory(camera_config, http)
+        cameras[camera_config.id] = Camera(camera_config, source, hub)
+    app[CAMERAS] = cameras
+    tasks = [asyncio.create_task(camera.run(), name=f"camera {camera.id}") for camera in cameras.values()]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for camera in cameras.values():
+            await camera.source.close()
+        await http.close()

@@ -1,0 +1,27 @@
+"""Typed keys of the aiohttp application, and the camera lookup every handler shares."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from mjpeg_proxy.camera import Camera
+from mjpeg_proxy.config import Config
+from mjpeg_proxy.multipart import MultipartWriter
+
+CONFIG = web.AppKey("config", Config)
+CAMERAS = web.AppKey("cameras", dict[str, Camera])
+WRITER = web.AppKey("writer", MultipartWriter)
+
+
+def camera_from_request(request: web.Request) -> Camera:
+    """The camera named by the ``{camera_id}`` part of the path.
+
+    Raises:
+        web.HTTPNotFound: no camera has that id (only configured cameras exist;
+            nothing in a request can choose an upstream).
+    """
+    camera_id = request.match_info["camera_id"]
+    camera = request.app[CAMERAS].get(camera_id)
+    if camera is None:
+        raise web.HTTPNotFound(text=f"no camera with id {camera_id!r}")
+    return camera

@@ -1,0 +1,40 @@
+"""Exponential backoff with jitter, for retrying an upstream after errors."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+
+class Backoff:
+    """Delays that double after each failure, from ``initial_s`` up to ``max_s`` seconds.
+
+    Each delay is drawn uniformly from the upper half of the current step ("equal
+    jitter"), so cameras that failed together do not retry together, and no delay is
+    ever shorter than half the step. ``reset()`` after a success starts over.
+    """
+
+    def __init__(
+        self,
+        initial_s: float = 1.0,
+        max_s: float = 60.0,
+        factor: float = 2.0,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        if not 0 < initial_s <= max_s:
+            raise ValueError("need 0 < initial_s <= max_s")
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self.factor = factor
+        self._rand = rand
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        """Count one more failure and return the seconds to wait before the next try."""
+        step = min(self.max_s, self.initial_s * self.factor**self.failures)
+        self.failures += 1
+        return step / 2 + self._rand() * step / 2
+
+    def reset(self) -> None:
+        """Forget past failures after a success."""
+        self.failures = 0

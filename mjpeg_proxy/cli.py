@@ -1,0 +1,102 @@
+"""The command line: ``mjpeg-proxy`` and ``python run.py``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from mjpeg_proxy import __version__
+from mjpeg_proxy.app import create_app
+from mjpeg_proxy.config import Config, ConfigError, default_config, load_config
+
+log = logging.getLogger("mjpeg_proxy")
+
+SHUTDOWN_TIMEOUT_S = 3.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; ``--help`` documents every option."""
+    parser = argparse.ArgumentParser(
+        prog="mjpeg-proxy",
+        description=(
+            "Fetch each camera's frames once and re-broadcast them to any number of "
+            "viewers as MJPEG (multipart/x-mixed-replace). Without --config, serves "
+            "one built-in demo camera."
+        ),
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML configuration file (see README.md); default: one demo camera"
+    )
+    parser.add_argument("--host", help="address to listen on (default: [server] host, else 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, help="TCP port to listen on (default: [server] port, else 8080)")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="least severe log messages to show (default: info)",
+    )
+    parser.add_argument("--version", action="version", version=f"mjpeg-proxy {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server until SIGINT or SIGTERM; return the exit status.
+
+    0 after a clean stop, 1 when the server cannot listen, 2 for a bad command line
+    or configuration (with one line on stderr saying what is wrong).
+    """
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = load_config(args.config) if args.config else default_config()
+    except ConfigError as error:
+        print(f"mjpeg-proxy: configuration error: {error}", file=sys.stderr)
+        return 2
+    config = _with_overrides(config, args.host, args.port)
+    if not 1 <= config.server.port <= 65535:
+        print(f"mjpeg-proxy: --port must be from 1 to 65535, got {config.server.port}", file=sys.stderr)
+        return 2
+    host, port = config.server.host, config.server.port
+    try:
+        web.run_app(
+            create_app(config),
+            host=host,
+            port=port,
+            # Cancel a stream's handler as soon as its viewer disconnects, even while
+            # no frame is being written, so no task or socket outlives the viewer.
+            handler_cancellation=True,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            access_log=None,
+            print=lambda _: _announce(config),
+        )
+    except OSError as error:
+        print(f"mjpeg-proxy: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _with_overrides(config: Config, host: str | None, port: int | None) -> Config:
+    server = config.server
+    if host is not None:
+        server = dataclasses.replace(server, host=host)
+    if port is not None:
+        server = dataclasses.replace(server, port=port)
+    return dataclasses.replace(config, server=server)
+
+
+def _announce(config: Config) -> None:
+    host = config.server.host
+    shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "") else host)
+    base = f"http://{shown}:{config.server.port}"
+    log.info("mjpeg-proxy %s serving %d camera(s) on %s:%d", __version__, len(config.cameras), host, config.server.port)
+    log.info("all cameras: %s/", base)
+    for camera in config.cameras:
+        log.info("camera %s (%s): %s/cameras/%s/stream.mjpg", camera.id, camera.source, base, camera.id)

@@ -1,0 +1,255 @@
+"""The configuration: a TOML file (read with ``tomllib``) checked into typed records.
+
+Every mistake becomes one ``ConfigError`` whose message names the file, the camera
+id and the field, so start-up can stop with one clear line.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from yarl import URL
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+MIN_FPS, MAX_FPS = 0.1, 30.0
+SOURCES = ("demo", "snapshot")
+
+_CAMERA_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
+_COMMON_KEYS = {"id", "name", "source", "fps"}
+_SOURCE_KEYS = {
+    "demo": _COMMON_KEYS | {"width", "height"},
+    "snapshot": _COMMON_KEYS | {"url", "username", "password_env", "auth", "max_frame_bytes"},
+}
+_SERVER_KEYS = {"host", "port", "resend_seconds"}
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is one line for the site owner."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The ``[server]`` table: where to listen and stream-wide settings.
+
+    ``resend_seconds``: while a camera sends no new frame, each viewer gets the latest
+    frame again after this many seconds, so idle connections stay open and viewers
+    never sit on a half-finished part.
+    """
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    resend_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """One ``[[cameras]]`` entry.
+
+    ``fps`` is frames per second to fetch (demo: to render). ``password`` is the value
+    read from the environment variable named by ``password_env``; it is kept out of
+    ``repr`` so it cannot reach a log line. ``auth`` is ``"basic"`` or ``"digest"`` when
+    a username is set. ``width`` and ``height`` (pixels) apply to the demo source;
+    ``max_frame_bytes`` caps one upstream frame.
+    """
+
+    id: str
+    source: str
+    name: str = ""
+    fps: float = 1.0
+    url: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    auth: str | None = None
+    width: int = 640
+    height: int = 360
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+
+    @property
+    def display_name(self) -> str:
+        """The name shown to people: ``name``, or the id when no name is set."""
+        return self.name or self.id
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. ``path`` is the file it came from, or None for defaults."""
+
+    server: ServerConfig
+    cameras: tuple[CameraConfig, ...]
+    path: str | None = None
+
+
+def default_config() -> Config:
+    """The configuration used without ``--config``: one demo camera with id ``demo``."""
+    return Config(
+        server=ServerConfig(),
+        cameras=(CameraConfig(id="demo", source="demo", name="Demo camera", fps=5.0),),
+    )
+
+
+def load_config(path: str, environ: Mapping[str, str] = os.environ) -> Config:
+    """Read and check the TOML file at ``path``; secrets come from ``environ``.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or any value is wrong.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    return parse_config(data, path, environ)
+
+
+def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str]) -> Config:
+    """Check an already-parsed TOML document; see ``load_config``."""
+    unknown = set(data) - {"server", "cameras"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown table or key '{sorted(unknown)[0]}' (expected [server] and [[cameras]])")
+    server = _parse_server(data.get("server", {}), path)
+    cameras_data = data.get("cameras")
+    if cameras_data is None:
+        raise ConfigError(f"{path}: no cameras: add at least one [[cameras]] table")
+    if not isinstance(cameras_data, list) or not all(isinstance(c, dict) for c in cameras_data):
+        raise ConfigError(f"{path}: 'cameras' must be a list of tables, written [[cameras]]")
+    if not cameras_data:
+        raise ConfigError(f"{path}: no cameras: add at least one [[cameras]] table")
+    cameras: list[CameraConfig] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(cameras_data, start=1):
+        camera = _parse_camera(entry, index, path, environ)
+        if camera.id in seen:
+            raise ConfigError(f"{path}: camera '{camera.id}': field 'id': duplicate id, already used by another camera")
+        seen.add(camera.id)
+        cameras.append(camera)
+    return Config(server=server, cameras=tuple(cameras), path=path)
+
+
+def _parse_server(data: Any, path: str) -> ServerConfig:
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{path}: [server]: field '{key}': {problem}")
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: 'server' must be a table, written [server]")
+    for key in data:
+        if key not in _SERVER_KEYS:
+            raise fail(key, f"unknown key (known: {', '.join(sorted(_SERVER_KEYS))})")
+    host = data.get("host", DEFAULT_HOST)
+    if not isinstance(host, str) or not host:
+        raise fail("host", 'must be a non-empty string such as "0.0.0.0"')
+    port = data.get("port", DEFAULT_PORT)
+    if not _is_int(port) or not 1 <= port <= 65535:
+        raise fail("port", f"must be an integer from 1 to 65535, got {port!r}")
+    resend = data.get("resend_seconds", 2.0)
+    if not _is_number(resend) or not 0.1 <= resend <= 60:
+        raise fail("resend_seconds", f"must be a number of seconds from 0.1 to 60, got {resend!r}")
+    return ServerConfig(host=host, port=port, resend_seconds=float(resend))
+
+
+def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[str, str]) -> CameraConfig:
+    raw_id = data.get("id")
+    label = f"camera '{raw_id}'" if isinstance(raw_id, str) and raw_id else f"camera #{index}"
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{path}: {label}: field '{key}': {problem}")
+
+    if raw_id is None:
+        raise fail("id", 'missing; every camera needs an id such as "garage"')
+    if not isinstance(raw_id, str) or not _CAMERA_ID_RE.fullmatch(raw_id):
+        raise fail("id", f"must be 1-64 characters of lowercase letters, digits, '-' and '_', got {raw_id!r}")
+    source = data.get("source")
+    if source is None:
+        raise fail("source", f"missing; one of: {', '.join(SOURCES)}")
+    if source not in SOURCES:
+        raise fail("source", f"unknown source {source!r}; one of: {', '.join(SOURCES)}")
+    allowed = _SOURCE_KEYS[source]
+    for key in data:
+        if key not in allowed:
+            raise fail(key, f"unknown key for source '{source}' (known: {', '.join(sorted(allowed))})")
+
+    name = data.get("name", "")
+    if not isinstance(name, str):
+        raise fail("name", f"must be a string, got {name!r}")
+    fps = data.get("fps", 5.0 if source == "demo" else 1.0)
+    if not _is_number(fps) or not MIN_FPS <= fps <= MAX_FPS:
+        raise fail("fps", f"must be a number from {MIN_FPS} to {MAX_FPS:g}, got {fps!r}")
+    camera = CameraConfig(id=raw_id, source=source, name=name, fps=float(fps))
+
+    if source == "demo":
+        sizes = {}
+        for key, default in (("width", 640), ("height", 360)):
+            value = data.get(key, default)
+            if not _is_int(value) or not 16 <= value <= 3840:
+                raise fail(key, f"must be an integer number of pixels from 16 to 3840, got {value!r}")
+            sizes[key] = value
+        return replace(camera, **sizes)
+
+    url = data.get("url")
+    if url is None:
+        raise fail("url", 'missing; the camera\'s snapshot address, such as "http://cam.example/snapshot.jpg"')
+    _check_url(url, fail)
+    username = data.get("username")
+    if username is not None and (not isinstance(username, str) or not username):
+        raise fail("username", "must be a non-empty string")
+    password = None
+    password_env = data.get("password_env")
+    if password_env is not None:
+        if username is None:
+            raise fail("password_env", "set 'username' too, or remove 'password_env'")
+        if not isinstance(password_env, str) or not password_env:
+            raise fail("password_env", 'must be the name of an environment variable, such as "GARAGE_PASSWORD"')
+        password = environ.get(password_env)
+        if password is None:
+            raise fail("password_env", f"environment variable {password_env} is not set")
+    auth = data.get("auth")
+    if auth is not None:
+        if auth not in ("basic", "digest"):
+            raise fail("auth", f'must be "basic" or "digest", got {auth!r}')
+        if username is None:
+            raise fail("auth", "set 'username' too, or remove 'auth'")
+    elif username is not None:
+        auth = "basic"
+    max_frame_bytes = data.get("max_frame_bytes", DEFAULT_MAX_FRAME_BYTES)
+    if not _is_int(max_frame_bytes) or not 1024 <= max_frame_bytes <= 1024**3:
+        raise fail(
+            "max_frame_bytes", f"must be an integer number of bytes from 1024 to 1073741824, got {max_frame_bytes!r}"
+        )
+    return replace(
+        camera,
+        url=url,
+        username=username,
+        password=password,
+        auth=auth,
+        max_frame_bytes=max_frame_bytes,
+    )
+
+
+def _check_url(url: Any, fail: Callable[[str, str], ConfigError]) -> None:
+    if not isinstance(url, str):
+        raise fail("url", f"must be a string, got {url!r}")
+    try:
+        parsed = URL(url)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise fail("url", 'must be an http:// or https:// URL with a host, such as "http://cam.example/snapshot.jpg"')
+    if parsed.user is not None or parsed.password is not None:
+        raise fail("url", "must not hold credentials; use 'username' and 'password_env'")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)

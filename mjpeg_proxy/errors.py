@@ -1,0 +1,49 @@
+"""The one exception tree that sources raise and the Camera catches.
+
+A source knows its upstream protocol and turns every failure into one of these;
+the Camera alone decides backoff and state from the class. Messages never hold a
+secret (password, API key, session key) or a URL's credentials or query.
+"""
+
+
+class SourceError(Exception):
+    """An upstream could not give a frame this time."""
+
+    #: Short machine-readable name, used for counters and status pages.
+    kind = "error"
+
+
+class AuthError(SourceError):
+    """The upstream refused our credentials (HTTP 401 after authenticating)."""
+
+    kind = "auth_failed"
+
+
+class ForbiddenError(SourceError):
+    """The credentials are valid but lack rights to this camera (HTTP 403)."""
+
+    kind = "forbidden"
+
+
+class NotFoundError(SourceError):
+    """The upstream does not know this camera or path (HTTP 404)."""
+
+    kind = "not_found"
+
+
+class UpstreamUnavailable(SourceError):
+    """Network error, timeout, 5xx or any other non-2xx answer, or the upstream ended."""
+
+    kind = "unavailable"
+
+
+class Stalled(UpstreamUnavailable):
+    """The upstream gave no complete frame within the stall timeout (raised by the Camera)."""
+
+    kind = "stalled"
+
+
+class BadFrame(SourceError):
+    """The upstream answered, but what it sent is not one complete JPEG within the size cap."""
+
+    kind = "bad_frame"

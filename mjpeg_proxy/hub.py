@@ -1,0 +1,93 @@
+"""The FrameHub: the latest frame of one camera, fanned out to all of its viewers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+from mjpeg_proxy.frame import Frame
+
+
+class Part(NamedTuple):
+    """A published frame with the bytes of its multipart part, built once for all viewers."""
+
+    frame: Frame
+    data: bytes
+
+
+class FrameHub:
+    """Holds one camera's latest frame and wakes its viewers when a newer one arrives.
+
+    Latest-frame-wins: nothing is queued per viewer. A viewer asks for "a part newer
+    than the one I sent last"; one that is slow gets the newest part when it is ready
+    again and skips the rest, so the memory a viewer costs is at most the part it is
+    writing. ``build_part`` turns a Frame into the bytes every viewer writes; it runs
+    once per frame, in ``publish``.
+
+    Viewers register with ``viewer()`` so the count is known to status pages and to
+    anyone waiting in ``wait_viewers``.
+    """
+
+    def __init__(self, build_part: Callable[[Frame], bytes]) -> None:
+        self._build_part = build_part
+        self._latest: Part | None = None
+        self._seq = 0
+        self._new_part = asyncio.Event()
+        self._viewers = 0
+        self._viewers_changed = asyncio.Event()
+
+    @property
+    def latest(self) -> Part | None:
+        """The newest published part, or None before the first frame."""
+        return self._latest
+
+    @property
+    def viewers(self) -> int:
+        """Number of viewers now registered."""
+        return self._viewers
+
+    def publish(self, frame: Frame) -> Part:
+        """Number ``frame`` (1, 2, ...), build its part, make it the latest and wake waiters."""
+        self._seq += 1
+        frame = dataclasses.replace(frame, seq=self._seq)
+        self._latest = Part(frame, self._build_part(frame))
+        woken, self._new_part = self._new_part, asyncio.Event()
+        woken.set()
+        return self._latest
+
+    async def next_part(self, after_seq: int, timeout_s: float | None = None) -> Part | None:
+        """Return the latest part once its sequence number is above ``after_seq``.
+
+        Returns at once if it already is. Returns None if ``timeout_s`` seconds pass
+        first (None waits for ever).
+        """
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self._latest is None or self._latest.frame.seq <= after_seq:
+                    await self._new_part.wait()
+        except TimeoutError:
+            return None
+        return self._latest
+
+    @contextlib.contextmanager
+    def viewer(self) -> Iterator[None]:
+        """Count a viewer for as long as the ``with`` block runs."""
+        self._set_viewers(self._viewers + 1)
+        try:
+            yield
+        finally:
+            self._set_viewers(self._viewers - 1)
+
+    async def wait_viewers(self, predicate: Callable[[int], bool]) -> int:
+        """Wait until ``predicate(viewer count)`` holds; return that count."""
+        while not predicate(self._viewers):
+            await self._viewers_changed.wait()
+        return self._viewers
+
+    def _set_viewers(self, count: int) -> None:
+        self._viewers = count
+        woken, self._viewers_changed = self._viewers_changed, asyncio.Event()
+        woken.set()

@@ -1,0 +1,50 @@
+"""What every source offers the Camera: an async iterator of frames."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+
+from mjpeg_proxy.frame import Frame
+
+
+class Source(ABC):
+    """One upstream protocol for one camera; knows nothing about viewers.
+
+    ``frames()`` yields complete JPEG frames for as long as the upstream gives them
+    and raises a ``mjpeg_proxy.errors.SourceError`` subclass when it cannot. It does
+    not retry: the Camera calls ``frames()`` again after its backoff.
+    """
+
+    @abstractmethod
+    def frames(self) -> AsyncIterator[Frame]:
+        """Yield frames as they arrive; raise ``SourceError`` on failure."""
+
+    async def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
+        """Release what the source holds (sessions, connections)."""
+
+
+class Pacer:
+    """Ticks at a steady rate: ``await tick()`` returns on a grid of 1/``fps`` seconds.
+
+    A tick whose slot has passed (because the work between ticks took too long) is
+    skipped, never made up, so the rate never rises above ``fps`` and an overloaded
+    upstream is never asked back-to-back.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.interval_s = 1.0 / fps
+        self._next: float | None = None
+
+    async def tick(self) -> None:
+        """Wait for the next slot of the grid (the first one is now)."""
+        now = time.monotonic()
+        if self._next is None:
+            self._next = now
+        elif now > self._next:
+            missed = int((now - self._next) / self.interval_s) + 1
+            self._next += missed * self.interval_s
+        await asyncio.sleep(self._next - now)
+        self._next += self.interval_s

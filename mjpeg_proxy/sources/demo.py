@@ -1,0 +1,78 @@
+"""The demo camera: a moving test pattern rendered with Pillow, no upstream needed."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from PIL import Image, ImageDraw, ImageFont
+
+from mjpeg_proxy.frame import Frame
+from mjpeg_proxy.sources.base import Pacer, Source
+
+# The seven bars of the SMPTE colour-bar pattern, left to right.
+_BARS = ((192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192), (192, 0, 0), (0, 0, 192))
+
+
+class DemoSource(Source):
+    """Renders ``fps`` JPEG frames a second of ``width`` x ``height`` pixels.
+
+    Each frame shows colour bars, a sweeping marker, the camera name, the UTC time
+    to the millisecond and a frame counter, so every frame differs from the last and
+    a viewer can see the stream is live.
+    """
+
+    def __init__(self, name: str, fps: float, width: int, height: int) -> None:
+        self.name = name
+        self.fps = fps
+        self.width = width
+        self.height = height
+        self._count = 0
+        self._background = self._draw_background()
+        self._font = ImageFont.load_default(size=max(10, height // 14))
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        pacer = Pacer(self.fps)
+        while True:
+            await pacer.tick()
+            self._count += 1
+            # Encoding takes milliseconds; a thread keeps the event loop serving viewers.
+            jpeg = await asyncio.to_thread(self.render, self._count, time.time())
+            yield Frame(jpeg)
+
+    def render(self, count: int, wall_time: float) -> bytes:
+        """Return frame number ``count`` at ``wall_time`` (seconds since the epoch) as JPEG bytes."""
+        image = self._background.copy()
+        draw = ImageDraw.Draw(image)
+        w, h = self.width, self.height
+        # A marker that sweeps left to right and back every 4 seconds.
+        phase = (wall_time % 4.0) / 4.0
+        x = int((0.5 - 0.5 * math.cos(2 * math.pi * phase)) * (w - h // 6))
+        draw.rectangle((x, h * 2 // 3, x + h // 6, h * 2 // 3 + h // 6), fill=(255, 255, 255))
+        stamp = datetime.fromtimestamp(wall_time, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+        lines = (self.name, stamp, f"frame {count}")
+        line_h = self._font.size * 1.3
+        for i, text in enumerate(lines):
+            draw.text(
+                (w // 20, h // 20 + i * line_h),
+                text,
+                font=self._font,
+                fill=(255, 255, 255),
+                stroke_width=2,
+                stroke_fill=(0, 0, 0),
+            )
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=80)
+        return out.getvalue()
+
+    def _draw_background(self) -> Image.Image:
+        image = Image.new("RGB", (self.width, self.height), (16, 16, 16))
+        draw = ImageDraw.Draw(image)
+        bar_w = self.width / len(_BARS)
+        for i, colour in enumerate(_BARS):
+            draw.rectangle((round(i * bar_w), 0, round((i + 1) * bar_w) - 1, self.height * 2 // 3 - 1), fill=colour)
+        return image
