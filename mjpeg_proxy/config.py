@@ -23,6 +23,7 @@ MIN_FPS, MAX_FPS = 0.1, 30.0
 SOURCES = ("demo", "snapshot")
 
 _CAMERA_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _COMMON_KEYS = {"id", "name", "source", "fps"}
 _SOURCE_KEYS = {
     "demo": _COMMON_KEYS | {"width", "height"},
@@ -108,6 +109,8 @@ def load_config(path: str, environ: Mapping[str, str] = os.environ) -> Config:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
     return parse_config(data, path, environ)
 
 
@@ -115,7 +118,7 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
     """Check an already-parsed TOML document; see ``load_config``."""
     unknown = set(data) - {"server", "cameras"}
     if unknown:
-        raise ConfigError(f"{path}: unknown table or key '{sorted(unknown)[0]}' (expected [server] and [[cameras]])")
+        raise ConfigError(f"{path}: unknown table or key {sorted(unknown)[0]!r} (expected [server] and [[cameras]])")
     server = _parse_server(data.get("server", {}), path)
     cameras_data = data.get("cameras")
     if cameras_data is None:
@@ -129,7 +132,7 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
     for index, entry in enumerate(cameras_data, start=1):
         camera = _parse_camera(entry, index, path, environ)
         if camera.id in seen:
-            raise ConfigError(f"{path}: camera '{camera.id}': field 'id': duplicate id, already used by another camera")
+            raise ConfigError(f"{path}: camera {camera.id!r}: field 'id': duplicate id, already used by another camera")
         seen.add(camera.id)
         cameras.append(camera)
     return Config(server=server, cameras=tuple(cameras), path=path)
@@ -137,7 +140,7 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
 
 def _parse_server(data: Any, path: str) -> ServerConfig:
     def fail(key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{path}: [server]: field '{key}': {problem}")
+        return ConfigError(f"{path}: [server]: field {key!r}: {problem}")
 
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: 'server' must be a table, written [server]")
@@ -158,10 +161,11 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
 
 def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[str, str]) -> CameraConfig:
     raw_id = data.get("id")
-    label = f"camera '{raw_id}'" if isinstance(raw_id, str) and raw_id else f"camera #{index}"
+    # repr() keeps the message on one line whatever characters the id holds.
+    label = f"camera {raw_id!r}" if isinstance(raw_id, str) and raw_id else f"camera #{index}"
 
     def fail(key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{path}: {label}: field '{key}': {problem}")
+        return ConfigError(f"{path}: {label}: field {key!r}: {problem}")
 
     if raw_id is None:
         raise fail("id", 'missing; every camera needs an id such as "garage"')
@@ -175,7 +179,7 @@ def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[
     allowed = _SOURCE_KEYS[source]
     for key in data:
         if key not in allowed:
-            raise fail(key, f"unknown key for source '{source}' (known: {', '.join(sorted(allowed))})")
+            raise fail(key, f"unknown key for source {source!r} (known: {', '.join(sorted(allowed))})")
 
     name = data.get("name", "")
     if not isinstance(name, str):
@@ -206,7 +210,7 @@ def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[
     if password_env is not None:
         if username is None:
             raise fail("password_env", "set 'username' too, or remove 'password_env'")
-        if not isinstance(password_env, str) or not password_env:
+        if not isinstance(password_env, str) or not _ENV_NAME_RE.fullmatch(password_env):
             raise fail("password_env", 'must be the name of an environment variable, such as "GARAGE_PASSWORD"')
         password = environ.get(password_env)
         if password is None:

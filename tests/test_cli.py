@@ -1,0 +1,209 @@
+"""The command line: config errors stop start-up with one line and status 2; the server runs."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mjpeg_proxy.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger():
+    """``main`` calls ``logging.basicConfig``; keep that from leaking into other tests."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "proxy.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def assert_one_line_without_traceback(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert stderr.endswith("\n")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[[cameras]]\nid = "demo"\nsource = "demo"\ncolour = 1\n', ["camera 'demo'", "field 'colour'"]),
+        ('[[cameras]]\nid = "demo"\nsource = "demo"\nfps = 31\n', ["camera 'demo'", "field 'fps'"]),
+        ('[[cameras]]\nsource = "demo"\n', ["camera #1", "field 'id'"]),
+        (
+            '[[cameras]]\nid = "garage"\nsource = "snapshot"\nurl = "http://admin:pw-xyz@cam.example/a.jpg"\n',
+            ["camera 'garage'", "field 'url'"],
+        ),
+        ('[server]\nport = 70000\n[[cameras]]\nid = "demo"\nsource = "demo"\n', ["[server]", "field 'port'"]),
+        ('[[cameras]\nid = "demo"\n', ["invalid TOML"]),
+        ("", ["no cameras"]),
+    ],
+    ids=["unknown-key", "fps", "missing-id", "url-credentials", "port", "bad-toml", "no-cameras"],
+)
+def test_config_error_returns_2_with_one_line_on_stderr(tmp_path, capsys, text, expected):
+    path = write(tmp_path, text)
+    assert main(["--config", path]) == 2
+    captured = capsys.readouterr()
+    line = assert_one_line_without_traceback(captured.err)
+    assert line.startswith("mjpeg-proxy: configuration error: ")
+    assert path in line
+    for part in expected:
+        assert part in line
+    assert "pw-xyz" not in line
+    assert captured.out == ""
+
+
+def test_unset_password_env_returns_2_naming_the_variable(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MJPEG_PROXY_TEST_UNSET_PASSWORD", raising=False)
+    path = write(
+        tmp_path,
+        '[[cameras]]\nid = "garage"\nsource = "snapshot"\nurl = "http://cam.example/a.jpg"\n'
+        'username = "viewer"\npassword_env = "MJPEG_PROXY_TEST_UNSET_PASSWORD"\n',
+    )
+    assert main(["--config", path]) == 2
+    line = assert_one_line_without_traceback(capsys.readouterr().err)
+    for part in (path, "camera 'garage'", "field 'password_env'", "MJPEG_PROXY_TEST_UNSET_PASSWORD"):
+        assert part in line
+
+
+def test_password_env_read_from_the_environment(tmp_path, capsys, monkeypatch):
+    """A set variable passes the config check; a bad --port then stops start-up before listening."""
+    monkeypatch.setenv("MJPEG_PROXY_TEST_PASSWORD", "pw")
+    path = write(
+        tmp_path,
+        '[[cameras]]\nid = "garage"\nsource = "snapshot"\nurl = "http://cam.example/a.jpg"\n'
+        'username = "viewer"\npassword_env = "MJPEG_PROXY_TEST_PASSWORD"\n',
+    )
+    assert main(["--config", path, "--port", "0"]) == 2
+    line = assert_one_line_without_traceback(capsys.readouterr().err)
+    assert "--port" in line
+    assert "configuration error" not in line
+
+
+def test_missing_config_file_returns_2(tmp_path, capsys):
+    path = str(tmp_path / "nowhere.toml")
+    assert main(["--config", path]) == 2
+    line = assert_one_line_without_traceback(capsys.readouterr().err)
+    assert path in line
+    assert "cannot read" in line
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "-1"])
+def test_port_out_of_range_on_command_line_returns_2(capsys, port):
+    assert main(["--port", port]) == 2
+    line = assert_one_line_without_traceback(capsys.readouterr().err)
+    assert "--port" in line
+    assert port in line
+
+
+def test_help_documents_every_option(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--config", "--host", "--port", "--log-level"):
+        assert option in out
+    for level in ("debug", "info", "warning", "error"):
+        assert level in out
+
+
+def test_bad_log_level_exits_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--log-level", "verbose"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--log-level" in err
+    assert "Traceback" not in err
+
+
+def test_non_numeric_port_exits_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--port", "http"])
+    assert info.value.code == 2
+    assert "--port" in capsys.readouterr().err
+
+
+def test_run_py_with_bad_config_exits_2_with_one_line(tmp_path):
+    path = write(tmp_path, '[[cameras]]\nid = "Front Door"\nsource = "demo"\n')
+    result = subprocess.run(
+        [sys.executable, "run.py", "--config", path],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    line = assert_one_line_without_traceback(result.stderr)
+    assert path in line
+    assert "camera 'Front Door'" in line
+    assert "field 'id'" in line
+    assert result.stdout == ""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an http_proxy
+
+
+def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    with _OPENER.open(url, timeout=timeout) as response:
+        return response.status, response.read()
+
+
+def test_run_py_serves_the_demo_camera_and_stops_on_sigterm():
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "run.py", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        status = None
+        deadline = time.monotonic() + 15
+        while status is None and time.monotonic() < deadline:  # short retries, 15 s at most
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                status, _ = get(f"{base}/healthz", timeout=1)
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.1)
+        assert status == 200, "server did not answer /healthz in time"
+
+        status, jpeg = get(f"{base}/cameras/demo/snapshot.jpg", timeout=10)
+        assert status == 200
+        assert jpeg.startswith(b"\xff\xd8")
+        assert jpeg.endswith(b"\xff\xd9")
+
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+        assert process.returncode == 0, stderr
+        assert "Traceback" not in stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

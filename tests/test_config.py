@@ -1,0 +1,355 @@
+"""The TOML configuration: every mistake is one ConfigError naming file, camera and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mjpeg_proxy.config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    CameraConfig,
+    ConfigError,
+    ServerConfig,
+    default_config,
+    load_config,
+)
+
+DEMO = '[[cameras]]\nid = "demo"\nsource = "demo"\n'
+SNAPSHOT = '[[cameras]]\nid = "garage"\nsource = "snapshot"\nurl = "http://cam.example/snapshot.jpg"\n'
+
+
+def write(tmp_path: Path, text: str, name: str = "proxy.toml") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def load_error(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> str:
+    """Load ``text`` as a config file; return the ConfigError message (the file path is checked)."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={} if environ is None else environ)
+    message = str(info.value)
+    assert path in message
+    assert "\n" not in message
+    return message
+
+
+def assert_names(message: str, camera: str, field: str) -> None:
+    assert camera in message
+    assert f"field '{field}'" in message
+
+
+# --- unknown keys and tables -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (DEMO + "colour = true\n", "colour"),
+        (DEMO + 'url = "http://cam.example/x.jpg"\n', "url"),  # a snapshot key on a demo camera
+        (SNAPSHOT + "width = 640\n", "width"),  # a demo key on a snapshot camera
+    ],
+    ids=["made-up", "snapshot-key-on-demo", "demo-key-on-snapshot"],
+)
+def test_unknown_camera_key_names_file_camera_and_field(tmp_path, text, key):
+    message = load_error(tmp_path, text)
+    camera = "camera 'garage'" if "garage" in text else "camera 'demo'"
+    assert_names(message, camera, key)
+    assert "unknown key" in message
+
+
+def test_unknown_server_key_names_file_server_and_field(tmp_path):
+    message = load_error(tmp_path, "[server]\nlisten = 80\n" + DEMO)
+    assert_names(message, "[server]", "listen")
+    assert "unknown key" in message
+
+
+def test_unknown_top_level_table_names_file_and_table(tmp_path):
+    message = load_error(tmp_path, DEMO + "[logging]\nlevel = 'debug'\n")
+    assert "'logging'" in message
+    assert "unknown table" in message
+
+
+# --- missing fields ----------------------------------------------------------------
+
+
+def test_missing_id_names_camera_by_position(tmp_path):
+    message = load_error(tmp_path, DEMO + '[[cameras]]\nsource = "demo"\n')
+    assert_names(message, "camera #2", "id")
+    assert "missing" in message
+
+
+def test_missing_source_names_file_camera_and_field(tmp_path):
+    message = load_error(tmp_path, '[[cameras]]\nid = "porch"\n')
+    assert_names(message, "camera 'porch'", "source")
+    assert "missing" in message
+
+
+def test_unknown_source_names_file_camera_and_field(tmp_path):
+    message = load_error(tmp_path, '[[cameras]]\nid = "porch"\nsource = "rtsp"\n')
+    assert_names(message, "camera 'porch'", "source")
+    assert "'rtsp'" in message
+
+
+def test_snapshot_camera_without_url_names_field_url(tmp_path):
+    message = load_error(tmp_path, '[[cameras]]\nid = "garage"\nsource = "snapshot"\n')
+    assert_names(message, "camera 'garage'", "url")
+    assert "missing" in message
+
+
+def test_no_cameras_names_file(tmp_path):
+    message = load_error(tmp_path, "[server]\nport = 8080\n")
+    assert "no cameras" in message
+
+
+def test_empty_cameras_list_names_file(tmp_path):
+    message = load_error(tmp_path, "cameras = []\n")
+    assert "no cameras" in message
+
+
+# --- ids -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("camera_id", "label"),
+    [
+        ("Garage", "camera 'Garage'"),
+        ("front door", "camera 'front door'"),
+        ("a" * 65, "camera '" + "a" * 65 + "'"),
+        ("", "camera #1"),
+    ],
+    ids=["uppercase", "spaces", "65-chars", "empty"],
+)
+def test_bad_id_names_file_camera_and_field(tmp_path, camera_id, label):
+    message = load_error(tmp_path, f'[[cameras]]\nid = "{camera_id}"\nsource = "demo"\n')
+    assert_names(message, label, "id")
+
+
+def test_id_of_64_characters_is_accepted(tmp_path):
+    config = load_config(write(tmp_path, f'[[cameras]]\nid = "{"a" * 64}"\nsource = "demo"\n'), environ={})
+    assert config.cameras[0].id == "a" * 64
+
+
+def test_duplicate_id_names_file_camera_and_field(tmp_path):
+    message = load_error(tmp_path, SNAPSHOT + '[[cameras]]\nid = "garage"\nsource = "demo"\n')
+    assert_names(message, "camera 'garage'", "id")
+    assert "duplicate" in message
+
+
+# --- secrets ---------------------------------------------------------------------------
+
+
+def test_unset_password_env_names_file_camera_field_and_variable(tmp_path):
+    text = SNAPSHOT + 'username = "admin"\npassword_env = "GARAGE_PASSWORD"\n'
+    message = load_error(tmp_path, text, environ={"OTHER": "x"})
+    assert_names(message, "camera 'garage'", "password_env")
+    assert "GARAGE_PASSWORD" in message
+
+
+# --- URLs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url_toml",
+    [
+        '"ftp://cam.example/snapshot.jpg"',
+        '"http://"',
+        '"http:///snapshot.jpg"',
+        '"cam.example/snapshot.jpg"',
+        "42",
+        '["http://cam.example/snapshot.jpg"]',
+    ],
+    ids=["ftp", "no-host", "empty-host", "no-scheme", "integer", "list"],
+)
+def test_bad_url_names_file_camera_and_field(tmp_path, url_toml):
+    text = f'[[cameras]]\nid = "garage"\nsource = "snapshot"\nurl = {url_toml}\n'
+    message = load_error(tmp_path, text)
+    assert_names(message, "camera 'garage'", "url")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://admin:hunter2secret@cam.example/snapshot.jpg", "ftp://admin:hunter2secret@cam.example/x.jpg"],
+    ids=["http", "ftp"],
+)
+def test_url_with_credentials_is_refused_without_showing_the_password(tmp_path, url):
+    text = f'[[cameras]]\nid = "garage"\nsource = "snapshot"\nurl = "{url}"\n'
+    message = load_error(tmp_path, text)
+    assert_names(message, "camera 'garage'", "url")
+    assert "hunter2secret" not in message
+
+
+# --- fps -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fps_toml",
+    ["0.05", "31", "0", "-1", '"5"', "true", "nan", "inf"],
+    ids=["too-low", "too-high", "zero", "negative", "string", "boolean", "nan", "inf"],
+)
+@pytest.mark.parametrize("base", [DEMO, SNAPSHOT], ids=["demo", "snapshot"])
+def test_bad_fps_names_file_camera_and_field(tmp_path, base, fps_toml):
+    message = load_error(tmp_path, base + f"fps = {fps_toml}\n")
+    camera = "camera 'garage'" if "garage" in base else "camera 'demo'"
+    assert_names(message, camera, "fps")
+
+
+@pytest.mark.parametrize("fps", [0.1, 1, 30])
+def test_fps_at_the_limits_is_accepted(tmp_path, fps):
+    config = load_config(write(tmp_path, DEMO + f"fps = {fps}\n"), environ={})
+    assert config.cameras[0].fps == fps
+    assert isinstance(config.cameras[0].fps, float)
+
+
+# --- auth ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("auth_toml", ['"ntlm"', '"Basic"', '""', "true"], ids=["ntlm", "capitalised", "empty", "bool"])
+def test_bad_auth_value_names_file_camera_and_field(tmp_path, auth_toml):
+    message = load_error(tmp_path, SNAPSHOT + f'username = "admin"\nauth = {auth_toml}\n')
+    assert_names(message, "camera 'garage'", "auth")
+
+
+def test_auth_without_username_names_field_auth(tmp_path):
+    message = load_error(tmp_path, SNAPSHOT + 'auth = "digest"\n')
+    assert_names(message, "camera 'garage'", "auth")
+    assert "username" in message
+
+
+def test_password_env_without_username_names_field_password_env(tmp_path):
+    message = load_error(tmp_path, SNAPSHOT + 'password_env = "GARAGE_PASSWORD"\n', environ={"GARAGE_PASSWORD": "pw"})
+    assert_names(message, "camera 'garage'", "password_env")
+
+
+# --- server ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("port_toml", ["0", "65536", "-80", '"8080"', "80.5", "true"])
+def test_port_out_of_range_names_file_server_and_field(tmp_path, port_toml):
+    message = load_error(tmp_path, f"[server]\nport = {port_toml}\n" + DEMO)
+    assert_names(message, "[server]", "port")
+
+
+# --- unreadable files ------------------------------------------------------------------
+
+
+def test_invalid_toml_names_file(tmp_path):
+    message = load_error(tmp_path, '[[cameras]]\nid = "demo\nsource = "demo"\n')
+    assert "invalid TOML" in message
+
+
+def test_file_that_is_not_utf8_is_a_config_error(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(DEMO.encode() + 'name = "Café"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path), environ={})
+    assert str(path) in str(info.value) and "UTF-8" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['[[cameras]]\nid = "a\\nb"\nsource = "demo"\n', DEMO + '"bad\\nkey" = 1\n', '"bad\\ntable" = 1\n' + DEMO],
+    ids=["id", "camera-key", "top-level-key"],
+)
+def test_line_breaks_in_the_file_do_not_break_the_one_line_message(tmp_path, text):
+    load_error(tmp_path, text)  # asserts the message has no newline
+
+
+def test_missing_file_names_file(tmp_path):
+    path = str(tmp_path / "nowhere.toml")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    message = str(info.value)
+    assert path in message
+    assert "cannot read" in message
+    assert "\n" not in message
+
+
+# --- what parses -----------------------------------------------------------------------
+
+
+def test_full_snapshot_camera_parses_into_camera_config(tmp_path):
+    text = (
+        "[[cameras]]\n"
+        'id = "garage"\n'
+        'name = "Garage door"\n'
+        'source = "snapshot"\n'
+        'url = "https://cam.example:8443/cgi-bin/snapshot.jpg?channel=1"\n'
+        "fps = 2\n"
+        'username = "viewer"\n'
+        'password_env = "GARAGE_PASSWORD"\n'
+        'auth = "digest"\n'
+    )
+    path = write(tmp_path, text)
+    config = load_config(path, environ={"GARAGE_PASSWORD": "s3cret-pw"})
+    assert config.path == path
+    assert config.server == ServerConfig()
+    assert config.cameras == (
+        CameraConfig(
+            id="garage",
+            source="snapshot",
+            name="Garage door",
+            fps=2.0,
+            url="https://cam.example:8443/cgi-bin/snapshot.jpg?channel=1",
+            username="viewer",
+            password="s3cret-pw",
+            auth="digest",
+        ),
+    )
+    assert config.cameras[0].display_name == "Garage door"
+
+
+def test_password_is_not_shown_in_repr(tmp_path):
+    text = SNAPSHOT + 'username = "viewer"\npassword_env = "GARAGE_PASSWORD"\n'
+    config = load_config(write(tmp_path, text), environ={"GARAGE_PASSWORD": "s3cret-pw"})
+    assert config.cameras[0].password == "s3cret-pw"
+    assert "s3cret-pw" not in repr(config)
+    assert "s3cret-pw" not in repr(config.cameras[0])
+    assert "s3cret-pw" not in str(config.cameras[0])
+
+
+def test_auth_defaults_to_basic_when_username_is_given(tmp_path):
+    config = load_config(write(tmp_path, SNAPSHOT + 'username = "viewer"\n'), environ={})
+    camera = config.cameras[0]
+    assert camera.username == "viewer"
+    assert camera.auth == "basic"
+    assert camera.password is None
+
+
+def test_snapshot_camera_without_username_has_no_auth(tmp_path):
+    camera = load_config(write(tmp_path, SNAPSHOT), environ={}).cameras[0]
+    assert camera.username is None
+    assert camera.auth is None
+    assert camera.fps == 1.0
+    assert camera.display_name == "garage"
+
+
+def test_demo_camera_takes_fps_width_and_height(tmp_path):
+    config = load_config(write(tmp_path, DEMO + "fps = 12.5\nwidth = 320\nheight = 240\n"), environ={})
+    camera = config.cameras[0]
+    assert (camera.id, camera.source, camera.fps, camera.width, camera.height) == ("demo", "demo", 12.5, 320, 240)
+    assert camera.url is None
+
+
+def test_default_config_has_one_demo_camera():
+    config = default_config()
+    assert len(config.cameras) == 1
+    assert config.cameras[0].id == "demo"
+    assert config.cameras[0].source == "demo"
+    assert config.server == ServerConfig(host=DEFAULT_HOST, port=DEFAULT_PORT)
+    assert config.path is None
+
+
+def test_server_table_parses_host_port_and_resend_seconds(tmp_path):
+    text = '[server]\nhost = "0.0.0.0"\nport = 9090\nresend_seconds = 0.5\n' + DEMO
+    config = load_config(write(tmp_path, text), environ={})
+    assert config.server == ServerConfig(host="0.0.0.0", port=9090, resend_seconds=0.5)
+
+
+def test_several_cameras_keep_their_order(tmp_path):
+    text = SNAPSHOT + DEMO + '[[cameras]]\nid = "back_yard-2"\nsource = "demo"\n'
+    config = load_config(write(tmp_path, text), environ={})
+    assert [c.id for c in config.cameras] == ["garage", "demo", "back_yard-2"]

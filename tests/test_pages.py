@@ -1,0 +1,107 @@
+"""Pages, snapshots, health check and error answers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from mjpeg_proxy import streaming
+from tests.conftest import push_camera
+from tests.helpers import eventually, real_frames
+
+FRAMES = real_frames()
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+async def test_index_lists_every_camera_as_a_live_image(start_proxy, aiohttp_client):
+    proxy = await start_proxy(push_camera("garage", name="Garage <door>"), push_camera("yard"))
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.url("/")) as response:
+            assert response.status == 200
+            assert response.content_type == "text/html"
+            html = await response.text()
+    assert '<img src="cameras/garage/stream.mjpg"' in html
+    assert '<img src="cameras/yard/stream.mjpg"' in html
+    assert "Garage &lt;door&gt;" in html and "<door>" not in html
+    assert '<a href="cameras/garage">' in html
+
+
+async def test_kiosk_page_fills_the_window_with_the_stream_and_needs_no_script(start_proxy):
+    proxy = await start_proxy(push_camera("garage", name="Garage"))
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.url("/cameras/garage")) as response:
+            assert response.status == 200
+            html = await response.text()
+    # Relative to /cameras/garage, this is /cameras/garage/stream.mjpg (and works under a path prefix).
+    assert '<img src="garage/stream.mjpg"' in html
+    assert "overflow: hidden" in html and "background: #000" in html and "object-fit: contain" in html
+    assert "<script" not in html
+
+
+async def test_health_check_answers_ok(start_proxy):
+    proxy = await start_proxy(push_camera())
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.url("/healthz")) as response:
+            assert (response.status, await response.text()) == (200, "ok")
+
+
+async def test_snapshot_is_the_latest_frame_and_is_not_cached(start_proxy):
+    proxy = await start_proxy(push_camera())
+    proxy.push("cam", FRAMES[0])
+    proxy.push("cam", FRAMES[1])
+    await proxy.camera("cam").hub.next_part(1, 5)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.url("/cameras/cam/snapshot.jpg")) as response:
+            assert response.status == 200
+            assert response.content_type == "image/jpeg"
+            assert "no-store" in response.headers["Cache-Control"]
+            assert await response.read() == FRAMES[1]
+
+
+async def test_snapshot_waits_for_the_first_frame(start_proxy):
+    proxy = await start_proxy(push_camera())
+    async with aiohttp.ClientSession() as session:
+        request = asyncio.create_task(session.get(proxy.url("/cameras/cam/snapshot.jpg")))
+        await eventually(lambda: len(proxy.server.runner.server.connections) == 1)
+        assert not request.done()
+        proxy.push("cam", FRAMES[3])
+        async with await request as response:
+            assert response.status == 200
+            assert await response.read() == FRAMES[3]
+
+
+async def test_snapshot_without_any_frame_is_503_with_retry_after(start_proxy, monkeypatch):
+    monkeypatch.setattr(streaming, "SNAPSHOT_WAIT_S", 0.05)
+    proxy = await start_proxy(push_camera())
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.url("/cameras/cam/snapshot.jpg")) as response:
+            assert response.status == 503
+            assert response.headers["Retry-After"].isdigit()
+            body = await response.json()
+    assert "no frame yet" in body["message"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/cameras/nope", "/cameras/nope/stream.mjpg", "/cameras/nope/snapshot.jpg", "/nothing"]
+)
+async def test_unknown_camera_or_path_is_404_json_for_tools(start_proxy, path):
+    proxy = await start_proxy(push_camera())
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.url(path)) as response:
+            assert response.status == 404
+            assert response.content_type == "application/json"
+            body = await response.json()
+    assert body["status"] == 404
+
+
+async def test_unknown_camera_is_404_page_for_browsers(start_proxy):
+    proxy = await start_proxy(push_camera())
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.url("/cameras/nope"), headers=BROWSER) as response:
+            assert response.status == 404
+            assert response.content_type == "text/html"
+            html = await response.text()
+    assert "404" in html and "no camera with id &#39;nope&#39;" in html
+    assert "Traceback" not in html

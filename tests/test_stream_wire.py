@@ -1,0 +1,143 @@
+"""The MJPEG response byte by byte, as raw-socket clients and browsers see it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from tests.conftest import push_camera
+from tests.helpers import StrictMjpegReader, boundary_of, real_frames
+
+FRAMES = real_frames()
+
+
+async def open_raw(proxy, path: str, version: str = "1.0") -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    reader, writer = await asyncio.open_connection(proxy.server.host, proxy.server.port)
+    writer.write(f"GET {path} HTTP/{version}\r\nHost: test\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    return reader, writer, head
+
+
+def header_map(head: bytes) -> dict[str, str]:
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    return {name.lower(): value for name, _, value in (line.partition(": ") for line in lines if line)}
+
+
+async def test_http10_body_is_raw_multipart_byte_for_byte(start_proxy):
+    proxy = await start_proxy(push_camera(), resend_seconds=60)
+    hub = proxy.camera("cam").hub
+    proxy.push("cam", FRAMES[0])
+    await hub.next_part(0, 5)
+    reader, writer, head = await open_raw(proxy, "/cameras/cam/stream.mjpg")
+    try:
+        assert head.startswith(b"HTTP/1.0 200 OK\r\n")
+        headers = header_map(head)
+        assert "transfer-encoding" not in headers
+        boundary = boundary_of(headers["content-type"])
+        assert headers["cache-control"] == "no-cache, no-store, must-revalidate"
+        assert headers["pragma"] == "no-cache"
+        assert headers["x-accel-buffering"] == "no"
+        assert headers["x-content-type-options"] == "nosniff"
+
+        delimiter = b"--" + boundary.encode() + b"\r\n"
+        assert await reader.readexactly(len(delimiter)) == delimiter
+        part_head = await reader.readuntil(b"\r\n\r\n")
+        lines = part_head.split(b"\r\n")
+        assert lines[0] == b"Content-Type: image/jpeg"
+        assert lines[1] == b"Content-Length: %d" % len(FRAMES[0])
+        assert lines[2].startswith(b"X-Timestamp: ")
+        assert abs(float(lines[2].split(b": ")[1]) - hub.latest.frame.received_wall) < 1e-3
+        assert lines[3:] == [b"", b""]
+        assert await reader.readexactly(len(FRAMES[0])) == FRAMES[0]
+        # The delimiter follows the JPEG at once, with no newer frame to push it out.
+        tail = await asyncio.wait_for(reader.readexactly(2 + len(delimiter)), 5)
+        assert tail == b"\r\n" + delimiter
+    finally:
+        writer.close()
+
+
+async def test_http10_with_keep_alive_still_gets_a_close_delimited_body(start_proxy):
+    proxy = await start_proxy(push_camera(), resend_seconds=60)
+    proxy.push("cam", FRAMES[0])
+    await proxy.camera("cam").hub.next_part(0, 5)
+    reader, writer = await asyncio.open_connection(proxy.server.host, proxy.server.port)
+    try:
+        writer.write(b"GET /cameras/cam/stream.mjpg HTTP/1.0\r\nHost: test\r\nConnection: keep-alive\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        headers = header_map(head)
+        assert "transfer-encoding" not in headers and "content-length" not in headers
+        part = await StrictMjpegReader(reader, boundary_of(headers["content-type"])).read_part()
+        assert part.jpeg == FRAMES[0]
+    finally:
+        writer.close()
+
+
+async def test_each_new_frame_arrives_as_its_own_part(start_proxy):
+    proxy = await start_proxy(push_camera(), resend_seconds=60)
+    reader, writer, head = await open_raw(proxy, "/cameras/cam/stream.mjpg")
+    try:
+        mjpeg = StrictMjpegReader(reader, boundary_of(header_map(head)["content-type"]))
+        for jpeg in FRAMES[:5]:
+            proxy.push("cam", jpeg)
+            part = await asyncio.wait_for(mjpeg.read_part(), 5)
+            assert part.jpeg == jpeg
+            assert part.headers["content-length"] == str(len(jpeg))
+    finally:
+        writer.close()
+
+
+async def test_latest_frame_is_resent_while_the_camera_is_idle(start_proxy):
+    proxy = await start_proxy(push_camera(), resend_seconds=0.2)
+    reader, writer, head = await open_raw(proxy, "/cameras/cam/stream.mjpg")
+    try:
+        mjpeg = StrictMjpegReader(reader, boundary_of(header_map(head)["content-type"]))
+        proxy.push("cam", FRAMES[1])
+        first = await asyncio.wait_for(mjpeg.read_part(), 5)
+        # Nothing new is pushed: the same part comes again, whole and identical.
+        again = await asyncio.wait_for(mjpeg.read_part(), 5)
+        assert (again.raw_headers, again.jpeg) == (first.raw_headers, first.jpeg)
+        proxy.push("cam", FRAMES[2])
+        while (part := await asyncio.wait_for(mjpeg.read_part(), 5)).jpeg == FRAMES[1]:
+            pass
+        assert part.jpeg == FRAMES[2]
+    finally:
+        writer.close()
+
+
+async def test_http11_client_reads_a_correctly_framed_stream(start_proxy):
+    proxy = await start_proxy(push_camera(), resend_seconds=60)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.url("/cameras/cam/stream.mjpg")) as response:
+            assert response.status == 200
+            assert response.headers["Cache-Control"] == "no-cache, no-store, must-revalidate"
+            mjpeg = StrictMjpegReader(response.content, boundary_of(response.headers["Content-Type"]))
+            for jpeg in FRAMES[:3]:
+                proxy.push("cam", jpeg)
+                assert (await asyncio.wait_for(mjpeg.read_part(), 5)).jpeg == jpeg
+
+
+async def test_viewer_joining_late_gets_the_latest_frame_at_once(start_proxy):
+    proxy = await start_proxy(push_camera(), resend_seconds=60)
+    hub = proxy.camera("cam").hub
+    for jpeg in FRAMES[:3]:
+        proxy.push("cam", jpeg)
+    await hub.next_part(2, 5)
+    reader, writer, head = await open_raw(proxy, "/cameras/cam/stream.mjpg")
+    try:
+        part = await asyncio.wait_for(
+            StrictMjpegReader(reader, boundary_of(header_map(head)["content-type"])).read_part(), 5
+        )
+        assert part.jpeg == FRAMES[2]
+    finally:
+        writer.close()
+
+
+async def test_every_stream_of_a_server_uses_the_same_plain_boundary(start_proxy):
+    proxy = await start_proxy(push_camera("a"), push_camera("b"))
+    async with aiohttp.ClientSession() as session:
+        types = []
+        for camera_id in ("a", "b"):
+            async with session.get(proxy.url(f"/cameras/{camera_id}/stream.mjpg")) as response:
+                types.append(response.headers["Content-Type"])
+    assert boundary_of(types[0]) == boundary_of(types[1])
