@@ -51,7 +51,10 @@ class FakeSnapshotCamera:
     async def _snapshot(self, request: web.Request) -> web.Response:
         if self.username is not None and not self._authorised(request):
             self.challenges += 1
-            challenge = f'Digest realm="{REALM}", qop="auth", nonce="{self.nonce}", opaque="{secrets.token_hex(8)}", algorithm=MD5'
+            challenge = (
+                f'Digest realm="{REALM}", qop="auth", nonce="{self.nonce}", '
+                f'opaque="{secrets.token_hex(8)}", algorithm=MD5'
+            )
             return web.Response(
                 status=401,
                 text="<html>401 Unauthorized</html>",

@@ -118,7 +118,7 @@ async def test_cancelled_viewer_is_uncounted():
 
 async def test_hub_holds_one_frame_however_many_are_published():
     hub = make_hub()
-    for i in range(1000):
+    for _ in range(1000):
         hub.publish(Frame(bytes(1000)))
     # Nothing but the latest part is kept: no per-viewer or per-frame queue.
     assert hub.latest.frame.seq == 1000
