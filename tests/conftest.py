@@ -31,6 +31,13 @@ class Proxy:
     def push(self, camera_id: str, jpeg: bytes) -> None:
         self.pushed[camera_id].push(jpeg)
 
+    async def publish(self, camera_id: str, jpeg: bytes) -> None:
+        """Push a frame and wait until the camera's hub has published it."""
+        hub = self.camera(camera_id).hub
+        after = hub.latest.frame.seq if hub.latest else 0
+        self.push(camera_id, jpeg)
+        assert await hub.next_part(after, 5) is not None
+
 
 StartProxy = Callable[..., Awaitable[Proxy]]
 

@@ -49,9 +49,8 @@ async def test_health_check_answers_ok(start_proxy):
 
 async def test_snapshot_is_the_latest_frame_and_is_not_cached(start_proxy):
     proxy = await start_proxy(push_camera())
-    proxy.push("cam", FRAMES[0])
-    proxy.push("cam", FRAMES[1])
-    await proxy.camera("cam").hub.next_part(1, 5)
+    await proxy.publish("cam", FRAMES[0])
+    await proxy.publish("cam", FRAMES[1])
     async with aiohttp.ClientSession() as session:
         async with session.get(proxy.url("/cameras/cam/snapshot.jpg")) as response:
             assert response.status == 200

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import aiohttp
 
@@ -12,11 +14,18 @@ from tests.helpers import StrictMjpegReader, boundary_of, real_frames
 FRAMES = real_frames()
 
 
-async def open_raw(proxy, path: str, version: str = "1.0") -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+STREAM_HTTP10 = b"GET /cameras/cam/stream.mjpg HTTP/1.0\r\nHost: test\r\n\r\n"
+
+
+@contextlib.asynccontextmanager
+async def raw_viewer(proxy, request: bytes = STREAM_HTTP10) -> AsyncIterator[tuple[bytes, asyncio.StreamReader]]:
+    """Send ``request`` on a plain socket; yield the response head and the body's reader."""
     reader, writer = await asyncio.open_connection(proxy.server.host, proxy.server.port)
-    writer.write(f"GET {path} HTTP/{version}\r\nHost: test\r\n\r\n".encode())
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    return reader, writer, head
+    try:
+        writer.write(request)
+        yield await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5), reader
+    finally:
+        writer.close()
 
 
 def header_map(head: bytes) -> dict[str, str]:
@@ -27,10 +36,8 @@ def header_map(head: bytes) -> dict[str, str]:
 async def test_http10_body_is_raw_multipart_byte_for_byte(start_proxy):
     proxy = await start_proxy(push_camera(), resend_seconds=60)
     hub = proxy.camera("cam").hub
-    proxy.push("cam", FRAMES[0])
-    await hub.next_part(0, 5)
-    reader, writer, head = await open_raw(proxy, "/cameras/cam/stream.mjpg")
-    try:
+    await proxy.publish("cam", FRAMES[0])
+    async with raw_viewer(proxy) as (head, reader):
         assert head.startswith(b"HTTP/1.0 200 OK\r\n")
         headers = header_map(head)
         assert "transfer-encoding" not in headers
@@ -53,44 +60,33 @@ async def test_http10_body_is_raw_multipart_byte_for_byte(start_proxy):
         # The delimiter follows the JPEG at once, with no newer frame to push it out.
         tail = await asyncio.wait_for(reader.readexactly(2 + len(delimiter)), 5)
         assert tail == b"\r\n" + delimiter
-    finally:
-        writer.close()
 
 
 async def test_http10_with_keep_alive_still_gets_a_close_delimited_body(start_proxy):
     proxy = await start_proxy(push_camera(), resend_seconds=60)
-    proxy.push("cam", FRAMES[0])
-    await proxy.camera("cam").hub.next_part(0, 5)
-    reader, writer = await asyncio.open_connection(proxy.server.host, proxy.server.port)
-    try:
-        writer.write(b"GET /cameras/cam/stream.mjpg HTTP/1.0\r\nHost: test\r\nConnection: keep-alive\r\n\r\n")
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    await proxy.publish("cam", FRAMES[0])
+    request = b"GET /cameras/cam/stream.mjpg HTTP/1.0\r\nHost: test\r\nConnection: keep-alive\r\n\r\n"
+    async with raw_viewer(proxy, request) as (head, reader):
         headers = header_map(head)
         assert "transfer-encoding" not in headers and "content-length" not in headers
         part = await StrictMjpegReader(reader, boundary_of(headers["content-type"])).read_part()
         assert part.jpeg == FRAMES[0]
-    finally:
-        writer.close()
 
 
 async def test_each_new_frame_arrives_as_its_own_part(start_proxy):
     proxy = await start_proxy(push_camera(), resend_seconds=60)
-    reader, writer, head = await open_raw(proxy, "/cameras/cam/stream.mjpg")
-    try:
+    async with raw_viewer(proxy) as (head, reader):
         mjpeg = StrictMjpegReader(reader, boundary_of(header_map(head)["content-type"]))
         for jpeg in FRAMES[:5]:
             proxy.push("cam", jpeg)
             part = await asyncio.wait_for(mjpeg.read_part(), 5)
             assert part.jpeg == jpeg
             assert part.headers["content-length"] == str(len(jpeg))
-    finally:
-        writer.close()
 
 
 async def test_latest_frame_is_resent_while_the_camera_is_idle(start_proxy):
     proxy = await start_proxy(push_camera(), resend_seconds=0.2)
-    reader, writer, head = await open_raw(proxy, "/cameras/cam/stream.mjpg")
-    try:
+    async with raw_viewer(proxy) as (head, reader):
         mjpeg = StrictMjpegReader(reader, boundary_of(header_map(head)["content-type"]))
         proxy.push("cam", FRAMES[1])
         first = await asyncio.wait_for(mjpeg.read_part(), 5)
@@ -101,8 +97,6 @@ async def test_latest_frame_is_resent_while_the_camera_is_idle(start_proxy):
         while (part := await asyncio.wait_for(mjpeg.read_part(), 5)).jpeg == FRAMES[1]:
             pass
         assert part.jpeg == FRAMES[2]
-    finally:
-        writer.close()
 
 
 async def test_http11_client_reads_a_correctly_framed_stream(start_proxy):
@@ -121,16 +115,11 @@ async def test_viewer_joining_late_gets_the_latest_frame_at_once(start_proxy):
     proxy = await start_proxy(push_camera(), resend_seconds=60)
     hub = proxy.camera("cam").hub
     for jpeg in FRAMES[:3]:
-        proxy.push("cam", jpeg)
-    await hub.next_part(2, 5)
-    reader, writer, head = await open_raw(proxy, "/cameras/cam/stream.mjpg")
-    try:
-        part = await asyncio.wait_for(
-            StrictMjpegReader(reader, boundary_of(header_map(head)["content-type"])).read_part(), 5
-        )
-        assert part.jpeg == FRAMES[2]
-    finally:
-        writer.close()
+        await proxy.publish("cam", jpeg)
+    assert hub.latest.frame.seq == 3
+    async with raw_viewer(proxy) as (head, reader):
+        mjpeg = StrictMjpegReader(reader, boundary_of(header_map(head)["content-type"]))
+        assert (await asyncio.wait_for(mjpeg.read_part(), 5)).jpeg == FRAMES[2]
 
 
 async def test_every_stream_of_a_server_uses_the_same_plain_boundary(start_proxy):

@@ -16,8 +16,7 @@ FRAMES = real_frames()
 async def test_viewer_that_disconnects_while_camera_is_idle_is_removed(start_proxy):
     proxy = await start_proxy(push_camera(), resend_seconds=60)
     hub = proxy.camera("cam").hub
-    proxy.push("cam", FRAMES[0])
-    await hub.next_part(0, 5)
+    await proxy.publish("cam", FRAMES[0])
     tasks_before = len(asyncio.all_tasks())
 
     reader, writer = await asyncio.open_connection(proxy.server.host, proxy.server.port)
@@ -37,8 +36,7 @@ async def test_viewer_that_disconnects_while_camera_is_idle_is_removed(start_pro
 async def test_many_connect_read_close_rounds_leave_nothing_behind(start_proxy):
     proxy = await start_proxy(push_camera(), resend_seconds=60)
     hub = proxy.camera("cam").hub
-    proxy.push("cam", FRAMES[0])
-    await hub.next_part(0, 5)
+    await proxy.publish("cam", FRAMES[0])
     tasks_before = len(asyncio.all_tasks())
     for _ in range(50):
         reader, writer = await asyncio.open_connection(proxy.server.host, proxy.server.port)
