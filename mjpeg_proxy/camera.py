@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 # Wrong credentials are retried slowly: many upstreams lock an account after
 # a handful of failed logins.
-AUTH_BACKOFF_INITIAL_S, AUTH_BACKOFF_MAX_S = 60.0, 600.0
+AUTH_BACKOFF_INITIAL_S, AUTH_BACKOFF_MAX_S = 120.0, 600.0
 
 
 class CameraState(enum.StrEnum):
@@ -43,8 +43,10 @@ _STATE_BY_ERROR = {
 class Camera:
     """Runs one fetch loop from ``source`` into ``hub``, however many viewers watch.
 
-    Errors (``SourceError``) back off exponentially with jitter, 1 s up to 60 s, or
-    60 s up to 10 min after an ``AuthError``; a source that yields no frame for
+    Errors (``SourceError``) back off exponentially with jitter in steps of 1 s doubling
+    up to 60 s, each delay drawn from the upper half of its step (so 0.5-1 s first);
+    after an ``AuthError`` the steps go from 120 s to 10 min (so at least a minute
+    between failed logins). A source that yields no frame for
     ``stall_timeout_s`` seconds (default: the larger of 10 s and three frame intervals)
     is stalled and restarted the same way. Each burst of errors is logged once when it
     starts and once when it ends.
@@ -105,7 +107,9 @@ class Camera:
                 if self.state is not CameraState.LIVE:
                     self._recovered()
         finally:
-            await frames.aclose()  # type: ignore[attr-defined]
+            aclose = getattr(frames, "aclose", None)  # async generators hold resources until closed
+            if aclose is not None:
+                await aclose()
 
     def _failed(self, error: SourceError) -> float:
         self.errors[error.kind] += 1

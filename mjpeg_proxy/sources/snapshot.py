@@ -44,14 +44,14 @@ class SnapshotSource(Source):
         self.fps = fps
         self._http = http
         self._max_frame_bytes = max_frame_bytes
-        self._basic: aiohttp.BasicAuth | None = None
+        self._headers: dict[str, str] = {}
         self._middlewares: tuple[aiohttp.DigestAuthMiddleware, ...] = ()
         if username is not None:
             if auth == "digest":
                 # One middleware per camera: it keeps the server's nonce between requests.
                 self._middlewares = (aiohttp.DigestAuthMiddleware(username, password or ""),)
             else:
-                self._basic = aiohttp.BasicAuth(username, password or "")
+                self._headers = {"Authorization": aiohttp.encode_basic_auth(username, password or "")}
         self._pacer = Pacer(fps)
 
     async def frames(self) -> AsyncIterator[Frame]:
@@ -65,7 +65,7 @@ class SnapshotSource(Source):
         try:
             async with self._http.get(
                 self.url,
-                auth=self._basic,
+                headers=self._headers,
                 middlewares=self._middlewares,
                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
             ) as response:
@@ -84,7 +84,7 @@ class SnapshotSource(Source):
         except TimeoutError:
             raise UpstreamUnavailable(f"{where} did not answer within {REQUEST_TIMEOUT_S:g} s") from None
         except aiohttp.ClientError as e:
-            raise UpstreamUnavailable(f"{where}: {type(e).__name__}: {_describe(e)}") from None
+            raise UpstreamUnavailable(f"{where}: {_describe(e)}") from None
         try:
             return complete_jpeg(bytes(body))
         except BadFrame as e:
@@ -105,7 +105,10 @@ def _raise_for_status(status: int, where: str) -> None:
 
 
 def _describe(error: aiohttp.ClientError) -> str:
-    # aiohttp's connection errors repeat the full URL with its query; keep the cause only.
+    # aiohttp's error texts repeat the full URL with its query (which may hold a token),
+    # so only the cause is kept.
     if isinstance(error, aiohttp.ClientConnectorError):
-        return str(error.os_error.strerror or error.os_error)
-    return str(error) or "connection failed"
+        return f"{type(error).__name__}: {error.os_error.strerror or type(error.os_error).__name__}"
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"{type(error).__name__} (HTTP {error.status})"
+    return type(error).__name__
