@@ -32,7 +32,13 @@ def create_app(config: Config, source_factory: SourceFactory = build_source) -> 
     ``source_factory`` makes each camera's Source from its configuration and the
     shared client session (tests give sources of their own).
     """
-    app = web.Application(middlewares=[pages.error_pages])
+    app = web.Application(
+        middlewares=[
+            # /cameras/demo/ is what people type; send them to /cameras/demo.
+            web.normalize_path_middleware(append_slash=False, remove_slash=True),
+            pages.error_pages,
+        ]
+    )
     app[CONFIG] = config
     app[WRITER] = MultipartWriter(new_boundary())
     aiohttp_jinja2.setup(
@@ -41,12 +47,20 @@ def create_app(config: Config, source_factory: SourceFactory = build_source) -> 
         autoescape=jinja2.select_autoescape(default=True),
     )
     app.cleanup_ctx.append(functools.partial(_run_cameras, source_factory=source_factory))
+    app.on_shutdown.append(_end_streams)
     app.router.add_get("/", pages.index, name="index")
     app.router.add_get("/healthz", pages.healthz, name="healthz")
     app.router.add_get("/cameras/{camera_id}", pages.kiosk, name="kiosk")
     app.router.add_get("/cameras/{camera_id}/stream.mjpg", streaming.stream, name="stream")
     app.router.add_get("/cameras/{camera_id}/snapshot.jpg", streaming.snapshot, name="snapshot")
     return app
+
+
+async def _end_streams(app: web.Application) -> None:
+    # Runs when the server stops accepting: streams never end by themselves, so
+    # without this the shutdown would wait out its whole timeout for them.
+    for camera in app[CAMERAS].values():
+        camera.hub.close()
 
 
 def templates_dir() -> Path:

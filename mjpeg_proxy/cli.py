@@ -13,6 +13,7 @@ from aiohttp import web
 from mjpeg_proxy import __version__
 from mjpeg_proxy.app import create_app
 from mjpeg_proxy.config import Config, ConfigError, default_config, load_config
+from mjpeg_proxy.logs import setup_logging
 
 log = logging.getLogger("mjpeg_proxy")
 
@@ -50,11 +51,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     0 after a clean stop, 1 when the server cannot listen, 2 for a bad command line
     or configuration (with one line on stderr saying what is wrong).
     """
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # An empty value usually means an unset shell variable ("--host $HOST"); refusing it
+    # beats silently serving the demo, or listening on every interface.
+    for option, value in (("--config", args.config), ("--host", args.host)):
+        if value is not None and not value.strip():
+            parser.error(f"{option} must not be empty")
+    setup_logging(args.log_level)
     try:
         config = load_config(args.config) if args.config else default_config()
     except ConfigError as error:

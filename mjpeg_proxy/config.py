@@ -104,7 +104,8 @@ def load_config(path: str, environ: Mapping[str, str] = os.environ) -> Config:
     """
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            # utf-8-sig: editors such as Windows Notepad start UTF-8 files with a byte-order mark.
+            data = tomllib.loads(f.read().decode("utf-8-sig"))
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
@@ -243,9 +244,9 @@ def _check_url(url: Any, fail: Callable[[str, str], ConfigError]) -> None:
         raise fail("url", f"must be a string, got {url!r}")
     try:
         parsed = URL(url)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+    except ValueError as e:  # yarl's text names the problem ("Port out of range 0-65535"), not the URL
+        raise fail("url", f"is not a valid URL: {e}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
         raise fail("url", 'must be an http:// or https:// URL with a host, such as "http://cam.example/snapshot.jpg"')
     if parsed.user is not None or parsed.password is not None:
         raise fail("url", "must not hold credentials; use 'username' and 'password_env'")

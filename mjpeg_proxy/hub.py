@@ -11,6 +11,10 @@ from typing import NamedTuple
 from mjpeg_proxy.frame import Frame
 
 
+class HubClosed(Exception):
+    """The hub was closed (the server is shutting down); no more parts will come."""
+
+
 class Part(NamedTuple):
     """A published frame with the bytes of its multipart part, built once for all viewers."""
 
@@ -38,6 +42,7 @@ class FrameHub:
         self._new_part = asyncio.Event()
         self._viewers = 0
         self._viewers_changed = asyncio.Event()
+        self._closed = False
 
     @property
     def latest(self) -> Part | None:
@@ -63,14 +68,25 @@ class FrameHub:
 
         Returns at once if it already is. Returns None if ``timeout_s`` seconds pass
         first (None waits for ever).
+
+        Raises:
+            HubClosed: the hub is closed, now or while waiting.
         """
         try:
             async with asyncio.timeout(timeout_s):
-                while self._latest is None or self._latest.frame.seq <= after_seq:
+                while not self._closed and (self._latest is None or self._latest.frame.seq <= after_seq):
                     await self._new_part.wait()
         except TimeoutError:
             return None
+        if self._closed:
+            raise HubClosed
         return self._latest
+
+    def close(self) -> None:
+        """Wake every waiting viewer for the last time; ``next_part`` raises HubClosed from now on."""
+        self._closed = True
+        woken, self._new_part = self._new_part, asyncio.Event()
+        woken.set()
 
     @contextlib.contextmanager
     def viewer(self) -> Iterator[None]:

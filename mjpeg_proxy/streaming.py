@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 
 from mjpeg_proxy.appkeys import CONFIG, WRITER, camera_from_request
+from mjpeg_proxy.hub import HubClosed
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
     The viewer gets the latest frame at once, then every newer one; a slow viewer
     skips to the newest. While the camera sends nothing new, the latest frame is
-    re-sent every ``resend_seconds``. Ends when the viewer goes away.
+    re-sent every ``resend_seconds``. Ends when the viewer goes away or the server
+    stops. A HEAD request gets the headers alone.
     """
     camera = camera_from_request(request)
     writer = request.app[WRITER]
@@ -39,6 +41,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
+    if request.method == "HEAD":
+        # Headers only: a HEAD answer has no body (RFC 9110, 9.3.2), and uptime
+        # checkers that use HEAD must not download the stream for ever.
+        await response.prepare(request)
+        return response
     hub = camera.hub
     peer = request.remote
     with hub.viewer():
@@ -60,6 +67,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         except ConnectionError:
             # The viewer went away while we wrote; the usual end of a stream.
             pass
+        except HubClosed:
+            pass  # the server is stopping
         finally:
             log.debug("camera %s: viewer %s left (%d watching)", camera.id, peer, hub.viewers - 1)
     return response
@@ -72,7 +81,10 @@ async def snapshot(request: web.Request) -> web.Response:
     ``Retry-After``.
     """
     camera = camera_from_request(request)
-    part = camera.hub.latest or await camera.hub.next_part(0, SNAPSHOT_WAIT_S)
+    try:
+        part = camera.hub.latest or await camera.hub.next_part(0, SNAPSHOT_WAIT_S)
+    except HubClosed:
+        part = None
     if part is None:
         raise web.HTTPServiceUnavailable(
             text=f"camera {camera.id!r} has no frame yet ({camera.state})",

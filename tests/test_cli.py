@@ -126,6 +126,15 @@ def test_help_documents_every_option(capsys):
         assert level in out
 
 
+@pytest.mark.parametrize("option", ["--config", "--host"])
+def test_empty_config_or_host_is_refused(capsys, option):
+    # "--host $HOST" with HOST unset must not listen everywhere, nor serve the demo by mistake.
+    with pytest.raises(SystemExit) as info:
+        main([option, ""])
+    assert info.value.code == 2
+    assert f"{option} must not be empty" in capsys.readouterr().err
+
+
 def test_bad_log_level_exits_2(capsys):
     with pytest.raises(SystemExit) as info:
         main(["--log-level", "verbose"])
@@ -173,7 +182,7 @@ def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
-def test_run_py_serves_the_demo_camera_and_stops_on_sigterm():
+def test_run_py_serves_the_demo_camera_and_stops_on_sigterm_with_viewers():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
@@ -199,10 +208,27 @@ def test_run_py_serves_the_demo_camera_and_stops_on_sigterm():
         assert jpeg.startswith(b"\xff\xd8")
         assert jpeg.endswith(b"\xff\xd9")
 
+        # A scanner's malformed requests get a 400, and no traceback in the log.
+        for junk in (b"GET /\x01\x02 HTTP/1.1\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as junk_socket:
+                junk_socket.sendall(junk)
+                assert b" 400 " in junk_socket.recv(100)
+
+        # Two viewers watching when the server is told to stop.
+        viewers = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        for viewer in viewers:
+            viewer.sendall(b"GET /cameras/demo/stream.mjpg HTTP/1.0\r\n\r\n")
+            assert viewer.recv(65536).startswith(b"HTTP/1.0 200")
+        stopping = time.monotonic()
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)
         assert process.returncode == 0, stderr
-        assert "Traceback" not in stderr
+        assert time.monotonic() - stopping < 5, "the server must stop within 5 s even with viewers"
+        assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+        for viewer in viewers:
+            while viewer.recv(65536):  # the stream ends: EOF, not a hang
+                pass
+            viewer.close()
     finally:
         if process.poll() is None:
             process.kill()

@@ -241,6 +241,18 @@ def test_invalid_toml_names_file(tmp_path):
     assert "invalid TOML" in message
 
 
+def test_utf8_file_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "notepad.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + DEMO.encode())
+    assert load_config(str(path), environ={}).cameras[0].id == "demo"
+
+
+def test_url_with_a_bad_port_says_so(tmp_path):
+    message = load_error(tmp_path, SNAPSHOT.replace("cam.example", "cam.example:99999"))
+    assert_names(message, "camera 'garage'", "url")
+    assert "Port out of range" in message
+
+
 def test_file_that_is_not_utf8_is_a_config_error(tmp_path):
     path = tmp_path / "latin1.toml"
     path.write_bytes(DEMO.encode() + 'name = "Café"\n'.encode("latin-1"))

@@ -104,3 +104,11 @@ async def test_unknown_camera_is_404_page_for_browsers(start_proxy):
             html = await response.text()
     assert "404" in html and "no camera with id &#39;nope&#39;" in html
     assert "Traceback" not in html
+
+
+async def test_trailing_slash_redirects_to_the_page(start_proxy):
+    proxy = await start_proxy(push_camera("garage"))
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.url("/cameras/garage/"), allow_redirects=False) as response:
+            assert response.status in (301, 308)
+            assert response.headers["Location"] == "/cameras/garage"

@@ -130,3 +130,32 @@ async def test_every_stream_of_a_server_uses_the_same_plain_boundary(start_proxy
             async with session.get(proxy.url(f"/cameras/{camera_id}/stream.mjpg")) as response:
                 types.append(response.headers["Content-Type"])
     assert boundary_of(types[0]) == boundary_of(types[1])
+
+
+async def test_head_on_the_stream_gets_headers_and_no_body(start_proxy):
+    proxy = await start_proxy(push_camera(), resend_seconds=0.1)
+    await proxy.publish("cam", FRAMES[0])
+    request = (
+        b"HEAD /cameras/cam/stream.mjpg HTTP/1.1\r\nHost: test\r\n\r\n"
+        b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    async with raw_viewer(proxy, request) as (head, reader):
+        boundary_of(header_map(head)["content-type"])
+        # The next bytes on the connection are the answer to the second request, not a body.
+        rest = await asyncio.wait_for(reader.read(), 5)
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n") and rest.endswith(b"\r\n\r\nok")
+
+
+async def test_stopping_the_server_ends_every_stream_promptly(start_proxy):
+    proxy = await start_proxy(push_camera(), resend_seconds=60)
+    await proxy.publish("cam", FRAMES[0])
+    async with contextlib.AsyncExitStack() as stack:
+        readers = []
+        for _ in range(3):
+            head, reader = await stack.enter_async_context(raw_viewer(proxy))
+            await StrictMjpegReader(reader, boundary_of(header_map(head)["content-type"])).read_part()
+            readers.append(reader)
+        # Without ending the streams, the server would wait out its whole shutdown timeout (60 s here).
+        await asyncio.wait_for(proxy.server.close(), 5)
+        for reader in readers:
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # end of stream
