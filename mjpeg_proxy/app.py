@@ -19,9 +19,10 @@ from mjpeg_proxy.camera import Camera
 from mjpeg_proxy.config import CameraConfig, Config
 from mjpeg_proxy.hub import FrameHub
 from mjpeg_proxy.multipart import MultipartWriter, new_boundary
-from mjpeg_proxy.sources import Source, build_source
+from mjpeg_proxy.sources import Source, Upstreams, build_source
+from mjpeg_proxy.sources.een_session import EenSession
 
-SourceFactory = Callable[[CameraConfig, aiohttp.ClientSession], Source]
+SourceFactory = Callable[[CameraConfig, Upstreams], Source]
 
 
 def create_app(config: Config, source_factory: SourceFactory = build_source) -> web.Application:
@@ -30,7 +31,7 @@ def create_app(config: Config, source_factory: SourceFactory = build_source) -> 
     The cameras, their hubs and their fetch tasks start with the application and
     stop with it (``cleanup_ctx``); ``app[CAMERAS]`` holds them while it runs.
     ``source_factory`` makes each camera's Source from its configuration and the
-    shared client session (tests give sources of their own).
+    shared upstream clients (tests give sources of their own).
     """
     app = web.Application(
         middlewares=[
@@ -78,11 +79,14 @@ def templates_dir() -> Path:
 async def _run_cameras(app: web.Application, source_factory: SourceFactory) -> AsyncIterator[None]:
     config = app[CONFIG]
     writer = app[WRITER]
-    http = aiohttp.ClientSession(headers={"User-Agent": f"mjpeg-proxy/{__version__}"})
+    upstreams = Upstreams(
+        http=aiohttp.ClientSession(headers={"User-Agent": f"mjpeg-proxy/{__version__}"}),
+        een=EenSession(config.een) if config.een and any(c.source == "een" for c in config.cameras) else None,
+    )
     cameras: dict[str, Camera] = {}
     for camera_config in config.cameras:
         hub = FrameHub(lambda frame: writer.part(frame.jpeg, frame.timestamp))
-        source = source_factory(camera_config, http)
+        source = source_factory(camera_config, upstreams)
         cameras[camera_config.id] = Camera(camera_config, source, hub)
     app[CAMERAS] = cameras
     tasks = [asyncio.create_task(camera.run(), name=f"camera {camera.id}") for camera in cameras.values()]
@@ -94,4 +98,6 @@ async def _run_cameras(app: web.Application, source_factory: SourceFactory) -> A
         await asyncio.gather(*tasks, return_exceptions=True)
         for camera in cameras.values():
             await camera.source.close()
-        await http.close()
+        if upstreams.een is not None:
+            await upstreams.een.close()
+        await upstreams.http.close()

@@ -15,9 +15,14 @@ from mjpeg_proxy.sources.base import Source
 
 log = logging.getLogger(__name__)
 
-# Wrong credentials are retried slowly: many upstreams lock an account after
-# a handful of failed logins.
-AUTH_BACKOFF_INITIAL_S, AUTH_BACKOFF_MAX_S = 120.0, 600.0
+BACKOFF_S = (1.0, 60.0)
+"""First and largest step of the retry delay after an error, in seconds."""
+AUTH_BACKOFF_S = (120.0, 600.0)
+"""The same after refused credentials: many upstreams lock an account after a handful
+of failed logins."""
+MIN_STALL_TIMEOUT_S = 10.0
+"""A camera is stalled after this many seconds without a frame (or three frame
+intervals, if longer)."""
 
 
 class CameraState(enum.StrEnum):
@@ -64,13 +69,13 @@ class Camera:
         self.config = config
         self.source = source
         self.hub = hub
-        self.stall_timeout_s = stall_timeout_s or max(10.0, 3.0 / config.fps)
+        self.stall_timeout_s = stall_timeout_s or max(MIN_STALL_TIMEOUT_S, 3.0 / config.fps)
         self.state = CameraState.STARTING
         self.frames_received = 0
         self.errors: collections.Counter[str] = collections.Counter()
         self.last_error: str | None = None
-        self._backoff = backoff or Backoff()
-        self._auth_backoff = Backoff(AUTH_BACKOFF_INITIAL_S, AUTH_BACKOFF_MAX_S)
+        self._backoff = backoff or Backoff(*BACKOFF_S)
+        self._auth_backoff = Backoff(*AUTH_BACKOFF_S)
         self._failures_in_burst = 0
 
     @property

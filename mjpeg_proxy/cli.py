@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -12,7 +13,7 @@ from aiohttp import web
 
 from mjpeg_proxy import __version__
 from mjpeg_proxy.app import create_app
-from mjpeg_proxy.config import Config, ConfigError, default_config, load_config
+from mjpeg_proxy.config import Config, ConfigError, default_config, load_config, with_een_cameras
 from mjpeg_proxy.logs import setup_logging
 
 log = logging.getLogger("mjpeg_proxy")
@@ -32,6 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--config", metavar="FILE", help="TOML configuration file (see README.md); default: one demo camera"
+    )
+    parser.add_argument(
+        "--een-esn",
+        metavar="ESN",
+        action="append",
+        default=[],
+        help=(
+            "serve the Eagle Eye Networks camera with this ESN (8 hex digits) as camera id ESN; "
+            "repeat for more cameras. The account comes from [een] in --config, else from the "
+            "environment variables EEN_USERNAME, EEN_PASSWORD and optionally EEN_API_KEY"
+        ),
     )
     parser.add_argument("--host", help="address to listen on (default: [server] host, else 127.0.0.1; 0.0.0.0 for all)")
     parser.add_argument("--port", type=int, help="TCP port to listen on (default: [server] port, else 8080)")
@@ -60,11 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{option} must not be empty")
     setup_logging(args.log_level)
     try:
-        config = load_config(args.config) if args.config else default_config()
+        config = load_config(args.config) if args.config else None
+        if args.een_esn:
+            config = with_een_cameras(config, args.een_esn, os.environ)
     except ConfigError as error:
         print(f"mjpeg-proxy: configuration error: {error}", file=sys.stderr)
         return 2
-    config = _with_overrides(config, args.host, args.port)
+    config = _with_overrides(config or default_config(), args.host, args.port)
     if not 1 <= config.server.port <= 65535:
         print(f"mjpeg-proxy: --port must be from 1 to 65535, got {config.server.port}", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,7 +20,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
 MIN_FPS, MAX_FPS = 0.1, 30.0
-SOURCES = ("demo", "snapshot")
+SOURCES = ("demo", "snapshot", "een")
+EEN_DEFAULT_BASE_URL = "https://login.eagleeyenetworks.com"
 
 _CAMERA_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -28,8 +29,12 @@ _COMMON_KEYS = {"id", "name", "source", "fps"}
 _SOURCE_KEYS = {
     "demo": _COMMON_KEYS | {"width", "height"},
     "snapshot": _COMMON_KEYS | {"url", "username", "password_env", "auth", "max_frame_bytes"},
+    "een": _COMMON_KEYS | {"esn", "max_frame_bytes"},
 }
 _SERVER_KEYS = {"host", "port", "resend_seconds"}
+_EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
+# An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
+_ESN_RE = re.compile(r"[0-9a-fA-F]{8}")
 
 
 class ConfigError(Exception):
@@ -58,7 +63,8 @@ class CameraConfig:
     read from the environment variable named by ``password_env``; it is kept out of
     ``repr`` so it cannot reach a log line. ``auth`` is ``"basic"`` or ``"digest"`` when
     a username is set. ``width`` and ``height`` (pixels) apply to the demo source;
-    ``max_frame_bytes`` caps one upstream frame.
+    ``max_frame_bytes`` caps one upstream frame. ``esn`` is an EEN camera's ESN, in
+    lowercase.
     """
 
     id: str
@@ -72,11 +78,29 @@ class CameraConfig:
     width: int = 640
     height: int = 360
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    esn: str | None = None
 
     @property
     def display_name(self) -> str:
         """The name shown to people: ``name``, or the id when no name is set."""
         return self.name or self.id
+
+
+@dataclass(frozen=True)
+class EenConfig:
+    """The ``[een]`` table: the Eagle Eye Networks account every ``een`` camera uses.
+
+    ``username``, ``password`` and ``api_key`` are secrets (the latter two read from the
+    environment) and are kept out of ``repr``. ``base_url`` is where to log in;
+    with ``use_brand_subdomain``, later calls go to the account's branded host
+    (EEN API v1 docs, Authentication: "API calls should then use the branded subdomain").
+    """
+
+    username: str = field(repr=False)
+    password: str = field(repr=False)
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str = EEN_DEFAULT_BASE_URL
+    use_brand_subdomain: bool = True
 
 
 @dataclass(frozen=True)
@@ -86,6 +110,7 @@ class Config:
     server: ServerConfig
     cameras: tuple[CameraConfig, ...]
     path: str | None = None
+    een: EenConfig | None = None
 
 
 def default_config() -> Config:
@@ -117,10 +142,13 @@ def load_config(path: str, environ: Mapping[str, str] = os.environ) -> Config:
 
 def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str]) -> Config:
     """Check an already-parsed TOML document; see ``load_config``."""
-    unknown = set(data) - {"server", "cameras"}
+    unknown = set(data) - {"server", "een", "cameras"}
     if unknown:
-        raise ConfigError(f"{path}: unknown table or key {sorted(unknown)[0]!r} (expected [server] and [[cameras]])")
+        raise ConfigError(
+            f"{path}: unknown table or key {sorted(unknown)[0]!r} (expected [server], [een] and [[cameras]])"
+        )
     server = _parse_server(data.get("server", {}), path)
+    een = _parse_een(data["een"], path, environ) if "een" in data else None
     cameras_data = data.get("cameras")
     if cameras_data is None:
         raise ConfigError(f"{path}: no cameras: add at least one [[cameras]] table")
@@ -136,7 +164,39 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
             raise ConfigError(f"{path}: camera {camera.id!r}: field 'id': duplicate id, already used by another camera")
         seen.add(camera.id)
         cameras.append(camera)
-    return Config(server=server, cameras=tuple(cameras), path=path)
+        if camera.source == "een" and een is None:
+            raise ConfigError(
+                f"{path}: camera {camera.id!r}: field 'source': \"een\" cameras need an [een] table "
+                "with the account's username and password_env"
+            )
+    return Config(server=server, cameras=tuple(cameras), path=path, een=een)
+
+
+def with_een_cameras(config: Config | None, esns: Sequence[str], environ: Mapping[str, str]) -> Config:
+    """Add one ``een`` camera per ESN (its id is the ESN) to ``config``, or to an empty one.
+
+    The account comes from ``config``'s ``[een]`` table, else from the environment
+    variables ``EEN_USERNAME``, ``EEN_PASSWORD`` and, optionally, ``EEN_API_KEY``.
+
+    Raises:
+        ConfigError: an ESN is not 8 hexadecimal characters, is already a camera id, or
+            no account is configured.
+    """
+    cameras = list(config.cameras) if config else []
+    for esn in esns:
+        if not _ESN_RE.fullmatch(esn):
+            raise ConfigError(f"--een-esn: {esn!r} is not an ESN (8 hexadecimal characters, such as 1006073b)")
+        if any(camera.id == esn.lower() for camera in cameras):
+            raise ConfigError(f"--een-esn: a camera with id {esn.lower()!r} is already configured")
+        cameras.append(CameraConfig(id=esn.lower(), source="een", name=f"EEN camera {esn.lower()}", esn=esn.lower()))
+    een = config.een if config else None
+    if een is None:
+        missing = [name for name in ("EEN_USERNAME", "EEN_PASSWORD") if not environ.get(name)]
+        if missing:
+            raise ConfigError(f"--een-esn needs the EEN account: set {' and '.join(missing)} in the environment")
+        een = EenConfig(environ["EEN_USERNAME"], environ["EEN_PASSWORD"], environ.get("EEN_API_KEY") or None)
+    server = config.server if config else ServerConfig()
+    return Config(server=server, cameras=tuple(cameras), path=config.path if config else None, een=een)
 
 
 def _parse_server(data: Any, path: str) -> ServerConfig:
@@ -158,6 +218,47 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
     if not _is_number(resend) or not 0.1 <= resend <= 60:
         raise fail("resend_seconds", f"must be a number of seconds from 0.1 to 60, got {resend!r}")
     return ServerConfig(host=host, port=port, resend_seconds=float(resend))
+
+
+def _parse_een(data: Any, path: str, environ: Mapping[str, str]) -> EenConfig:
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{path}: [een]: field {key!r}: {problem}")
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: 'een' must be a table, written [een]")
+    for key in data:
+        if key not in _EEN_KEYS:
+            raise fail(key, f"unknown key (known: {', '.join(sorted(_EEN_KEYS))})")
+    username = data.get("username")
+    if not isinstance(username, str) or not username:
+        raise fail("username", 'missing; the EEN user\'s login, such as "preview-user@example.com"')
+    if "password_env" not in data:
+        raise fail(
+            "password_env", 'missing; the name of the environment variable holding the password, e.g. "EEN_PASSWORD"'
+        )
+    password = _secret_from_env(data, "password_env", environ, fail)
+    api_key = _secret_from_env(data, "api_key_env", environ, fail)
+    base_url = data.get("base_url", EEN_DEFAULT_BASE_URL)
+    _check_url(base_url, fail, key="base_url")
+    use_brand = data.get("use_brand_subdomain", True)
+    if not isinstance(use_brand, bool):
+        raise fail("use_brand_subdomain", f"must be true or false, got {use_brand!r}")
+    return EenConfig(username, password or "", api_key, base_url.rstrip("/"), use_brand)
+
+
+def _secret_from_env(
+    data: Mapping[str, Any], key: str, environ: Mapping[str, str], fail: Callable[[str, str], ConfigError]
+) -> str | None:
+    """The value of the environment variable named by ``data[key]``, or None when ``key`` is absent."""
+    name = data.get(key)
+    if name is None:
+        return None
+    if not isinstance(name, str) or not _ENV_NAME_RE.fullmatch(name):
+        raise fail(key, 'must be the name of an environment variable, such as "CAMERA_PASSWORD"')
+    value = environ.get(name)
+    if value is None:
+        raise fail(key, f"environment variable {name} is not set")
+    return value
 
 
 def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[str, str]) -> CameraConfig:
@@ -199,6 +300,21 @@ def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[
             sizes[key] = value
         return replace(camera, **sizes)
 
+    max_frame_bytes = data.get("max_frame_bytes", DEFAULT_MAX_FRAME_BYTES)
+    if not _is_int(max_frame_bytes) or not 1024 <= max_frame_bytes <= 1024**3:
+        raise fail(
+            "max_frame_bytes", f"must be an integer number of bytes from 1024 to 1073741824, got {max_frame_bytes!r}"
+        )
+    camera = replace(camera, max_frame_bytes=max_frame_bytes)
+
+    if source == "een":
+        esn = data.get("esn")
+        if esn is None:
+            raise fail("esn", 'missing; the camera\'s ESN from the EEN web app, such as "1006073b"')
+        if not isinstance(esn, str) or not _ESN_RE.fullmatch(esn):
+            raise fail("esn", f'must be 8 hexadecimal characters, such as "1006073b", got {esn!r}')
+        return replace(camera, esn=esn.lower())
+
     url = data.get("url")
     if url is None:
         raise fail("url", 'missing; the camera\'s snapshot address, such as "http://cam.example/snapshot.jpg"')
@@ -206,16 +322,9 @@ def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[
     username = data.get("username")
     if username is not None and (not isinstance(username, str) or not username):
         raise fail("username", "must be a non-empty string")
-    password = None
-    password_env = data.get("password_env")
-    if password_env is not None:
-        if username is None:
-            raise fail("password_env", "set 'username' too, or remove 'password_env'")
-        if not isinstance(password_env, str) or not _ENV_NAME_RE.fullmatch(password_env):
-            raise fail("password_env", 'must be the name of an environment variable, such as "GARAGE_PASSWORD"')
-        password = environ.get(password_env)
-        if password is None:
-            raise fail("password_env", f"environment variable {password_env} is not set")
+    if "password_env" in data and username is None:
+        raise fail("password_env", "set 'username' too, or remove 'password_env'")
+    password = _secret_from_env(data, "password_env", environ, fail)
     auth = data.get("auth")
     if auth is not None:
         if auth not in ("basic", "digest"):
@@ -224,32 +333,20 @@ def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[
             raise fail("auth", "set 'username' too, or remove 'auth'")
     elif username is not None:
         auth = "basic"
-    max_frame_bytes = data.get("max_frame_bytes", DEFAULT_MAX_FRAME_BYTES)
-    if not _is_int(max_frame_bytes) or not 1024 <= max_frame_bytes <= 1024**3:
-        raise fail(
-            "max_frame_bytes", f"must be an integer number of bytes from 1024 to 1073741824, got {max_frame_bytes!r}"
-        )
-    return replace(
-        camera,
-        url=url,
-        username=username,
-        password=password,
-        auth=auth,
-        max_frame_bytes=max_frame_bytes,
-    )
+    return replace(camera, url=url, username=username, password=password, auth=auth)
 
 
-def _check_url(url: Any, fail: Callable[[str, str], ConfigError]) -> None:
+def _check_url(url: Any, fail: Callable[[str, str], ConfigError], key: str = "url") -> None:
     if not isinstance(url, str):
-        raise fail("url", f"must be a string, got {url!r}")
+        raise fail(key, f"must be a string, got {url!r}")
     try:
         parsed = URL(url)
     except ValueError as e:  # yarl's text names the problem ("Port out of range 0-65535"), not the URL
-        raise fail("url", f"is not a valid URL: {e}") from None
+        raise fail(key, f"is not a valid URL: {e}") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise fail("url", 'must be an http:// or https:// URL with a host, such as "http://cam.example/snapshot.jpg"')
+        raise fail(key, 'must be an http:// or https:// URL with a host, such as "http://cam.example/snapshot.jpg"')
     if parsed.user is not None or parsed.password is not None:
-        raise fail("url", "must not hold credentials; use 'username' and 'password_env'")
+        raise fail(key, "must not hold credentials; use 'username' and 'password_env'")
 
 
 def _is_int(value: Any) -> bool:

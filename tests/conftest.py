@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from aioresponses import aioresponses
 
 from mjpeg_proxy.app import create_app
 from mjpeg_proxy.appkeys import CAMERAS
 from mjpeg_proxy.camera import Camera
-from mjpeg_proxy.config import CameraConfig, Config, ServerConfig
+from mjpeg_proxy.config import CameraConfig, Config, EenConfig, ServerConfig
 from mjpeg_proxy.sources import build_source
 from tests.helpers import PushSource
 
@@ -47,16 +50,16 @@ def start_proxy(aiohttp_server) -> StartProxy:
     """Start a proxy. Cameras whose ``source`` is ``"push"`` get a PushSource the test feeds
     with ``proxy.push(id, jpeg)``; any other source is built as in production."""
 
-    async def start(*cameras: CameraConfig, resend_seconds: float = 2.0) -> Proxy:
+    async def start(*cameras: CameraConfig, resend_seconds: float = 2.0, een: EenConfig | None = None) -> Proxy:
         pushed: dict[str, PushSource] = {}
 
-        def source_factory(camera: CameraConfig, http):
+        def source_factory(camera: CameraConfig, upstreams):
             if camera.source == "push":
                 pushed[camera.id] = PushSource()
                 return pushed[camera.id]
-            return build_source(camera, http)
+            return build_source(camera, upstreams)
 
-        config = Config(server=ServerConfig(resend_seconds=resend_seconds), cameras=cameras)
+        config = Config(server=ServerConfig(resend_seconds=resend_seconds), cameras=cameras, een=een)
         server = await aiohttp_server(create_app(config, source_factory))
         return Proxy(server, pushed)
 
@@ -66,3 +69,27 @@ def start_proxy(aiohttp_server) -> StartProxy:
 def push_camera(camera_id: str = "cam", **changes) -> CameraConfig:
     """A camera fed by the test (see ``start_proxy``)."""
     return CameraConfig(id=camera_id, source="push", **changes)
+
+
+class _MockedResponse(aiohttp.ClientResponse):
+    """aiohttp 3.14 made ``stream_writer`` a required argument that aioresponses 0.7.9
+    does not pass (pnuckowski/aioresponses#289); a finished request needs only its size."""
+
+    def __init__(self, method, url, **kwargs):
+        kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
+        super().__init__(method, url, **kwargs)
+
+
+class MockedUpstream(aioresponses):
+    """``aioresponses`` that works with aiohttp 3.14: every mocked answer uses the class above."""
+
+    def add(self, url, method="GET", *args, **kwargs):
+        kwargs.setdefault("response_class", _MockedResponse)
+        return super().add(url, method, *args, **kwargs)
+
+
+@pytest.fixture
+def upstream():
+    """Mocked HTTP upstreams for aiohttp client code (nothing reaches the network)."""
+    with MockedUpstream() as m:
+        yield m

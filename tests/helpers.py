@@ -9,16 +9,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import aiohttp
+
 from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.sources.base import Source
 
 DATA = Path(__file__).parent / "data"
-PETS_FRAMES = sorted((DATA / "frames" / "opencv-vtest-pets2009").glob("frame_*.jpg"))
 
 
-def real_frames() -> list[bytes]:
-    """The real camera frames in tests/data (768x576 JPEGs of 64-80 KB)."""
-    return [path.read_bytes() for path in PETS_FRAMES]
+def real_frames(folder: str = "opencv-vtest-pets2009") -> list[bytes]:
+    """Real camera frames from tests/data/frames/``folder``: ``opencv-vtest-pets2009``
+    (768x576, 64-80 KB) or ``axis-runway-webcam-640x480`` (byte-exact from an Axis camera)."""
+    return [path.read_bytes() for path in sorted((DATA / "frames" / folder).glob("frame_*.jpg"))]
 
 
 class PushSource(Source):
@@ -90,3 +92,42 @@ async def eventually(predicate: Callable[[], bool], timeout_s: float = 5.0) -> N
     async with asyncio.timeout(timeout_s):
         while not predicate():
             await asyncio.sleep(0.01)
+
+
+class MjpegViewer:
+    """One viewer of a stream, connected for the whole ``async with`` block.
+
+    ``next_new_part()`` returns the next part whose JPEG differs from the last one
+    returned (re-sends of an idle camera's picture are skipped)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.parts: list[ReadPart] = []
+
+    async def __aenter__(self) -> MjpegViewer:
+        self._session = aiohttp.ClientSession()
+        self._response = await self._session.get(self.url)
+        assert self._response.status == 200, self._response.status
+        self._reader = StrictMjpegReader(self._response.content, boundary_of(self._response.headers["Content-Type"]))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._response.close()
+        await self._session.close()
+
+    async def next_new_part(self, timeout_s: float = 10.0) -> ReadPart:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                part = await self._reader.read_part()
+                if not self.parts or part.jpeg != self.parts[-1].jpeg:
+                    self.parts.append(part)
+                    return part
+
+    async def new_parts(self, count: int, timeout_s: float = 10.0) -> list[ReadPart]:
+        return [await self.next_new_part(timeout_s) for _ in range(count)]
+
+
+def is_subsequence(items: list[bytes], of: list[bytes]) -> bool:
+    """True when ``items`` all occur in ``of``, in the same order (with gaps allowed)."""
+    remaining = iter(of)
+    return all(any(item == other for other in remaining) for item in items)

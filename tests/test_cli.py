@@ -233,3 +233,11 @@ def test_run_py_serves_the_demo_camera_and_stops_on_sigterm_with_viewers():
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_een_esn_without_credentials_exits_2_with_one_line(capsys, monkeypatch):
+    monkeypatch.delenv("EEN_USERNAME", raising=False)
+    monkeypatch.delenv("EEN_PASSWORD", raising=False)
+    assert main(["--een-esn", "1006073b"]) == 2
+    line = assert_one_line_without_traceback(capsys.readouterr().err)
+    assert "EEN_USERNAME" in line and "EEN_PASSWORD" in line

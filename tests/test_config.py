@@ -14,6 +14,7 @@ from mjpeg_proxy.config import (
     ServerConfig,
     default_config,
     load_config,
+    with_een_cameras,
 )
 
 DEMO = '[[cameras]]\nid = "demo"\nsource = "demo"\n'
@@ -365,3 +366,88 @@ def test_several_cameras_keep_their_order(tmp_path):
     text = SNAPSHOT + DEMO + '[[cameras]]\nid = "back_yard-2"\nsource = "demo"\n'
     config = load_config(write(tmp_path, text), environ={})
     assert [c.id for c in config.cameras] == ["garage", "demo", "back_yard-2"]
+
+
+# --- Eagle Eye Networks ------------------------------------------------------------------
+
+EEN = '[een]\nusername = "preview@example.com"\npassword_env = "EEN_PASSWORD"\n'
+EEN_CAMERA = '[[cameras]]\nid = "front-door"\nsource = "een"\nesn = "1006073B"\n'
+EEN_ENV = {"EEN_PASSWORD": "pw-een", "EEN_API_KEY": "key-een"}
+
+
+def test_een_account_and_camera_parse(tmp_path):
+    text = EEN + 'api_key_env = "EEN_API_KEY"\nuse_brand_subdomain = false\n' + EEN_CAMERA
+    config = load_config(write(tmp_path, text), environ=EEN_ENV)
+    assert config.een.username == "preview@example.com"
+    assert (config.een.password, config.een.api_key) == ("pw-een", "key-een")
+    assert config.een.base_url == "https://login.eagleeyenetworks.com"
+    assert config.een.use_brand_subdomain is False
+    assert config.cameras[0].esn == "1006073b"
+    assert "pw-een" not in repr(config) and "key-een" not in repr(config) and "preview@" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "field"),
+    [
+        (EEN + '[[cameras]]\nid = "x"\nsource = "een"\n', "camera 'x'", "esn"),
+        (EEN + '[[cameras]]\nid = "x"\nsource = "een"\nesn = "1006073"\n', "camera 'x'", "esn"),
+        (EEN + '[[cameras]]\nid = "x"\nsource = "een"\nesn = "1006073g"\n', "camera 'x'", "esn"),
+        (EEN + '[[cameras]]\nid = "x"\nsource = "een"\nesn = "1006073b"\nurl = "http://a/"\n', "camera 'x'", "url"),
+        (EEN_CAMERA, "camera 'front-door'", "source"),
+        ('[een]\npassword_env = "EEN_PASSWORD"\n' + EEN_CAMERA, "[een]", "username"),
+        ('[een]\nusername = "u"\n' + EEN_CAMERA, "[een]", "password_env"),
+        ('[een]\nusername = "u"\npassword_env = "UNSET_VAR"\n' + EEN_CAMERA, "[een]", "password_env"),
+        (EEN + 'api_key_env = "UNSET_VAR"\n' + EEN_CAMERA, "[een]", "api_key_env"),
+        (EEN + 'base_url = "ftp://x"\n' + EEN_CAMERA, "[een]", "base_url"),
+        (EEN + "use_brand_subdomain = 1\n" + EEN_CAMERA, "[een]", "use_brand_subdomain"),
+        (EEN + "colour = 1\n" + EEN_CAMERA, "[een]", "colour"),
+    ],
+    ids=[
+        "no-esn",
+        "short-esn",
+        "non-hex-esn",
+        "snapshot-key",
+        "no-een-table",
+        "no-username",
+        "no-password-env",
+        "unset-password",
+        "unset-api-key",
+        "bad-base-url",
+        "brand-not-bool",
+        "unknown-key",
+    ],
+)
+def test_een_mistakes_name_file_place_and_field(tmp_path, text, where, field):
+    message = load_error(tmp_path, text, EEN_ENV)
+    assert_names(message, where, field)
+
+
+def test_een_esn_shortcut_takes_the_account_from_the_environment():
+    config = with_een_cameras(None, ["1006073B", "100d4c41"], {"EEN_USERNAME": "u@example.com", "EEN_PASSWORD": "pw"})
+    assert [(c.id, c.source, c.esn) for c in config.cameras] == [
+        ("1006073b", "een", "1006073b"),
+        ("100d4c41", "een", "100d4c41"),
+    ]
+    assert (config.een.username, config.een.password, config.een.api_key) == ("u@example.com", "pw", None)
+
+
+def test_een_esn_shortcut_adds_to_a_config_file_and_uses_its_account(tmp_path):
+    base = load_config(write(tmp_path, EEN + DEMO), environ=EEN_ENV)
+    config = with_een_cameras(base, ["100d4c41"], {})
+    assert [c.id for c in config.cameras] == ["demo", "100d4c41"]
+    assert config.een.password == "pw-een"
+
+
+@pytest.mark.parametrize(
+    ("esns", "environ", "expected"),
+    [
+        (["1006073b"], {}, "set EEN_USERNAME and EEN_PASSWORD"),
+        (["1006073b"], {"EEN_USERNAME": "u"}, "set EEN_PASSWORD"),
+        (["nothex!!"], {"EEN_USERNAME": "u", "EEN_PASSWORD": "p"}, "is not an ESN"),
+        (["1006073b", "1006073B"], {"EEN_USERNAME": "u", "EEN_PASSWORD": "p"}, "already configured"),
+    ],
+)
+def test_een_esn_shortcut_mistakes(esns, environ, expected):
+    with pytest.raises(ConfigError) as info:
+        with_een_cameras(None, esns, environ)
+    assert expected in str(info.value) and "\n" not in str(info.value)

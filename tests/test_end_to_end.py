@@ -13,7 +13,7 @@ import pytest
 from mjpeg_proxy.config import parse_config
 from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
-from tests.helpers import StrictMjpegReader, boundary_of, real_frames
+from tests.helpers import StrictMjpegReader, boundary_of, is_subsequence, real_frames
 
 FRAMES = real_frames()
 
@@ -87,10 +87,6 @@ async def test_relayed_frames_are_byte_identical_to_what_the_camera_served(relay
     # Every frame is one the camera sent, whole, and they come in the camera's order.
     assert is_subsequence(received, camera.served)
 
-
-def is_subsequence(items: list[bytes], of: list[bytes]) -> bool:
-    remaining = iter(of)
-    return all(any(item == other for other in remaining) for item in items)
 
 
 async def test_200_viewers_cost_the_camera_one_request_per_frame_interval(relayed_camera):

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aioresponses import aioresponses
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -41,27 +40,6 @@ def jpeg() -> bytes:
 async def http():
     async with aiohttp.ClientSession() as session:
         yield session
-
-
-class _Response(aiohttp.ClientResponse):
-    """aiohttp 3.14 made ``stream_writer`` a required argument that aioresponses 0.7.9
-    does not pass (pnuckowski/aioresponses#289); a finished request needs only its size."""
-
-    def __init__(self, method, url, **kwargs):
-        kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
-
-
-class _Upstream(aioresponses):
-    def add(self, url, method="GET", *args, **kwargs):
-        kwargs.setdefault("response_class", _Response)
-        return super().add(url, method, *args, **kwargs)
-
-
-@pytest.fixture
-def upstream():
-    with _Upstream() as m:
-        yield m
 
 
 def snapshot(http, url: str = URL_, **kwargs) -> SnapshotSource:

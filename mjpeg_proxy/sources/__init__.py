@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aiohttp
 
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.demo import DemoSource
+from mjpeg_proxy.sources.een import EenPreviewSource
+from mjpeg_proxy.sources.een_session import EenSession
 from mjpeg_proxy.sources.snapshot import SnapshotSource
 
-__all__ = ["Source", "build_source"]
+__all__ = ["Source", "Upstreams", "build_source"]
 
 
-def build_source(camera: CameraConfig, http: aiohttp.ClientSession) -> Source:
-    """Return the Source for ``camera``'s ``source`` kind, using the shared ``http`` session."""
+@dataclass(frozen=True)
+class Upstreams:
+    """Clients shared by cameras: one HTTP session for plain cameras, and the EEN
+    account's session (None when no camera uses EEN)."""
+
+    http: aiohttp.ClientSession
+    een: EenSession | None = None
+
+
+def build_source(camera: CameraConfig, upstreams: Upstreams) -> Source:
+    """Return the Source for ``camera``'s ``source`` kind, using the shared ``upstreams``."""
     if camera.source == "demo":
         return DemoSource(camera.display_name, camera.fps, camera.width, camera.height)
     if camera.source == "snapshot":
@@ -21,10 +34,13 @@ def build_source(camera: CameraConfig, http: aiohttp.ClientSession) -> Source:
         return SnapshotSource(
             camera.url,
             camera.fps,
-            http,
+            upstreams.http,
             username=camera.username,
             password=camera.password,
             auth=camera.auth,
             max_frame_bytes=camera.max_frame_bytes,
         )
+    if camera.source == "een":
+        assert camera.esn is not None and upstreams.een is not None  # checked by the config loader
+        return EenPreviewSource(upstreams.een, camera.esn, camera.max_frame_bytes)
     raise ValueError(f"unknown source kind {camera.source!r}")

@@ -11,6 +11,7 @@ from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.jpeg import complete_jpeg
 from mjpeg_proxy.redact import safe_url
 from mjpeg_proxy.sources.base import Pacer, Source
+from mjpeg_proxy.sources.http_body import describe, read_capped
 
 REQUEST_TIMEOUT_S = 10.0
 
@@ -70,23 +71,15 @@ class SnapshotSource(Source):
                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
             ) as response:
                 _raise_for_status(response.status, where)
-                if response.content_length is not None and response.content_length > self._max_frame_bytes:
-                    raise BadFrame(
-                        f"{where} announced {response.content_length} bytes, over the cap of {self._max_frame_bytes}"
-                    )
-                body = bytearray()
-                async for chunk in response.content.iter_any():
-                    body += chunk
-                    if len(body) > self._max_frame_bytes:
-                        raise BadFrame(f"{where} sent over {self._max_frame_bytes} bytes, the cap for one frame")
+                body = await read_capped(response, self._max_frame_bytes, where)
         except SourceError:
             raise
         except TimeoutError:
             raise UpstreamUnavailable(f"{where} did not answer within {REQUEST_TIMEOUT_S:g} s") from None
         except aiohttp.ClientError as e:
-            raise UpstreamUnavailable(f"{where}: {_describe(e)}") from None
+            raise UpstreamUnavailable(f"{where}: {describe(e)}") from None
         try:
-            return complete_jpeg(bytes(body))
+            return complete_jpeg(body)
         except BadFrame as e:
             raise BadFrame(f"{where}: {e}") from None
 
@@ -102,13 +95,3 @@ def _raise_for_status(status: int, where: str) -> None:
     if status == 404:
         raise NotFoundError(message)
     raise UpstreamUnavailable(message)
-
-
-def _describe(error: aiohttp.ClientError) -> str:
-    # aiohttp's error texts repeat the full URL with its query (which may hold a token),
-    # so only the cause is kept.
-    if isinstance(error, aiohttp.ClientConnectorError):
-        return f"{type(error).__name__}: {error.os_error.strerror or type(error.os_error).__name__}"
-    if isinstance(error, aiohttp.ClientResponseError):
-        return f"{type(error).__name__} (HTTP {error.status})"
-    return type(error).__name__

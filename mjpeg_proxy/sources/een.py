@@ -1,0 +1,92 @@
+"""The Eagle Eye Networks camera: its live preview JPEGs, fetched through the account's session."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import aiohttp
+
+from mjpeg_proxy.errors import BadFrame, UpstreamUnavailable
+from mjpeg_proxy.frame import Frame
+from mjpeg_proxy.jpeg import complete_jpeg
+from mjpeg_proxy.sources.base import Source
+from mjpeg_proxy.sources.een_session import EenSession
+
+log = logging.getLogger(__name__)
+
+PREVIEW_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
+"""``next`` blocks until the camera's next preview exists (1 s apart by default, up to
+16 s): a read that takes 30 s means "no preview yet", not a failure."""
+REPEAT_PAUSE_S = 0.25
+"""Pause when ``next`` answers at once with a preview we already have (EEN's fastest
+preview rate is 4 a second), so a misbehaving answer cannot make a request loop."""
+
+
+def parse_een_timestamp(header: str | None) -> float | None:
+    """Seconds since the epoch from an ``x-ee-timestamp`` header, or None.
+
+    The value is ``<type>-<EEN timestamp>``, e.g. ``preview-20180917213405.700``; an EEN
+    timestamp is ``YYYYMMDDhhmmss.xxx`` in UTC (EEN API v1 docs, Asset: "EEN Timestamp").
+    """
+    if not header:
+        return None
+    _, _, stamp = header.partition("-")
+    try:
+        return datetime.strptime(stamp, "%Y%m%d%H%M%S.%f").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+class EenPreviewSource(Source):
+    """Yields the live preview of the camera with ESN ``esn`` (8 hexadecimal characters).
+
+    Follows EEN's recommended live loop (EEN API v1 docs, Asset, "Get image"):
+    ``GET /asset/prev/image.jpeg?id=<ESN>&timestamp=now&asset_class=pre`` once for an
+    immediate picture, then ``GET /asset/next/image.jpeg`` with the same parameters
+    again and again; each blocks until the next preview exists. One request at a time.
+    A preview whose ``x-ee-timestamp`` equals the last one yielded is skipped (``prev``
+    after a reconnect returns the picture we already have).
+
+    Raises (from ``frames()``): the errors of ``EenSession.get``; UpstreamUnavailable
+    for another non-2xx answer; BadFrame for a body that is not one complete JPEG.
+    """
+
+    def __init__(self, session: EenSession, esn: str, max_frame_bytes: int) -> None:
+        self.session = session
+        self.esn = esn
+        self._max_frame_bytes = max_frame_bytes
+        self._last_stamp: str | None = None
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        which = "prev"
+        while True:
+            frame = await self._fetch(which)
+            which = "next"
+            if frame is not None:
+                yield frame
+
+    async def _fetch(self, which: str) -> Frame | None:
+        path = f"/asset/{which}/image.jpeg"
+        params = {"id": self.esn, "timestamp": "now", "asset_class": "pre"}
+        try:
+            status, body, headers = await self.session.get(path, params, PREVIEW_TIMEOUT, self._max_frame_bytes)
+        except TimeoutError:
+            return None
+        if status == 408:  # "Time out limit occurred before asset arrived"
+            return None
+        if not 200 <= status < 300:
+            raise UpstreamUnavailable(f"EEN answered HTTP {status} for {path} of camera {self.esn}")
+        try:
+            jpeg = complete_jpeg(body)
+        except BadFrame as e:
+            raise BadFrame(f"EEN {path} of camera {self.esn}: {e}") from None
+        stamp = headers.get("x-ee-timestamp")
+        if stamp is not None and stamp == self._last_stamp:
+            if which == "next":
+                await asyncio.sleep(REPEAT_PAUSE_S)
+            return None
+        self._last_stamp = stamp
+        return Frame(jpeg, upstream_time=parse_een_timestamp(stamp))

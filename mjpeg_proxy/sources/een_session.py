@@ -1,0 +1,221 @@
+"""One logged-in Eagle Eye Networks (EEN) v1 API session, shared by an account's cameras.
+
+Protocol facts come from EEN's v1 API documentation (sections "Authentication" and
+"Asset"), summarised with sources in the project's EEN notes:
+
+- Login is ``POST /g/aaa/authenticate`` ``{"username", "password"}`` -> ``{"token"}``,
+  then ``POST /g/aaa/authorize`` ``{"token"}`` -> the user as JSON (with
+  ``active_brand_subdomain``) and an ``auth_key`` cookie (``videobank_sessionid`` in
+  older deployments). Every later call sends ``Cookie: auth_key=<value>``.
+- An API key, when the account has one, goes in an ``Authorization: <key>`` header.
+- 401 from any call means the session expired: log in again.
+- Login errors: 401 bad credentials, 402 account suspended, 412 user disabled,
+  460 account inactive, 461 account pending, 462 user pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Mapping
+
+import aiohttp
+from yarl import URL
+
+from mjpeg_proxy import __version__
+from mjpeg_proxy.backoff import Backoff
+from mjpeg_proxy.config import EenConfig
+from mjpeg_proxy.errors import AuthError, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
+from mjpeg_proxy.sources.http_body import describe, read_capped
+
+log = logging.getLogger(__name__)
+
+LOGIN_TIMEOUT_S = 15.0
+"""Limit for each of the two login calls."""
+# After a refused login, wait before the next attempt: accounts get locked by
+# repeated failures. Other login failures (network, 5xx) wait less.
+REFUSED_LOGIN_BACKOFF_S = (120.0, 600.0)
+FAILED_LOGIN_BACKOFF_S = (1.0, 60.0)
+
+_LOGIN_REFUSALS = {
+    400: "EEN rejected the login request as malformed",
+    401: "EEN refused the username or password",
+    402: "the EEN account is suspended",
+    412: "the EEN user is disabled or locked",
+    429: "EEN locked the login after too many failures",
+    460: "the EEN account is inactive",
+    461: "the EEN account is pending",
+    462: "the EEN user is pending",
+}
+_SUBDOMAIN_RE = re.compile(r"[a-z0-9-]{1,63}")
+
+
+class EenSession:
+    """Logs in to an EEN account once and makes authenticated GETs for all its cameras.
+
+    A login happens on the first request, and again when any request answers 401:
+    cameras that hit the 401 together share one new login. After a failed login,
+    every request fails fast with the same error until the next attempt is due
+    (120 s doubling to 10 min for a refusal, 1 s doubling to 60 s otherwise), so
+    many cameras never multiply login attempts.
+
+    The username, password, API key and ``auth_key`` never appear in a log line or
+    an error message.
+    """
+
+    def __init__(self, config: EenConfig) -> None:
+        self._config = config
+        # Our own session without a cookie jar: the auth_key is sent explicitly, so it
+        # reaches the branded host (and a test server on 127.0.0.1) and nothing else.
+        self._http = aiohttp.ClientSession(
+            cookie_jar=aiohttp.DummyCookieJar(),
+            headers={"User-Agent": f"mjpeg-proxy/{__version__}"},
+        )
+        self._api_headers = {"Authorization": config.api_key} if config.api_key else {}
+        self._login_base = URL(config.base_url)
+        self._api_base = self._login_base
+        self._auth_key: str | None = None
+        self._generation = 0
+        self._lock = asyncio.Lock()
+        self._refused_backoff = Backoff(*REFUSED_LOGIN_BACKOFF_S)
+        self._failed_backoff = Backoff(*FAILED_LOGIN_BACKOFF_S)
+        self._next_login_at = 0.0
+        self._last_login_error: SourceError | None = None
+        self.logins = 0
+        """Successful logins so far."""
+
+    async def get(
+        self, path: str, params: dict[str, str], timeout: aiohttp.ClientTimeout, max_bytes: int
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        """GET ``path`` on the API host with the session; return (status, body, headers).
+
+        ``headers`` is case-insensitive.
+
+        Logs in first when needed, and once more (then retries once) on a 401. Other
+        statuses are returned for the caller to judge; the body is read only for a 2xx.
+
+        Raises:
+            AuthError: the login was refused, or 401 persists after a fresh login.
+            ForbiddenError, NotFoundError: 403 or 404.
+            UpstreamUnavailable: network error or 5xx during login, or any network
+                error of the request itself (except a timeout).
+            BadFrame: a body over ``max_bytes``.
+            TimeoutError: ``timeout`` passed before the answer was complete.
+        """
+        stale: int | None = None
+        for _ in range(2):
+            generation, auth_key = await self._logged_in(stale)
+            url = self._api_base.with_path(path).with_query(params)
+            headers = {**self._api_headers, "Cookie": f"auth_key={auth_key}"}
+            try:
+                async with self._http.get(url, headers=headers, timeout=timeout) as response:
+                    if response.status == 401:
+                        stale = generation
+                        continue
+                    if response.status == 403:
+                        raise ForbiddenError(f"EEN answered 403 for {path}: this user lacks rights to the camera")
+                    if response.status == 404:
+                        raise NotFoundError(f"EEN answered 404 for {path}: unknown camera, or no image")
+                    if not 200 <= response.status < 300:
+                        return response.status, b"", response.headers
+                    body = await read_capped(response, max_bytes, f"EEN {path}")
+                    return response.status, body, response.headers
+            except aiohttp.ClientError as e:
+                raise UpstreamUnavailable(f"EEN {path}: {describe(e)}") from None
+        raise AuthError(f"EEN answered 401 for {path} right after a new login")
+
+    async def close(self) -> None:
+        """Log out (``POST /g/aaa/logout``) if logged in, and close the connections."""
+        if self._auth_key is not None:
+            try:
+                async with self._http.post(
+                    self._api_base.with_path("/g/aaa/logout"),
+                    headers={**self._api_headers, "Cookie": f"auth_key={self._auth_key}"},
+                    timeout=aiohttp.ClientTimeout(total=2),
+                ) as response:
+                    log.info("EEN: logged out (HTTP %d)", response.status)
+            except (aiohttp.ClientError, TimeoutError) as e:
+                log.info("EEN: logout failed (%s); the session will expire by itself", type(e).__name__)
+            self._auth_key = None
+        await self._http.close()
+
+    async def _logged_in(self, stale_generation: int | None) -> tuple[int, str]:
+        """Return (generation, auth_key) of a live session, logging in if there is none
+        or if the caller's session (``stale_generation``) was found expired."""
+        async with self._lock:
+            if self._auth_key is not None and self._generation != stale_generation:
+                return self._generation, self._auth_key
+            if stale_generation is not None and self._auth_key is not None:
+                log.info("EEN: session expired; logging in again")
+            self._auth_key = None
+            if self._last_login_error is not None and time.monotonic() < self._next_login_at:
+                error = self._last_login_error
+                raise type(error)(str(error))
+            try:
+                await self._login()
+            except SourceError as error:
+                backoff = self._refused_backoff if isinstance(error, AuthError) else self._failed_backoff
+                delay = backoff.next_delay()
+                self._next_login_at = time.monotonic() + delay
+                self._last_login_error = error
+                log.error("EEN: login failed: %s; next attempt in %.0f s", error, delay)
+                raise
+            self._refused_backoff.reset()
+            self._failed_backoff.reset()
+            self._last_login_error = None
+            self._generation += 1
+            self.logins += 1
+            assert self._auth_key is not None
+            return self._generation, self._auth_key
+
+    async def _login(self) -> None:
+        credentials = {"username": self._config.username, "password": self._config.password}
+        answer, _ = await self._login_call("/g/aaa/authenticate", credentials)
+        if "two_factor_authentication_code" in answer:
+            raise AuthError("two-factor authentication is on for this EEN user; use a preview-only user without it")
+        token = answer.get("token")
+        if not isinstance(token, str) or not token:
+            raise UpstreamUnavailable("EEN authenticate answered without a token")
+        user, cookies = await self._login_call("/g/aaa/authorize", {"token": token})
+        morsel = cookies.get("auth_key") or cookies.get("videobank_sessionid")
+        if morsel is None or not morsel.value:
+            raise UpstreamUnavailable("EEN authorize set no auth_key cookie")
+        self._auth_key = morsel.value
+        self._api_base = self._brand_base(user.get("active_brand_subdomain"))
+        log.info("EEN: logged in; API host %s", self._api_base.host)
+
+    async def _login_call(self, path: str, body: dict[str, str]) -> tuple[dict, dict]:
+        url = self._login_base.with_path(path)
+        try:
+            async with self._http.post(
+                url, json=body, headers=self._api_headers, timeout=aiohttp.ClientTimeout(total=LOGIN_TIMEOUT_S)
+            ) as response:
+                if response.status in _LOGIN_REFUSALS:
+                    raise AuthError(f"{_LOGIN_REFUSALS[response.status]} (HTTP {response.status} from {path})")
+                if not 200 <= response.status < 300:
+                    raise UpstreamUnavailable(f"EEN login failed: HTTP {response.status} from {path}")
+                try:
+                    answer = await response.json(content_type=None)
+                except ValueError:
+                    raise UpstreamUnavailable(f"EEN login failed: {path} answered something other than JSON") from None
+                if not isinstance(answer, dict):
+                    raise UpstreamUnavailable(f"EEN login failed: {path} answered unexpected JSON")
+                return answer, response.cookies
+        except TimeoutError:
+            raise UpstreamUnavailable(f"EEN login failed: {path} did not answer in {LOGIN_TIMEOUT_S:g} s") from None
+        except aiohttp.ClientError as e:
+            raise UpstreamUnavailable(f"EEN login failed: {path}: {describe(e)}") from None
+
+    def _brand_base(self, subdomain: object) -> URL:
+        # Only EEN's own hosts are rewritten; a base_url elsewhere (a test server) stays.
+        host = self._login_base.host or ""
+        if (
+            self._config.use_brand_subdomain
+            and isinstance(subdomain, str)
+            and _SUBDOMAIN_RE.fullmatch(subdomain)
+            and host.endswith(".eagleeyenetworks.com")
+        ):
+            return self._login_base.with_host(f"{subdomain}.eagleeyenetworks.com")
+        return self._login_base
