@@ -129,11 +129,14 @@ async def main() -> None:
     per_viewer_fps = [c / elapsed for c in counts]
     delivered = sum(counts)
     cpu = cpu1 - cpu0
-    print(f"viewers={args.viewers} fps={args.fps:g} seconds={elapsed:.1f} frame_bytes~{sum(map(len, frames)) // len(frames)}")
+    mean_frame = sum(map(len, frames)) // len(frames)
+    print(f"viewers={args.viewers} fps={args.fps:g} seconds={elapsed:.1f} frame_bytes~{mean_frame}")
     print(f"upstream requests/s={(served1 - served0) / elapsed:.2f}")
     print(f"viewer fps median={statistics.median(per_viewer_fps):.2f} min={min(per_viewer_fps):.2f}")
-    print(f"proxy cpu={cpu:.2f}s ({100 * cpu / elapsed:.0f}% of one core) viewer-frames per cpu-second={delivered / max(cpu, 1e-9):.0f}")
-    print(f"proxy rss idle={rss_idle} KiB, with viewers={rss} KiB (peak {hwm} KiB): {(rss - rss_idle) / args.viewers:.1f} KiB per viewer")
+    print(f"proxy cpu={cpu:.2f}s ({100 * cpu / elapsed:.0f}% of one core)")
+    print(f"viewer-frames per cpu-second={delivered / max(cpu, 1e-9):.0f}")
+    print(f"proxy rss idle={rss_idle} KiB, with viewers={rss} KiB (peak {hwm} KiB)")
+    print(f"memory per viewer={(rss - rss_idle) / args.viewers:.1f} KiB")
     print(f"load generator cpu={100 * (own1 - own0) / elapsed:.0f}% of one core")
 
 

@@ -122,6 +122,8 @@ class EenSession:
                         return response.status, b"", response.headers
                     body = await read_capped(response, max_bytes, f"EEN {path}")
                     return response.status, body, response.headers
+            except TimeoutError:
+                raise  # aiohttp's SocketTimeoutError is also a ClientError; the caller decides
             except aiohttp.ClientError as e:
                 raise UpstreamUnavailable(f"EEN {path}: {describe(e)}") from None
         raise AuthError(f"EEN answered 401 for {path} right after a new login")
