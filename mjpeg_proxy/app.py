@@ -18,7 +18,7 @@ from mjpeg_proxy.appkeys import CAMERAS, CONFIG, WRITER
 from mjpeg_proxy.camera import Camera
 from mjpeg_proxy.config import CameraConfig, Config
 from mjpeg_proxy.hub import FrameHub
-from mjpeg_proxy.multipart import MultipartWriter, new_boundary
+from mjpeg_proxy.multipart_writer import MultipartWriter, new_boundary
 from mjpeg_proxy.sources import Source, Upstreams, build_source
 from mjpeg_proxy.sources.een_session import EenSession
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from mjpeg_proxy.camera import Camera
 from mjpeg_proxy.config import Config
-from mjpeg_proxy.multipart import MultipartWriter
+from mjpeg_proxy.multipart_writer import MultipartWriter
 
 CONFIG = web.AppKey("config", Config)
 CAMERAS = web.AppKey("cameras", dict[str, Camera])

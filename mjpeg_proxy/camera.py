@@ -69,7 +69,7 @@ class Camera:
         self.config = config
         self.source = source
         self.hub = hub
-        self.stall_timeout_s = stall_timeout_s or max(MIN_STALL_TIMEOUT_S, 3.0 / config.fps)
+        self.stall_timeout_s = stall_timeout_s or config.stall_timeout or max(MIN_STALL_TIMEOUT_S, 3.0 / config.fps)
         self.state = CameraState.STARTING
         self.frames_received = 0
         self.errors: collections.Counter[str] = collections.Counter()

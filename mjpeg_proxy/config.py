@@ -20,15 +20,17 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
 MIN_FPS, MAX_FPS = 0.1, 30.0
-SOURCES = ("demo", "snapshot", "een")
+SOURCES = ("demo", "snapshot", "mjpeg", "een")
 EEN_DEFAULT_BASE_URL = "https://login.eagleeyenetworks.com"
 
 _CAMERA_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_COMMON_KEYS = {"id", "name", "source", "fps"}
+_COMMON_KEYS = {"id", "name", "source", "fps", "stall_timeout"}
+_HTTP_CAMERA_KEYS = {"url", "username", "password_env", "auth", "max_frame_bytes"}
 _SOURCE_KEYS = {
     "demo": _COMMON_KEYS | {"width", "height"},
-    "snapshot": _COMMON_KEYS | {"url", "username", "password_env", "auth", "max_frame_bytes"},
+    "snapshot": _COMMON_KEYS | _HTTP_CAMERA_KEYS,
+    "mjpeg": _COMMON_KEYS | _HTTP_CAMERA_KEYS,
     "een": _COMMON_KEYS | {"esn", "max_frame_bytes"},
 }
 _SERVER_KEYS = {"host", "port", "resend_seconds"}
@@ -64,7 +66,9 @@ class CameraConfig:
     ``repr`` so it cannot reach a log line. ``auth`` is ``"basic"`` or ``"digest"`` when
     a username is set. ``width`` and ``height`` (pixels) apply to the demo source;
     ``max_frame_bytes`` caps one upstream frame. ``esn`` is an EEN camera's ESN, in
-    lowercase.
+    lowercase. ``stall_timeout`` (seconds without a complete frame before the camera
+    counts as stalled and is reconnected) is None for the default: the larger of 10 s
+    and three frame intervals.
     """
 
     id: str
@@ -79,6 +83,7 @@ class CameraConfig:
     height: int = 360
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     esn: str | None = None
+    stall_timeout: float | None = None
 
     @property
     def display_name(self) -> str:
@@ -289,7 +294,16 @@ def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[
     fps = data.get("fps", 5.0 if source == "demo" else 1.0)
     if not _is_number(fps) or not MIN_FPS <= fps <= MAX_FPS:
         raise fail("fps", f"must be a number from {MIN_FPS} to {MAX_FPS:g}, got {fps!r}")
-    camera = CameraConfig(id=raw_id, source=source, name=name, fps=float(fps))
+    stall_timeout = data.get("stall_timeout")
+    if stall_timeout is not None and (not _is_number(stall_timeout) or not 1 <= stall_timeout <= 3600):
+        raise fail("stall_timeout", f"must be a number of seconds from 1 to 3600, got {stall_timeout!r}")
+    camera = CameraConfig(
+        id=raw_id,
+        source=source,
+        name=name,
+        fps=float(fps),
+        stall_timeout=None if stall_timeout is None else float(stall_timeout),
+    )
 
     if source == "demo":
         sizes = {}
@@ -317,7 +331,7 @@ def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[
 
     url = data.get("url")
     if url is None:
-        raise fail("url", 'missing; the camera\'s snapshot address, such as "http://cam.example/snapshot.jpg"')
+        raise fail("url", 'missing; the camera\'s address, such as "http://cam.example/snapshot.jpg"')
     _check_url(url, fail)
     username = data.get("username")
     if username is not None and (not isinstance(username, str) or not username):

@@ -11,6 +11,7 @@ from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.demo import DemoSource
 from mjpeg_proxy.sources.een import EenPreviewSource
 from mjpeg_proxy.sources.een_session import EenSession
+from mjpeg_proxy.sources.mjpeg import MjpegSource
 from mjpeg_proxy.sources.snapshot import SnapshotSource
 
 __all__ = ["Source", "Upstreams", "build_source"]
@@ -29,17 +30,17 @@ def build_source(camera: CameraConfig, upstreams: Upstreams) -> Source:
     """Return the Source for ``camera``'s ``source`` kind, using the shared ``upstreams``."""
     if camera.source == "demo":
         return DemoSource(camera.display_name, camera.fps, camera.width, camera.height)
-    if camera.source == "snapshot":
+    if camera.source in ("snapshot", "mjpeg"):
         assert camera.url is not None  # checked by the config loader
-        return SnapshotSource(
-            camera.url,
-            camera.fps,
-            upstreams.http,
-            username=camera.username,
-            password=camera.password,
-            auth=camera.auth,
-            max_frame_bytes=camera.max_frame_bytes,
-        )
+        http_camera = {
+            "username": camera.username,
+            "password": camera.password,
+            "auth": camera.auth,
+            "max_frame_bytes": camera.max_frame_bytes,
+        }
+        if camera.source == "snapshot":
+            return SnapshotSource(camera.url, camera.fps, upstreams.http, **http_camera)
+        return MjpegSource(camera.url, upstreams.http, **http_camera)
     if camera.source == "een":
         assert camera.esn is not None and upstreams.een is not None  # checked by the config loader
         return EenPreviewSource(upstreams.een, camera.esn, camera.max_frame_bytes)

@@ -28,7 +28,7 @@ from mjpeg_proxy import __version__
 from mjpeg_proxy.backoff import Backoff
 from mjpeg_proxy.config import EenConfig
 from mjpeg_proxy.errors import AuthError, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
-from mjpeg_proxy.sources.http_body import describe, read_capped
+from mjpeg_proxy.sources.http_client import describe, read_capped
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from mjpeg_proxy.errors import AuthError, BadFrame, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
+from mjpeg_proxy.errors import BadFrame, SourceError, UpstreamUnavailable
 from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.jpeg import complete_jpeg
 from mjpeg_proxy.redact import safe_url
 from mjpeg_proxy.sources.base import Pacer, Source
-from mjpeg_proxy.sources.http_body import describe, read_capped
+from mjpeg_proxy.sources.http_client import CameraAuth, describe, raise_for_status, read_capped
 
 REQUEST_TIMEOUT_S = 10.0
 
@@ -45,14 +45,7 @@ class SnapshotSource(Source):
         self.fps = fps
         self._http = http
         self._max_frame_bytes = max_frame_bytes
-        self._headers: dict[str, str] = {}
-        self._middlewares: tuple[aiohttp.DigestAuthMiddleware, ...] = ()
-        if username is not None:
-            if auth == "digest":
-                # One middleware per camera: it keeps the server's nonce between requests.
-                self._middlewares = (aiohttp.DigestAuthMiddleware(username, password or ""),)
-            else:
-                self._headers = {"Authorization": aiohttp.encode_basic_auth(username, password or "")}
+        self._auth = CameraAuth(username, password, auth)
         self._pacer = Pacer(fps)
 
     async def frames(self) -> AsyncIterator[Frame]:
@@ -66,11 +59,11 @@ class SnapshotSource(Source):
         try:
             async with self._http.get(
                 self.url,
-                headers=self._headers,
-                middlewares=self._middlewares,
+                headers=self._auth.headers,
+                middlewares=self._auth.middlewares,
                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
             ) as response:
-                _raise_for_status(response.status, where)
+                raise_for_status(response.status, where)
                 body = await read_capped(response, self._max_frame_bytes, where)
         except SourceError:
             raise
@@ -82,16 +75,3 @@ class SnapshotSource(Source):
             return complete_jpeg(body)
         except BadFrame as e:
             raise BadFrame(f"{where}: {e}") from None
-
-
-def _raise_for_status(status: int, where: str) -> None:
-    if 200 <= status < 300:
-        return
-    message = f"{where} answered HTTP {status}"
-    if status == 401:
-        raise AuthError(message + " (wrong username or password?)")
-    if status == 403:
-        raise ForbiddenError(message)
-    if status == 404:
-        raise NotFoundError(message)
-    raise UpstreamUnavailable(message)

@@ -1,0 +1,302 @@
+"""Reading an upstream's MJPEG stream: ``multipart/x-mixed-replace`` parts to JPEG frames.
+
+Protocol only: bytes in, JPEG frames out, nothing from aiohttp. Real cameras and tools
+break every rule of RFC 2046 (section 5.1.1, the multipart syntax), so the reader is
+liberal in what it takes and strict in what it gives:
+
+- the boundary comes from the Content-Type parameter in any spelling (quoted or not,
+  with or without a leading ``--``, any case of ``boundary``, spaces around ``=``), or,
+  when the header has none, from the first line that starts with ``--``;
+- a delimiter line is the token with any number of leading dashes (none included), an
+  optional closing ``--``, trailing blanks, and CRLF or LF;
+- a preamble or a first part with no delimiter before it, doubled delimiter lines and
+  headers without a space after ``:`` are accepted;
+- ``Content-Length`` is used when it is right (the body is one complete JPEG); when it
+  lies or is missing, the body ends at the next delimiter line;
+- header blocks over ``max_header_bytes`` and bodies over ``max_frame_bytes`` are
+  dropped without being held, and the reader resynchronises on the next delimiter;
+- only complete JPEGs (SOI ``FF D8`` to EOI ``FF D9``) leave it; everything else is
+  counted as dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from mjpeg_proxy.errors import BadFrame
+from mjpeg_proxy.jpeg import SOI, complete_jpeg
+
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024
+
+_BOUNDARY_PARAM_RE = re.compile(r"""[;\s]boundary\s*=\s*(?:"([^"]*)"|'([^']*)'|([^;\s]+))""", re.IGNORECASE)
+_CONTENT_LENGTH_RE = re.compile(rb"^content-length\s*:\s*(\d{1,12})\s*$", re.IGNORECASE)
+_HEADER_RE = re.compile(rb"^[!-9;-~]+\s*:")  # a field name (visible ASCII but ':'), then ':'
+
+
+def boundary_from_content_type(content_type: str) -> str | None:
+    """The boundary token of a multipart Content-Type header, or None if it has none.
+
+    Accepts ``boundary=tok``, ``boundary="tok"``, ``Boundary = tok`` and a token that
+    already starts with ``--`` (which is removed: the delimiter is ``--`` + token).
+    """
+    match = _BOUNDARY_PARAM_RE.search(" " + content_type)
+    if match is None:
+        return None
+    token = next(group for group in match.groups() if group is not None).strip()
+    token = token.lstrip("-") if token.startswith("--") else token
+    return token or None
+
+
+@dataclass
+class ReaderStats:
+    """What a reader has seen: ``frames`` given out, parts ``dropped`` (not a complete
+    JPEG, or too large), ``resyncs`` (framing lost and found again by scanning for the
+    next delimiter), and ``bytes_in`` fed."""
+
+    frames: int = 0
+    dropped: int = 0
+    resyncs: int = 0
+    bytes_in: int = 0
+
+
+class _State(enum.Enum):
+    HEADERS = 1  # between parts: delimiter lines, headers, a blank line
+    BODY = 2  # in a part's body
+    AFTER_BODY = 3  # a Content-Length body was taken; a delimiter should follow
+    DISCARD = 4  # lost: dropping bytes until the next delimiter line
+
+
+class MultipartReader:
+    """An incremental MJPEG parser: ``feed()`` bytes as they arrive, get complete JPEGs.
+
+    Bytes may arrive in pieces of any size, split anywhere. Memory held is bounded by
+    about ``max_frame_bytes`` + ``max_header_bytes``, whatever the upstream sends.
+    ``boundary`` is the token from ``boundary_from_content_type`` (None to take it from
+    the first ``--`` line of the body). ``stats`` may be shared by successive readers
+    of the same upstream, to count across reconnections.
+    """
+
+    def __init__(
+        self,
+        boundary: str | None,
+        *,
+        max_frame_bytes: int,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        stats: ReaderStats | None = None,
+    ) -> None:
+        self._token = boundary.encode("latin-1") if boundary else None
+        self._max_frame = max_frame_bytes
+        self._max_header = max_header_bytes
+        self._buf = bytearray()
+        self._state = _State.HEADERS
+        self._content_length: int | None = None
+        self._seen_part_start = False  # a delimiter or a header since the last body
+        self._scan_from = 0  # where the next delimiter search in the body starts
+        self.stats = stats if stats is not None else ReaderStats()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Take the next bytes of the stream; return the JPEGs completed by them, in order."""
+        self.stats.bytes_in += len(data)
+        self._buf += data
+        frames: list[bytes] = []
+        while self._step(frames):
+            pass
+        return frames
+
+    def close(self) -> None:
+        """The stream ended: a part still in progress is counted as dropped, never given out."""
+        if self._state is _State.BODY and self._buf:
+            self.stats.dropped += 1
+        self._buf.clear()
+        self._state = _State.HEADERS
+
+    # --- the state machine: each step consumes what it can and says whether to go on ---
+
+    def _step(self, frames: list[bytes]) -> bool:
+        if self._state is _State.HEADERS:
+            return self._headers_step()
+        if self._state is _State.BODY:
+            return self._body_step(frames)
+        if self._state is _State.AFTER_BODY:
+            return self._after_body_step()
+        return self._discard_step()
+
+    def _headers_step(self) -> bool:
+        buf = self._buf
+        if buf.startswith(SOI):
+            # A body with no blank line before it (or no headers at all).
+            self._start_body(None)
+            return True
+        end = buf.find(b"\n")
+        if end < 0:
+            if len(buf) > self._max_header:
+                self._lose_sync()
+                return True
+            return False
+        line = bytes(buf[:end]).rstrip(b"\r")
+        del buf[: end + 1]
+        if self._token is None and line.startswith(b"--") and len(line.strip(b"-")) > 0:
+            self._token = line.strip().strip(b"-")  # no boundary declared: the first "--" line names it
+        if self._is_delimiter(line):
+            self._seen_part_start = True
+            self._content_length = None
+        elif not line.strip():
+            if self._seen_part_start:
+                self._start_body(self._content_length)
+        elif _HEADER_RE.match(line):
+            self._seen_part_start = True
+            match = _CONTENT_LENGTH_RE.match(line)
+            if match:
+                self._content_length = int(match.group(1))
+        # Anything else is preamble or noise between parts, and is skipped.
+        return True
+
+    def _start_body(self, content_length: int | None) -> None:
+        self._state = _State.BODY
+        self._content_length = content_length
+        self._scan_from = 0
+
+    def _body_step(self, frames: list[bytes]) -> bool:
+        buf = self._buf
+        length = self._content_length
+        if length is not None and length > self._max_frame:
+            # Refused before a byte of it is held; what it sends is dropped as it comes.
+            self.stats.dropped += 1
+            self._lose_sync()
+            return True
+        if length is not None:
+            if len(buf) < length:
+                return False
+            jpeg = _complete_or_none(buf, length)
+            if jpeg is not None:
+                # Given out at once, without waiting for the delimiter that should follow:
+                # some servers send it only with the next frame, a frame late.
+                self._emit(frames, jpeg)
+                del buf[:length]
+                self._state = _State.AFTER_BODY
+                return True
+            self._content_length = None  # the length lies: find the body's end by its delimiter
+        start, end = self._find_delimiter(self._scan_from)
+        if start < 0:
+            if len(buf) > self._max_frame + self._max_header:
+                self.stats.dropped += 1
+                self._lose_sync()
+                return True
+            # Search again from near the end next time; a delimiter may straddle the feeds.
+            self._scan_from = max(0, len(buf) - self._max_delimiter_line())
+            return False
+        jpeg = _complete_or_none(buf, start) if start <= self._max_frame else None
+        if jpeg is None:
+            self.stats.dropped += 1
+        else:
+            self._emit(frames, jpeg)
+        del buf[:end]
+        self._after_delimiter()
+        return True
+
+    def _after_body_step(self) -> bool:
+        buf = self._buf
+        stripped = buf.lstrip(b"\r\n")
+        if len(stripped) != len(buf):
+            del buf[: len(buf) - len(stripped)]
+        if not buf:
+            return False
+        end = buf.find(b"\n")
+        if end < 0:
+            if len(buf) > self._max_delimiter_line():
+                self._lose_sync()
+                return True
+            return False
+        line = bytes(buf[:end]).rstrip(b"\r")
+        if self._is_delimiter(line):
+            del buf[: end + 1]
+            self._after_delimiter()
+        elif _HEADER_RE.match(line) or buf.startswith(SOI):
+            # The next part's headers (or body) with no delimiter before them.
+            self._state = _State.HEADERS
+            self._seen_part_start = True
+            self._content_length = None
+        else:
+            self._lose_sync()
+        return True
+
+    def _discard_step(self) -> bool:
+        start, end = self._find_delimiter(0)
+        if start < 0:
+            keep = self._max_delimiter_line()
+            if len(self._buf) > keep:
+                del self._buf[: len(self._buf) - keep]
+            return False
+        del self._buf[:end]
+        self._after_delimiter()
+        return True
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _emit(self, frames: list[bytes], jpeg: bytes) -> None:
+        self.stats.frames += 1
+        frames.append(jpeg)
+
+    def _after_delimiter(self) -> None:
+        self._state = _State.HEADERS
+        self._seen_part_start = True
+        self._content_length = None
+
+    def _lose_sync(self) -> None:
+        self.stats.resyncs += 1
+        self._state = _State.DISCARD
+
+    def _max_delimiter_line(self) -> int:
+        return len(self._token or b"") + 256
+
+    def _is_delimiter(self, line: bytes) -> bool:
+        token = self._token
+        if not token:
+            return False
+        core = line.strip()
+        if core.endswith(b"--") and core[:-2].lstrip(b"-").endswith(token):
+            core = core[:-2]  # a close delimiter: "--token--"
+        return core.lstrip(b"-") == token
+
+    def _find_delimiter(self, start: int) -> tuple[int, int]:
+        """Find the next delimiter line in the buffer from ``start``.
+
+        Returns (where the body before it ends, where the line after it starts), the first
+        excluding the CRLF or LF that precedes the delimiter line; (-1, -1) if none yet.
+        """
+        token = self._token
+        if not token:
+            return -1, -1
+        buf = self._buf
+        at = start
+        while True:
+            at = buf.find(token, at)
+            if at < 0:
+                return -1, -1
+            line_start = buf.rfind(b"\n", 0, at) + 1
+            newline = buf.find(b"\n", at + len(token))
+            if newline < 0:
+                # The line is not complete yet: look again when more bytes come.
+                return -1, -1
+            if self._is_delimiter(bytes(buf[line_start:newline])):
+                body_end = line_start
+                if body_end and buf[body_end - 1] == 0x0A:
+                    body_end -= 1
+                    if body_end and buf[body_end - 1] == 0x0D:
+                        body_end -= 1
+                return body_end, newline + 1
+            at += len(token)
+
+
+def _complete_or_none(buf: bytearray, end: int) -> bytes | None:
+    """``buf[:end]`` as one complete JPEG (trailing padding trimmed), or None."""
+    if not buf.startswith(SOI):
+        return None
+    with memoryview(buf) as view:
+        data = bytes(view[:end])  # the one copy a frame costs
+    try:
+        return complete_jpeg(data)
+    except BadFrame:
+        return None

@@ -1,0 +1,83 @@
+"""The MJPEG camera: one long-lived GET of an upstream ``multipart/x-mixed-replace`` stream."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from mjpeg_proxy.errors import SourceError, UpstreamUnavailable
+from mjpeg_proxy.frame import Frame
+from mjpeg_proxy.multipart_reader import MultipartReader, ReaderStats, boundary_from_content_type
+from mjpeg_proxy.redact import safe_url
+from mjpeg_proxy.sources.base import Source
+from mjpeg_proxy.sources.http_client import CameraAuth, describe, raise_for_status
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+class MjpegSource(Source):
+    """Relays every complete JPEG of the MJPEG stream at ``url``.
+
+    One connection at a time, read as it arrives and parsed by ``MultipartReader``
+    (so a frame is yielded as soon as its last byte is in). Authentication as for
+    snapshot cameras (Basic or Digest). ``stats`` counts frames, dropped parts and
+    resyncs over all connections. The stall watchdog (no complete frame for a while)
+    is the Camera's.
+
+    Raises (from ``frames()``): AuthError on 401, ForbiddenError on 403, NotFoundError
+    on 404, UpstreamUnavailable on another non-2xx answer, an answer that is not a
+    multipart stream, a network error, or the end of the stream.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        http: aiohttp.ClientSession,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        auth: str | None = None,
+        max_frame_bytes: int,
+    ) -> None:
+        self.url = url
+        self._http = http
+        self._auth = CameraAuth(username, password, auth)
+        self._max_frame_bytes = max_frame_bytes
+        self.stats = ReaderStats()
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        where = safe_url(self.url)
+        try:
+            async with self._http.get(
+                self.url,
+                headers=self._auth.headers,
+                middlewares=self._auth.middlewares,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S),
+            ) as response:
+                raise_for_status(response.status, where)
+                content_type = response.headers.get("Content-Type", "")
+                if not content_type.lower().startswith("multipart/"):
+                    raise UpstreamUnavailable(
+                        f"{where} is not an MJPEG stream (Content-Type {content_type[:60]!r}); "
+                        'for a single picture use source = "snapshot"'
+                    )
+                reader = MultipartReader(
+                    boundary_from_content_type(content_type),
+                    max_frame_bytes=self._max_frame_bytes,
+                    stats=self.stats,
+                )
+                async for chunk in response.content.iter_any():
+                    for jpeg in reader.feed(chunk):
+                        yield Frame(jpeg)
+                reader.close()
+        except SourceError:
+            raise
+        except TimeoutError:
+            raise UpstreamUnavailable(f"{where} did not answer within {CONNECT_TIMEOUT_S:g} s") from None
+        except aiohttp.ClientError as e:
+            raise UpstreamUnavailable(f"{where}: {describe(e)}") from None
+        raise UpstreamUnavailable(f"{where} ended its stream")
