@@ -10,6 +10,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 
+from mjpeg_proxy import camera as camera_module
 from mjpeg_proxy.app import create_app
 from mjpeg_proxy.appkeys import CAMERAS
 from mjpeg_proxy.camera import Camera
@@ -64,6 +65,14 @@ def start_proxy(aiohttp_server) -> StartProxy:
         return Proxy(server, pushed)
 
     return start
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """Retry delays shrunk and the stall floor lowered, so recoveries take a fraction of a second."""
+    monkeypatch.setattr(camera_module, "BACKOFF_S", (0.05, 0.2))
+    monkeypatch.setattr(camera_module, "AUTH_BACKOFF_S", (0.05, 0.2))
+    monkeypatch.setattr(camera_module, "MIN_STALL_TIMEOUT_S", 1.0)
 
 
 def push_camera(camera_id: str = "cam", **changes) -> CameraConfig:

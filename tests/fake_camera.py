@@ -15,6 +15,29 @@ def _md5(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()
 
 
+def digest_challenge(nonce: str) -> dict[str, str]:
+    """Headers of a 401 asking for HTTP Digest (RFC 7616: MD5, qop=auth)."""
+    return {
+        "WWW-Authenticate": (
+            f'Digest realm="{REALM}", qop="auth", nonce="{nonce}", opaque="{secrets.token_hex(8)}", algorithm=MD5'
+        )
+    }
+
+
+def digest_authorised(request: web.Request, username: str, password: str, nonce: str) -> bool:
+    """True when ``request`` carries valid Digest credentials for this user and nonce."""
+    params = _parse_digest(request.headers.get("Authorization", ""))
+    needed = ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
+    if not all(k in params for k in needed):
+        return False
+    if params["username"] != username or params["nonce"] != nonce or params["qop"] != "auth":
+        return False
+    ha1 = _md5(f"{username}:{REALM}:{password}")
+    ha2 = _md5(f"{request.method}:{params['uri']}")
+    expected = _md5(f"{ha1}:{params['nonce']}:{params['nc']}:{params['cnonce']}:auth:{ha2}")
+    return secrets.compare_digest(expected, params["response"]) and params["uri"] == request.path_qs
+
+
 def _parse_digest(header: str) -> dict[str, str]:
     scheme, _, rest = header.partition(" ")
     if scheme.lower() != "digest":
@@ -49,31 +72,15 @@ class FakeSnapshotCamera:
         return app
 
     async def _snapshot(self, request: web.Request) -> web.Response:
-        if self.username is not None and not self._authorised(request):
+        if self.username is not None and not digest_authorised(request, self.username, self.password, self.nonce):
             self.challenges += 1
-            challenge = (
-                f'Digest realm="{REALM}", qop="auth", nonce="{self.nonce}", '
-                f'opaque="{secrets.token_hex(8)}", algorithm=MD5'
-            )
             return web.Response(
                 status=401,
                 text="<html>401 Unauthorized</html>",
                 content_type="text/html",
-                headers={"WWW-Authenticate": challenge},
+                headers=digest_challenge(self.nonce),
             )
         self.request_times.append(time.monotonic())
         body = self.frames[len(self.served) % len(self.frames)]
         self.served.append(body)
         return web.Response(body=body, content_type="image/jpeg")
-
-    def _authorised(self, request: web.Request) -> bool:
-        params = _parse_digest(request.headers.get("Authorization", ""))
-        needed = ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
-        if not all(k in params for k in needed):
-            return False
-        if params["username"] != self.username or params["nonce"] != self.nonce or params["qop"] != "auth":
-            return False
-        ha1 = _md5(f"{self.username}:{REALM}:{self.password}")
-        ha2 = _md5(f"{request.method}:{params['uri']}")
-        expected = _md5(f"{ha1}:{params['nonce']}:{params['nc']}:{params['cnonce']}:auth:{ha2}")
-        return secrets.compare_digest(expected, params["response"]) and params["uri"] == request.path_qs

@@ -8,7 +8,6 @@ import logging
 import aiohttp
 import pytest
 
-from mjpeg_proxy import camera as camera_module
 from mjpeg_proxy.config import CameraConfig, EenConfig
 from mjpeg_proxy.sources import een_session
 from mjpeg_proxy.sources.een import parse_een_timestamp
@@ -22,11 +21,8 @@ FRONT, GATE = "1006073b", "100d4c41"
 
 
 @pytest.fixture(autouse=True)
-def fast_retries(monkeypatch):
-    """Retry delays and the stall timeout shrunk so that recoveries take a fraction of a second."""
-    monkeypatch.setattr(camera_module, "BACKOFF_S", (0.05, 0.2))
-    monkeypatch.setattr(camera_module, "AUTH_BACKOFF_S", (0.05, 0.2))
-    monkeypatch.setattr(camera_module, "MIN_STALL_TIMEOUT_S", 1.0)
+def fast_een_retries(fast_retries, monkeypatch):
+    """Camera retries and failed (not refused) logins retried within a fraction of a second."""
     monkeypatch.setattr(een_session, "FAILED_LOGIN_BACKOFF_S", (0.05, 0.2))
 
 
