@@ -1,7 +1,7 @@
 """EenSession (EEN v1 login, authenticated GETs) and EenPreviewSource against mocked EEN hosts.
 
 Every HTTP call goes to the ``upstream`` fixture (aioresponses); nothing reaches the network.
-Protocol facts: /work/shared/EEN-API.md sections 1 and 2.
+Protocol facts: the project's EEN notes (shared/EEN-API.md), sections 1 and 2.
 """
 
 from __future__ import annotations
