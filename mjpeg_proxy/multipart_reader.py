@@ -94,6 +94,7 @@ class MultipartReader:
         self._content_length: int | None = None
         self._seen_part_start = False  # a delimiter or a header since the last body
         self._scan_from = 0  # where the next delimiter search in the body starts
+        self._header_bytes = 0  # size of the header block read so far
         self.stats = stats if stats is not None else ReaderStats()
 
     def feed(self, data: bytes) -> list[bytes]:
@@ -129,19 +130,22 @@ class MultipartReader:
             # A body with no blank line before it (or no headers at all).
             self._start_body(None)
             return True
-        end = buf.find(b"\n")
-        if end < 0:
-            if len(buf) > self._max_header:
+        end = buf.find(b"\n", 0, self._max_header + 1)
+        if end < 0 or self._header_bytes + end >= self._max_header:
+            if end >= 0 or len(buf) > self._max_header:
+                # A header block (one line, or many) larger than any real camera sends.
+                if self._seen_part_start:
+                    self.stats.dropped += 1
                 self._lose_sync()
                 return True
             return False
         line = bytes(buf[:end]).rstrip(b"\r")
         del buf[: end + 1]
+        self._header_bytes += end + 1
         if self._token is None and line.startswith(b"--") and len(line.strip(b"-")) > 0:
             self._token = line.strip().strip(b"-")  # no boundary declared: the first "--" line names it
         if self._is_delimiter(line):
-            self._seen_part_start = True
-            self._content_length = None
+            self._after_delimiter()
         elif not line.strip():
             if self._seen_part_start:
                 self._start_body(self._content_length)
@@ -157,6 +161,7 @@ class MultipartReader:
         self._state = _State.BODY
         self._content_length = content_length
         self._scan_from = 0
+        self._header_bytes = 0
 
     def _body_step(self, frames: list[bytes]) -> bool:
         buf = self._buf
@@ -168,7 +173,9 @@ class MultipartReader:
             return True
         if length is not None:
             if len(buf) < length:
-                return False
+                # A length that is too large would hold this frame back until the next
+                # one fills it up: a delimiter after a complete JPEG ends the body too.
+                return self._split_at_delimiter(frames, only_complete=True)
             jpeg = _complete_or_none(buf, length)
             if jpeg is not None:
                 # Given out at once, without waiting for the delimiter that should follow:
@@ -178,6 +185,15 @@ class MultipartReader:
                 self._state = _State.AFTER_BODY
                 return True
             self._content_length = None  # the length lies: find the body's end by its delimiter
+            self._scan_from = 0
+        return self._split_at_delimiter(frames, only_complete=False)
+
+    def _split_at_delimiter(self, frames: list[bytes], *, only_complete: bool) -> bool:
+        """End the body at the next delimiter line, if one has arrived.
+
+        With ``only_complete``, only when the bytes before it are a complete JPEG (the
+        body's length is still expected to decide otherwise)."""
+        buf = self._buf
         start, end = self._find_delimiter(self._scan_from)
         if start < 0:
             if len(buf) > self._max_frame + self._max_header:
@@ -189,6 +205,9 @@ class MultipartReader:
             return False
         jpeg = _complete_or_none(buf, start) if start <= self._max_frame else None
         if jpeg is None:
+            if only_complete:
+                self._scan_from = end  # a delimiter-like line inside the body: look further on
+                return False
             self.stats.dropped += 1
         else:
             self._emit(frames, jpeg)
@@ -243,6 +262,7 @@ class MultipartReader:
         self._state = _State.HEADERS
         self._seen_part_start = True
         self._content_length = None
+        self._header_bytes = 0
 
     def _lose_sync(self) -> None:
         self.stats.resyncs += 1
