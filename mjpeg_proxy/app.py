@@ -14,7 +14,7 @@ import jinja2
 from aiohttp import web
 
 from mjpeg_proxy import __version__, pages, streaming
-from mjpeg_proxy.appkeys import CAMERAS, CONFIG, WRITER
+from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, WRITER
 from mjpeg_proxy.camera import Camera
 from mjpeg_proxy.config import CameraConfig, Config
 from mjpeg_proxy.hub import FrameHub
@@ -41,7 +41,9 @@ def create_app(config: Config, source_factory: SourceFactory = build_source) -> 
         ]
     )
     app[CONFIG] = config
-    app[WRITER] = MultipartWriter(new_boundary())
+    boundary = new_boundary()
+    app[WRITER] = MultipartWriter(boundary)
+    app[BROWSER_WRITER] = MultipartWriter(boundary, advance_headers=True)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(templates_dir()),
@@ -78,14 +80,16 @@ def templates_dir() -> Path:
 
 async def _run_cameras(app: web.Application, source_factory: SourceFactory) -> AsyncIterator[None]:
     config = app[CONFIG]
-    writer = app[WRITER]
+    writer, browser_writer = app[WRITER], app[BROWSER_WRITER]
     upstreams = Upstreams(
         http=aiohttp.ClientSession(headers={"User-Agent": f"mjpeg-proxy/{__version__}"}),
         een=EenSession(config.een) if config.een and any(c.source == "een" for c in config.cameras) else None,
     )
     cameras: dict[str, Camera] = {}
     for camera_config in config.cameras:
-        hub = FrameHub(lambda frame: writer.part(frame.jpeg, frame.timestamp))
+        hub = FrameHub(
+            lambda frame: (writer.part(frame.jpeg, frame.timestamp), browser_writer.part(frame.jpeg, frame.timestamp))
+        )
         source = source_factory(camera_config, upstreams)
         cameras[camera_config.id] = Camera(camera_config, source, hub)
     app[CAMERAS] = cameras

@@ -11,6 +11,9 @@ from mjpeg_proxy.multipart_writer import MultipartWriter
 CONFIG = web.AppKey("config", Config)
 CAMERAS = web.AppKey("cameras", dict[str, Camera])
 WRITER = web.AppKey("writer", MultipartWriter)
+"""Framing for players and tools."""
+BROWSER_WRITER = web.AppKey("browser_writer", MultipartWriter)
+"""Framing for browsers (next part's headers sent ahead), same boundary."""
 
 
 def camera_from_request(request: web.Request) -> Camera:

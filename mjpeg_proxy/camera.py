@@ -74,6 +74,8 @@ class Camera:
         self.frames_received = 0
         self.errors: collections.Counter[str] = collections.Counter()
         self.last_error: str | None = None
+        self.viewers_timed_out = 0
+        """Viewers closed because their connection took no data for ``write_timeout`` seconds."""
         self._backoff = backoff or Backoff(*BACKOFF_S)
         self._auth_backoff = Backoff(*AUTH_BACKOFF_S)
         self._failures_in_burst = 0

@@ -33,7 +33,7 @@ _SOURCE_KEYS = {
     "mjpeg": _COMMON_KEYS | _HTTP_CAMERA_KEYS,
     "een": _COMMON_KEYS | {"esn", "max_frame_bytes"},
 }
-_SERVER_KEYS = {"host", "port", "resend_seconds"}
+_SERVER_KEYS = {"host", "port", "resend_seconds", "write_timeout", "max_stream_seconds"}
 _EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
 # An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
 _ESN_RE = re.compile(r"[0-9a-fA-F]{8}")
@@ -50,11 +50,17 @@ class ServerConfig:
     ``resend_seconds``: while a camera sends no new frame, each viewer gets the latest
     frame again after this many seconds, so idle connections stay open and viewers
     never sit on a half-finished part.
+
+    ``write_timeout``: a viewer whose connection takes no bytes for this many seconds is
+    closed. ``max_stream_seconds``: streams end (with the closing delimiter) after this
+    many seconds, so kiosk pages reload cleanly; None for no limit.
     """
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     resend_seconds: float = 2.0
+    write_timeout: float = 30.0
+    max_stream_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,19 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
     resend = data.get("resend_seconds", 2.0)
     if not _is_number(resend) or not 0.1 <= resend <= 60:
         raise fail("resend_seconds", f"must be a number of seconds from 0.1 to 60, got {resend!r}")
-    return ServerConfig(host=host, port=port, resend_seconds=float(resend))
+    write_timeout = data.get("write_timeout", 30.0)
+    if not _is_number(write_timeout) or not 1 <= write_timeout <= 3600:
+        raise fail("write_timeout", f"must be a number of seconds from 1 to 3600, got {write_timeout!r}")
+    max_stream = data.get("max_stream_seconds")
+    if max_stream is not None and (not _is_number(max_stream) or not 1 <= max_stream <= 31_536_000):
+        raise fail("max_stream_seconds", f"must be a number of seconds from 1 to 31536000, got {max_stream!r}")
+    return ServerConfig(
+        host=host,
+        port=port,
+        resend_seconds=float(resend),
+        write_timeout=float(write_timeout),
+        max_stream_seconds=None if max_stream is None else float(max_stream),
+    )
 
 
 def _parse_een(data: Any, path: str, environ: Mapping[str, str]) -> EenConfig:

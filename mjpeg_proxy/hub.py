@@ -16,10 +16,12 @@ class HubClosed(Exception):
 
 
 class Part(NamedTuple):
-    """A published frame with the bytes of its multipart part, built once for all viewers."""
+    """A published frame with the bytes of its multipart part, built once for all viewers:
+    ``data`` for players and tools, ``browser_data`` for browsers (see MultipartWriter)."""
 
     frame: Frame
     data: bytes
+    browser_data: bytes
 
 
 class FrameHub:
@@ -28,14 +30,14 @@ class FrameHub:
     Latest-frame-wins: nothing is queued per viewer. A viewer asks for "a part newer
     than the one I sent last"; one that is slow gets the newest part when it is ready
     again and skips the rest, so the memory a viewer costs is at most the part it is
-    writing. ``build_part`` turns a Frame into the bytes every viewer writes; it runs
-    once per frame, in ``publish``.
+    writing. ``build_part`` turns a Frame into the bytes every viewer writes (for tools,
+    for browsers); it runs once per frame, in ``publish``.
 
     Viewers register with ``viewer()`` so the count is known to status pages and to
     anyone waiting in ``wait_viewers``.
     """
 
-    def __init__(self, build_part: Callable[[Frame], bytes]) -> None:
+    def __init__(self, build_part: Callable[[Frame], tuple[bytes, bytes]]) -> None:
         self._build_part = build_part
         self._latest: Part | None = None
         self._seq = 0
@@ -58,7 +60,7 @@ class FrameHub:
         """Number ``frame`` (1, 2, ...), build its part, make it the latest and wake waiters."""
         self._seq += 1
         frame = dataclasses.replace(frame, seq=self._seq)
-        self._latest = Part(frame, self._build_part(frame))
+        self._latest = Part(frame, *self._build_part(frame))
         woken, self._new_part = self._new_part, asyncio.Event()
         woken.set()
         return self._latest

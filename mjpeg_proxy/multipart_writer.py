@@ -33,29 +33,52 @@ def new_boundary() -> str:
 
 
 class MultipartWriter:
-    """Builds the bytes of an MJPEG stream for one boundary token.
+    """Builds the bytes of an MJPEG stream for one boundary token, in one of two framings.
+
+    For players and tools (ffmpeg, VLC, OpenCV, curl; ``advance_headers=False``) each part
+    carries its own headers with an exact ``Content-Length`` (ffmpeg's demuxer splits
+    wrongly without one) and the next delimiter follows the JPEG at once.
+
+    For browsers (``advance_headers=True``) the next part's headers are sent ahead, right
+    after the delimiter: Chromium paints a part only once the *next* part's header block
+    is complete, so without them a still camera's picture would never show, and every
+    picture would show one frame late (µStreamer's ``--advance-headers``). Those headers
+    cannot hold the next JPEG's length, which browsers do not need.
 
     Raises:
         ValueError: the boundary is not 1-70 characters of ``[0-9A-Za-z_-]``.
     """
 
-    def __init__(self, boundary: str) -> None:
+    def __init__(self, boundary: str, *, advance_headers: bool = False) -> None:
         if not _BOUNDARY_RE.fullmatch(boundary):
             raise ValueError(f"boundary must be 1-70 characters of [0-9A-Za-z_-], got {boundary!r}")
         self.boundary = boundary
+        self.advance_headers = advance_headers
         # Some clients (older Safari, ffmpeg's mpjpeg) mis-parse a quoted or
         # space-padded parameter, so the token is plain and follows ';' directly.
         self.content_type = f"multipart/x-mixed-replace;boundary={boundary}"
-        self.opening = b"--" + boundary.encode("ascii") + b"\r\n"
-        self._tail = b"\r\n" + self.opening
+        delimiter = b"--" + boundary.encode("ascii")
+        self._after_delimiter = b"\r\n" + (b"Content-Type: image/jpeg\r\n\r\n" if advance_headers else b"")
+        self.opening = delimiter + self._after_delimiter
+        """The first bytes of the body."""
+        self._tail = b"\r\n" + delimiter + self._after_delimiter
 
     def part(self, jpeg: bytes, timestamp: float) -> bytes:
-        """Return one whole part for ``jpeg``: headers, the JPEG, and the next delimiter.
+        """Return one whole part for ``jpeg``: its headers (unless sent ahead), the JPEG,
+        and at once the next delimiter.
 
         ``timestamp`` (seconds since the epoch) goes out as ``X-Timestamp``, as µStreamer
-        sends it. The delimiter closes the part at once: browsers paint a part only when
-        the next delimiter arrives, so holding it back until the next frame would show
-        every picture one frame late, and a still camera's first picture never.
+        sends it. The delimiter is not held back until the next frame: browsers paint a
+        part only when it arrives, so every picture would show a frame late, and a still
+        camera's first picture never.
         """
+        if self.advance_headers:
+            return b"".join((jpeg, self._tail))
         head = b"Content-Type: image/jpeg\r\nContent-Length: %d\r\nX-Timestamp: %.6f\r\n\r\n" % (len(jpeg), timestamp)
         return b"".join((head, jpeg, self._tail))
+
+    def closing(self, part: bytes) -> bytes:
+        """``part`` (from ``part()``) ending with the close delimiter ``\r\n--<boundary>--\r\n``
+        instead of the next part's delimiter: the last part of a stream that ends on purpose,
+        so players see a finished stream rather than a broken one (RFC 2046, 5.1.1)."""
+        return part[: len(part) - len(self._after_delimiter)] + b"--\r\n"

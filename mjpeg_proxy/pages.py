@@ -15,16 +15,27 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+MAX_LIVE_TILES = 4
+"""Browsers open at most 6 HTTP/1.1 connections to one host and a live stream holds one
+for as long as it plays; past this many cameras the index shows refreshed snapshots, so
+the page, its other requests and every tile keep working."""
+SNAPSHOT_REFRESH_S = 1
+
+
 @aiohttp_jinja2.template("index.html")
 async def index(request: web.Request) -> dict[str, object]:
-    """``GET /``: every camera as a live ``<img>`` with its name."""
-    return {"cameras": list(request.app[CAMERAS].values())}
+    """``GET /``: every camera with its name: live ``<img>`` streams for up to 4 cameras,
+    else snapshots refreshed every second (each linking to its live page)."""
+    cameras = list(request.app[CAMERAS].values())
+    return {"cameras": cameras, "live": len(cameras) <= MAX_LIVE_TILES, "refresh_seconds": SNAPSHOT_REFRESH_S}
 
 
 @aiohttp_jinja2.template("kiosk.html")
 async def kiosk(request: web.Request) -> dict[str, object]:
     """``GET /cameras/{camera_id}``: one camera filling the window, for kiosk screens."""
-    return {"camera": camera_from_request(request)}
+    camera = camera_from_request(request)
+    # Relative to /cameras/{id}: works unchanged under a path prefix behind a proxy.
+    return {"camera": camera, "stream_src": f"{camera.id}/stream.mjpg"}
 
 
 async def healthz(request: web.Request) -> web.Response:

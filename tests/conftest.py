@@ -51,7 +51,13 @@ def start_proxy(aiohttp_server) -> StartProxy:
     """Start a proxy. Cameras whose ``source`` is ``"push"`` get a PushSource the test feeds
     with ``proxy.push(id, jpeg)``; any other source is built as in production."""
 
-    async def start(*cameras: CameraConfig, resend_seconds: float = 2.0, een: EenConfig | None = None) -> Proxy:
+    async def start(
+        *cameras: CameraConfig,
+        resend_seconds: float = 2.0,
+        een: EenConfig | None = None,
+        write_timeout: float = 30.0,
+        max_stream_seconds: float | None = None,
+    ) -> Proxy:
         pushed: dict[str, PushSource] = {}
 
         def source_factory(camera: CameraConfig, upstreams):
@@ -60,7 +66,10 @@ def start_proxy(aiohttp_server) -> StartProxy:
                 return pushed[camera.id]
             return build_source(camera, upstreams)
 
-        config = Config(server=ServerConfig(resend_seconds=resend_seconds), cameras=cameras, een=een)
+        server_config = ServerConfig(
+            resend_seconds=resend_seconds, write_timeout=write_timeout, max_stream_seconds=max_stream_seconds
+        )
+        config = Config(server=server_config, cameras=cameras, een=een)
         server = await aiohttp_server(create_app(config, source_factory))
         return Proxy(server, pushed)
 

@@ -91,9 +91,9 @@ class Published:
     def __init__(self) -> None:
         self.frames: list[tuple[int, bytes]] = []
 
-    def __call__(self, frame: Frame) -> bytes:
+    def __call__(self, frame: Frame) -> tuple[bytes, bytes]:
         self.frames.append((frame.seq, frame.jpeg))
-        return frame.jpeg
+        return frame.jpeg, frame.jpeg
 
 
 def make_camera(source: ScriptedSource, **kwargs) -> tuple[Camera, FrameHub, Published]:
@@ -440,11 +440,11 @@ async def test_iterator_is_closed_when_publishing_a_frame_fails(caplog):
     source = ScriptedSource([F1, F2], [F3, HANG])
     built: list[bytes] = []
 
-    def build_part(frame: Frame) -> bytes:
+    def build_part(frame: Frame) -> tuple[bytes, bytes]:
         if frame.jpeg == F1:
             raise RuntimeError("cannot build part")
         built.append(frame.jpeg)
-        return frame.jpeg
+        return frame.jpeg, frame.jpeg
 
     hub = FrameHub(build_part)
     camera = Camera(CameraConfig(id="cam", source="demo", fps=10), source, hub, backoff=Backoff(0.001, 0.01))
@@ -497,7 +497,7 @@ async def test_source_with_a_plain_async_iterator_stops_when_cancelled():
             return Silent()
 
     source = PlainSource()
-    camera = Camera(CameraConfig(id="cam", source="demo", fps=10), source, FrameHub(lambda f: f.jpeg))
+    camera = Camera(CameraConfig(id="cam", source="demo", fps=10), source, FrameHub(lambda f: (f.jpeg, f.jpeg)))
     task = asyncio.create_task(camera.run())
     await asyncio.wait_for(source.started.wait(), WAIT_S)
     await asyncio.sleep(0)  # the camera is now waiting inside __anext__

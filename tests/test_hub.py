@@ -9,7 +9,7 @@ from mjpeg_proxy.hub import FrameHub
 
 
 def make_hub() -> FrameHub:
-    return FrameHub(lambda frame: b"part:" + frame.jpeg)
+    return FrameHub(lambda frame: (b"part:" + frame.jpeg, b"browser part:" + frame.jpeg))
 
 
 async def watch(hub: FrameHub, count: int, received: list[Frame], ready: asyncio.Event | None = None) -> None:
@@ -27,11 +27,11 @@ async def watch(hub: FrameHub, count: int, received: list[Frame], ready: asyncio
 
 async def test_publish_numbers_frames_and_builds_the_part_once():
     built = []
-    hub = FrameHub(lambda frame: built.append(frame.seq) or b"part:" + frame.jpeg)
+    hub = FrameHub(lambda frame: built.append(frame.seq) or (b"part:" + frame.jpeg, b"browser part:" + frame.jpeg))
     first = hub.publish(Frame(b"a"))
     second = hub.publish(Frame(b"b"))
     assert (first.frame.seq, second.frame.seq) == (1, 2)
-    assert second.data == b"part:b"
+    assert (second.data, second.browser_data) == (b"part:b", b"browser part:b")
     assert hub.latest is second
     assert built == [1, 2]
 

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
+import pytest
 
 from tests.conftest import push_camera
 from tests.helpers import StrictMjpegReader, boundary_of, real_frames
@@ -146,16 +147,59 @@ async def test_head_on_the_stream_gets_headers_and_no_body(start_proxy):
     assert rest.startswith(b"HTTP/1.1 200 OK\r\n") and rest.endswith(b"\r\n\r\nok")
 
 
-async def test_stopping_the_server_ends_every_stream_promptly(start_proxy):
+async def test_stopping_the_server_ends_every_stream_promptly_with_the_close_delimiter(start_proxy):
     proxy = await start_proxy(push_camera(), resend_seconds=60)
     await proxy.publish("cam", FRAMES[0])
     async with contextlib.AsyncExitStack() as stack:
         readers = []
         for _ in range(3):
             head, reader = await stack.enter_async_context(raw_viewer(proxy))
-            await StrictMjpegReader(reader, boundary_of(header_map(head)["content-type"])).read_part()
+            boundary = boundary_of(header_map(head)["content-type"])
+            await StrictMjpegReader(reader, boundary).read_part()
             readers.append(reader)
         # Without ending the streams, the server would wait out its whole shutdown timeout (60 s here).
         await asyncio.wait_for(proxy.server.close(), 5)
         for reader in readers:
-            assert await asyncio.wait_for(reader.read(), 5) == b""  # end of stream
+            rest = await asyncio.wait_for(reader.read(), 5)  # up to the end of the stream
+            # A last whole part (the latest frame again), closed by "--boundary--".
+            assert rest.startswith(b"Content-Type: image/jpeg\r\n")
+            assert rest.endswith(FRAMES[0] + b"\r\n--" + boundary.encode() + b"--\r\n")
+
+
+async def test_img_requests_get_the_next_parts_headers_ahead(start_proxy):
+    # Chromium paints a part only once the next part's header block is complete.
+    proxy = await start_proxy(push_camera(), resend_seconds=60)
+    await proxy.publish("cam", FRAMES[0])
+    request = b"GET /cameras/cam/stream.mjpg HTTP/1.0\r\nSec-Fetch-Dest: image\r\nAccept: image/avif,image/*\r\n\r\n"
+    async with raw_viewer(proxy, request) as (head, reader):
+        boundary = boundary_of(header_map(head)["content-type"]).encode()
+        ahead = b"--" + boundary + b"\r\nContent-Type: image/jpeg\r\n\r\n"
+        assert await reader.readexactly(len(ahead)) == ahead
+        assert await reader.readexactly(len(FRAMES[0])) == FRAMES[0]
+        # With no newer frame pushed, the next part's complete header block is already here.
+        assert await asyncio.wait_for(reader.readexactly(2 + len(ahead)), 5) == b"\r\n" + ahead
+        proxy.push("cam", FRAMES[1])
+        assert await asyncio.wait_for(reader.readexactly(len(FRAMES[1])), 5) == FRAMES[1]
+
+
+@pytest.mark.parametrize(
+    ("headers", "page"),
+    [
+        ({"Sec-Fetch-Dest": "document", "Accept": "text/html,*/*"}, True),
+        ({"Accept": "text/html,application/xhtml+xml"}, True),  # a browser without Fetch Metadata
+        ({"Sec-Fetch-Dest": "image", "Accept": "image/avif,image/webp,*/*"}, False),
+        ({"Accept": "*/*"}, False),  # curl, ffmpeg, VLC
+        ({}, False),
+    ],
+)
+async def test_address_bar_gets_a_page_and_everything_else_the_stream(start_proxy, headers, page):
+    proxy = await start_proxy(push_camera(), resend_seconds=60)
+    await proxy.publish("cam", FRAMES[0])
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.url("/cameras/cam/stream.mjpg?fps=2"), headers=headers) as response:
+            if page:
+                assert response.content_type == "text/html"
+                html = await response.text()
+                assert '<img src="stream.mjpg?fps=2"' in html and "<script" not in html
+            else:
+                assert response.content_type == "multipart/x-mixed-replace"
