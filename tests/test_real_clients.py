@@ -142,10 +142,21 @@ async def test_ffmpeg_reads_50_frames_without_warnings_and_ffprobe_sees_mjpeg(st
     ffmpeg, ffprobe = need_binary("ffmpeg"), need_binary("ffprobe")
     proxy = await start_proxy(demo_camera("demo", fps=25.0))
     url = proxy.url("/cameras/demo/stream.mjpg")
-    code, _, stderr = await run(ffmpeg, "-hide_banner", "-nostdin", "-v", "warning", "-i", url, "-frames:v", "50", "-f", "null", "-")
+    code, _, stderr = await run(
+        ffmpeg, "-hide_banner", "-nostdin", "-v", "warning", "-i", url, "-frames:v", "50", "-f", "null", "-"
+    )
     assert (code, stderr) == (0, "")
     code, stdout, stderr = await run(
-        ffprobe, "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0", url
+        ffprobe,
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=codec_name,width,height",
+        "-of",
+        "csv=p=0",
+        url,
     )
     assert code == 0 and stdout.strip() == "mjpeg,320,180", stderr
 
