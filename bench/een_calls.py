@@ -66,7 +66,7 @@ async def main() -> None:
     fake = FakeEen()
     fake.add_camera(ESNS[0], real_frames(), interval_s=1.0)
     fake.add_camera(ESNS[1], real_frames("axis-runway-webcam-640x480"), interval_s=1.0)
-    runner = web.AppRunner(fake.app(), access_log=None)
+    runner = web.AppRunner(fake.app(), access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

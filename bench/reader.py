@@ -43,8 +43,10 @@ def run(with_length: bool, chunk: int, megabytes: int) -> None:
     elapsed = time.process_time() - start
     total = len(one) * repeats
     label = "with Content-Length" if with_length else "without Content-Length"
-    print(f"{label:>24}: {total / elapsed / 1e6:7.0f} MB/s, {frames / elapsed:7.0f} frames/s "
-          f"({total / 1e6:.0f} MB in {chunk}-byte chunks, {elapsed:.2f} s CPU)")
+    print(
+        f"{label:>24}: {total / elapsed / 1e6:7.0f} MB/s, {frames / elapsed:7.0f} frames/s "
+        f"({total / 1e6:.0f} MB in {chunk}-byte chunks, {elapsed:.2f} s CPU)"
+    )
     assert frames == repeats * len(FRAMES) - 1 or frames == repeats * len(FRAMES), (frames, reader.stats)
 
 

@@ -31,7 +31,9 @@ class Backoff:
 
     def next_delay(self) -> float:
         """Count one more failure and return the seconds to wait before the next try."""
-        step = min(self.max_s, self.initial_s * self.factor**self.failures)
+        # The exponent is capped: factor**failures overflows a float after ~1000 failures,
+        # which a camera that is offline for a day reaches.
+        step = min(self.max_s, self.initial_s * self.factor ** min(self.failures, 64))
         self.failures += 1
         return step / 2 + self._rand() * step / 2
 

@@ -121,14 +121,19 @@ class Camera:
     def _failed(self, error: SourceError) -> float:
         self.errors[error.kind] += 1
         self.last_error = str(error)
-        self.state = _STATE_BY_ERROR.get(error.kind, CameraState.OFFLINE)
-        if isinstance(error, AuthError):
-            delay = self._auth_backoff.next_delay()
+        previous, self.state = self.state, _STATE_BY_ERROR.get(error.kind, CameraState.OFFLINE)
+        if isinstance(error, Stalled):
+            # The stall itself took stall_timeout_s: reconnect at once, and keep the error
+            # backoff as it was, so a camera that comes back is seen without delay.
+            delay = 0.0
+        elif isinstance(error, AuthError):
+            delay = error.retry_after_s if error.retry_after_s is not None else self._auth_backoff.next_delay()
         else:
             self._auth_backoff.reset()
             delay = self._backoff.next_delay()
         self._failures_in_burst += 1
-        level = logging.WARNING if self._failures_in_burst == 1 else logging.DEBUG
+        # One line when a burst starts or the state changes; the rest of a burst at debug level.
+        level = logging.WARNING if self._failures_in_burst == 1 or self.state != previous else logging.DEBUG
         log.log(level, "camera %s: %s (%s); retrying in %.1f s", self.id, error, self.state, delay)
         return delay
 

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "serve the Eagle Eye Networks camera with this ESN (8 hex digits) as camera id ESN; "
             "repeat for more cameras. The account comes from [een] in --config, else from the "
-            "environment variables EEN_USERNAME, EEN_PASSWORD and optionally EEN_API_KEY"
+            "environment variables EEN_USERNAME, EEN_PASSWORD and optionally EEN_API_KEY and EEN_BASE_URL"
         ),
     )
     parser.add_argument("--host", help="address to listen on (default: [server] host, else 127.0.0.1; 0.0.0.0 for all)")
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{option} must not be empty")
     setup_logging(args.log_level)
     try:
-        config = load_config(args.config) if args.config else None
+        config = load_config(args.config, require_cameras=not args.een_esn) if args.config else None
         if args.een_esn:
             config = with_een_cameras(config, args.een_esn, os.environ)
     except ConfigError as error:

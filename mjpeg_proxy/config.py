@@ -132,8 +132,10 @@ def default_config() -> Config:
     )
 
 
-def load_config(path: str, environ: Mapping[str, str] = os.environ) -> Config:
+def load_config(path: str, environ: Mapping[str, str] = os.environ, *, require_cameras: bool = True) -> Config:
     """Read and check the TOML file at ``path``; secrets come from ``environ``.
+
+    ``require_cameras=False`` accepts a file without cameras (``--een-esn`` adds them).
 
     Raises:
         ConfigError: the file cannot be read or parsed, or any value is wrong.
@@ -148,10 +150,12 @@ def load_config(path: str, environ: Mapping[str, str] = os.environ) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
-    return parse_config(data, path, environ)
+    return parse_config(data, path, environ, require_cameras=require_cameras)
 
 
-def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str]) -> Config:
+def parse_config(
+    data: Mapping[str, Any], path: str, environ: Mapping[str, str], *, require_cameras: bool = True
+) -> Config:
     """Check an already-parsed TOML document; see ``load_config``."""
     unknown = set(data) - {"server", "een", "cameras"}
     if unknown:
@@ -160,12 +164,12 @@ def parse_config(data: Mapping[str, Any], path: str, environ: Mapping[str, str])
         )
     server = _parse_server(data.get("server", {}), path)
     een = _parse_een(data["een"], path, environ) if "een" in data else None
-    cameras_data = data.get("cameras")
+    cameras_data = data.get("cameras", None if require_cameras else [])
     if cameras_data is None:
         raise ConfigError(f"{path}: no cameras: add at least one [[cameras]] table")
     if not isinstance(cameras_data, list) or not all(isinstance(c, dict) for c in cameras_data):
         raise ConfigError(f"{path}: 'cameras' must be a list of tables, written [[cameras]]")
-    if not cameras_data:
+    if not cameras_data and require_cameras:
         raise ConfigError(f"{path}: no cameras: add at least one [[cameras]] table")
     cameras: list[CameraConfig] = []
     seen: set[str] = set()
@@ -187,7 +191,8 @@ def with_een_cameras(config: Config | None, esns: Sequence[str], environ: Mappin
     """Add one ``een`` camera per ESN (its id is the ESN) to ``config``, or to an empty one.
 
     The account comes from ``config``'s ``[een]`` table, else from the environment
-    variables ``EEN_USERNAME``, ``EEN_PASSWORD`` and, optionally, ``EEN_API_KEY``.
+    variables ``EEN_USERNAME``, ``EEN_PASSWORD`` and, optionally, ``EEN_API_KEY`` and
+    ``EEN_BASE_URL``.
 
     Raises:
         ConfigError: an ESN is not 8 hexadecimal characters, is already a camera id, or
@@ -205,7 +210,15 @@ def with_een_cameras(config: Config | None, esns: Sequence[str], environ: Mappin
         missing = [name for name in ("EEN_USERNAME", "EEN_PASSWORD") if not environ.get(name)]
         if missing:
             raise ConfigError(f"--een-esn needs the EEN account: set {' and '.join(missing)} in the environment")
-        een = EenConfig(environ["EEN_USERNAME"], environ["EEN_PASSWORD"], environ.get("EEN_API_KEY") or None)
+        base_url = environ.get("EEN_BASE_URL") or EEN_DEFAULT_BASE_URL
+
+        def fail(key: str, problem: str) -> ConfigError:
+            return ConfigError(f"--een-esn: environment variable EEN_BASE_URL: {problem}")
+
+        _check_url(base_url, fail)
+        een = EenConfig(
+            environ["EEN_USERNAME"], environ["EEN_PASSWORD"], environ.get("EEN_API_KEY") or None, base_url.rstrip("/")
+        )
     server = config.server if config else ServerConfig()
     return Config(server=server, cameras=tuple(cameras), path=config.path if config else None, een=een)
 

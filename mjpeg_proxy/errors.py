@@ -14,9 +14,17 @@ class SourceError(Exception):
 
 
 class AuthError(SourceError):
-    """The upstream refused our credentials (HTTP 401 after authenticating)."""
+    """The upstream refused our credentials (HTTP 401 after authenticating).
+
+    ``retry_after_s``, when the source knows it (a shared session that throttles its
+    logins), is when trying again can next succeed, in seconds from now.
+    """
 
     kind = "auth_failed"
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ForbiddenError(SourceError):

@@ -46,6 +46,7 @@ class FakeEenCamera:
     previews: list[Preview] = field(default_factory=list)
     served: list[bytes] = field(default_factory=list)
     image_requests: int = 0
+    request_times: list[float] = field(default_factory=list)
     open_next: int = 0
     max_open_next: int = 0
     _new: asyncio.Event = field(default_factory=asyncio.Event)
@@ -90,6 +91,8 @@ class FakeEen:
         self.cameras: dict[str, FakeEenCamera] = {}
         self.access: set[str] = set()
         self.login_status: int | None = None  # force authenticate to answer this status
+        self.login_delay_s = 0.0  # a slow login service
+        self.redirect_images_to: str | None = None  # answer image requests with a 301 to this prefix
         self.tokens: dict[str, float] = {}
         self.sessions: set[str] = set()
         self.issued_keys: list[str] = []
@@ -117,6 +120,8 @@ class FakeEen:
         app.router.add_get("/g/aaa/isauth", self._isauth)
         app.router.add_post("/g/aaa/logout", self._logout)
         app.router.add_get("/asset/{kind:prev|next|after|asset}/image.jpeg", self._image)
+        # Where a 301 sends image requests: "Asset has been moved to a different archiver".
+        app.router.add_get("/archiver/asset/{kind:prev|next|after|asset}/image.jpeg", self._image)
         app.on_startup.append(self._start_tickers)
         app.on_cleanup.append(self._stop_tickers)
         return app
@@ -138,6 +143,7 @@ class FakeEen:
     async def _authenticate(self, request: web.Request) -> web.Response:
         self.authenticate_calls += 1
         self.log.append((request.method, request.path, None))
+        await asyncio.sleep(self.login_delay_s)
         if self.login_status is not None:
             return web.json_response({"status_code": self.login_status}, status=self.login_status)
         if not self._api_key_ok(request):
@@ -217,6 +223,9 @@ class FakeEen:
         if esn not in self.access:
             return web.json_response({"status_code": 403}, status=403)
         camera.image_requests += 1
+        camera.request_times.append(time.monotonic())
+        if self.redirect_images_to and not request.path.startswith("/archiver/"):
+            raise web.HTTPMovedPermanently(self.redirect_images_to + request.path_qs)
         if camera.fail_with:
             return web.Response(status=camera.fail_with.pop(0), text="Service Unavailable")
         kind = request.match_info["kind"]

@@ -74,3 +74,9 @@ def test_small_injected_delays_for_tests():
 def test_impossible_limits_are_refused(initial_s, max_s):
     with pytest.raises(ValueError, match="initial_s"):
         Backoff(initial_s=initial_s, max_s=max_s)
+
+
+def test_a_day_of_failures_does_not_overflow():
+    backoff = Backoff(1.0, 60.0, rand=lambda: 1.0)
+    delays = [backoff.next_delay() for _ in range(5000)]
+    assert delays[-1] == 60.0

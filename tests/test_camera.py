@@ -505,3 +505,15 @@ async def test_source_with_a_plain_async_iterator_stops_when_cancelled():
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, WAIT_S)
     assert camera.errors == {}
+
+
+async def test_stalls_reconnect_at_once_without_growing_the_error_backoff(caplog):
+    caplog.set_level(logging.DEBUG, logger="mjpeg_proxy.camera")
+    source = ScriptedSource([HANG], [HANG], [HANG], [F1, HANG])
+    camera, hub, _ = make_camera(source, stall_timeout_s=0.05, backoff=Backoff(30.0, 60.0))
+    async with running(camera):
+        part = await next_part(hub, 0)
+    assert part.frame.jpeg == F1
+    assert source.calls == 4
+    delays = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert len(delays) == 3 and all(d.endswith("retrying in 0.0 s") for d in delays)

@@ -71,7 +71,7 @@ async def make_session(upstream):
 
 @pytest.fixture
 def no_repeat_pause(monkeypatch):
-    monkeypatch.setattr(een, "REPEAT_PAUSE_S", 0)
+    monkeypatch.setattr(een, "MIN_REQUEST_GAP_S", 0)
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -332,11 +332,12 @@ async def test_login_refusal_is_an_auth_error_with_its_reason(upstream, make_ses
     assert_no_secret(caught.value)
 
 
-async def test_refusal_at_authorize_is_an_auth_error(upstream, make_session):
+async def test_refused_token_at_authorize_is_not_called_a_wrong_password(upstream, make_session):
+    # The password was accepted a moment ago; a refused token is EEN's trouble, retried soon.
     upstream.post(f"{LOGIN}/g/aaa/authenticate", payload={"token": TOKEN})
     upstream.post(f"{LOGIN}/g/aaa/authorize", status=401)
 
-    with pytest.raises(AuthError, match="/g/aaa/authorize") as caught:
+    with pytest.raises(UpstreamUnavailable, match="authorize") as caught:
         await get_image(make_session())
 
     assert_no_secret(caught.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import aiohttp
 import pytest
@@ -181,11 +182,16 @@ async def test_garbage_bodies_never_reach_viewers(fake, start_een):
 async def test_wrong_password_is_auth_failed_and_login_is_not_retried_soon(fake, start_een, caplog):
     proxy = await start_een(fake, FRONT, GATE, password="wrong password")
     await eventually(lambda: proxy.camera(FRONT).state == proxy.camera(GATE).state == "auth_failed")
-    # Both cameras retry (0.05-0.2 s here), but the account is not asked again for minutes.
-    await eventually(lambda: sum(proxy.camera(esn).errors["auth_failed"] for esn in (FRONT, GATE)) >= 6)
-    assert fake.authenticate_calls == 1
+    assert fake.authenticate_calls == 1, "one login attempt for both cameras"
     assert "EEN refused the username or password" in proxy.camera(FRONT).last_error
     assert any(r.levelno == logging.ERROR and "login failed" in r.getMessage() for r in caplog.records)
+    # Both cameras wait for the account's next attempt, minutes away, not seconds.
+    retries = [
+        float(re.search(r"retrying in ([0-9.]+) s", r.getMessage()).group(1))
+        for r in caplog.records
+        if r.name == "mjpeg_proxy.camera" and "auth_failed" in r.getMessage()
+    ]
+    assert len(retries) == 2 and min(retries) >= 60
 
 
 async def test_cameras_recover_once_the_password_is_accepted(fake, start_een, monkeypatch):
@@ -225,3 +231,51 @@ async def test_no_secret_reaches_logs_pages_or_errors(fake, start_een, caplog):
     for secret in secrets:
         for text in texts:
             assert secret not in text
+
+
+async def test_answers_that_come_back_at_once_never_become_a_request_flood(fake, start_een):
+    camera = fake.cameras[FRONT]
+    camera.fail_with = [408] * 1000  # "no preview yet", answered at once, again and again
+    await start_een(fake, FRONT)
+    await eventually(lambda: len(camera.request_times) >= 6)
+    gaps = [b - a for a, b in zip(camera.request_times, camera.request_times[1:], strict=False)]
+    assert min(gaps) >= 0.24, "at most 4 requests a second for one camera, whatever EEN answers"
+
+
+async def test_a_slow_login_is_not_abandoned_and_is_shared(fake, start_een):
+    # Logging in takes longer than the cameras' stall timeout (1 s here): the stalled
+    # cameras must not cancel it, nor start logins of their own.
+    fake.login_delay_s = 1.5
+    proxy = await start_een(fake, FRONT, GATE)
+    await eventually(lambda: proxy.camera(FRONT).state == proxy.camera(GATE).state == "live", 10)
+    assert (fake.authenticate_calls, fake.logins) == (1, 1)
+
+
+async def test_camera_with_no_stored_preview_waits_for_its_first(fake, start_een):
+    fake.add_camera("0c0ffee0", PETS)  # no preview yet: prev answers 404 "Image not found"
+    proxy = await start_een(fake, "0c0ffee0")
+    async with MjpegViewer(stream_url(proxy, "0c0ffee0")) as viewer:
+        await eventually(lambda: fake.cameras["0c0ffee0"].open_next == 1)
+        fake.cameras["0c0ffee0"].emit()
+        assert (await viewer.next_new_part()).jpeg == PETS[0]
+    assert proxy.camera("0c0ffee0").errors["not_found"] == 0
+
+
+async def test_redirect_to_another_archiver_of_the_same_host_keeps_the_session(fake, start_een):
+    fake.redirect_images_to = "/archiver"
+    proxy = await start_een(fake, FRONT)
+    async with MjpegViewer(stream_url(proxy, FRONT)) as viewer:
+        await viewer.new_parts(2)
+    assert fake.logins == 1
+
+
+async def test_redirect_to_a_foreign_host_gets_no_session_and_no_login_storm(fake, start_een, aiohttp_server):
+    other = FakeEen()
+    other_server = await aiohttp_server(other.app())
+    fake.redirect_images_to = str(other_server.make_url("/archiver")).rstrip("/")
+    proxy = await start_een(fake, FRONT)
+    camera = proxy.camera(FRONT)
+    await eventually(lambda: camera.errors["unavailable"] >= 2)
+    assert camera.state == "offline" and "not an EEN host" in camera.last_error
+    assert other.log == [], "the session key never goes to a host that is not EEN's"
+    assert fake.logins == 1

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from mjpeg_proxy.errors import BadFrame, UpstreamUnavailable
+from mjpeg_proxy.errors import BadFrame, NotFoundError, UpstreamUnavailable
 from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.jpeg import complete_jpeg
 from mjpeg_proxy.sources.base import Source
@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 PREVIEW_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
 """``next`` blocks until the camera's next preview exists (1 s apart by default, up to
 16 s): a read that takes 30 s means "no preview yet", not a failure."""
-REPEAT_PAUSE_S = 0.25
-"""Pause when ``next`` answers at once with a preview we already have (EEN's fastest
-preview rate is 4 a second), so a misbehaving answer cannot make a request loop."""
+MIN_REQUEST_GAP_S = 0.25
+"""Least time between the starts of two requests for one camera. EEN's fastest preview
+rate is 4 a second, so this never delays a preview, but an answer that comes back at
+once (a 408, a repeated or unstamped preview) can never turn into a request flood."""
 
 
 def parse_een_timestamp(header: str | None) -> float | None:
@@ -59,6 +60,7 @@ class EenPreviewSource(Source):
         self.esn = esn
         self._max_frame_bytes = max_frame_bytes
         self._last_stamp: str | None = None
+        self._last_start = -MIN_REQUEST_GAP_S
 
     async def frames(self) -> AsyncIterator[Frame]:
         which = "prev"
@@ -71,10 +73,17 @@ class EenPreviewSource(Source):
     async def _fetch(self, which: str) -> Frame | None:
         path = f"/asset/{which}/image.jpeg"
         params = {"id": self.esn, "timestamp": "now", "asset_class": "pre"}
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(self._last_start + MIN_REQUEST_GAP_S - loop.time())
+        self._last_start = loop.time()
         try:
             status, body, headers = await self.session.get(path, params, PREVIEW_TIMEOUT, self._max_frame_bytes)
         except TimeoutError:
             return None
+        except NotFoundError:
+            if which == "prev":
+                return None  # "Image not found": no preview stored yet; next waits for the first
+            raise
         if status == 408:  # "Time out limit occurred before asset arrived"
             return None
         if not 200 <= status < 300:
@@ -85,8 +94,6 @@ class EenPreviewSource(Source):
             raise BadFrame(f"EEN {path} of camera {self.esn}: {e}") from None
         stamp = headers.get("x-ee-timestamp")
         if stamp is not None and stamp == self._last_stamp:
-            if which == "next":
-                await asyncio.sleep(REPEAT_PAUSE_S)
             return None
         self._last_stamp = stamp
         return Frame(jpeg, upstream_time=parse_een_timestamp(stamp))

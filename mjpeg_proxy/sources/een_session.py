@@ -16,10 +16,11 @@ Protocol facts come from EEN's v1 API documentation (sections "Authentication" a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 from yarl import URL
@@ -50,6 +51,14 @@ _LOGIN_REFUSALS = {
     462: "the EEN user is pending",
 }
 _SUBDOMAIN_RE = re.compile(r"[a-z0-9-]{1,63}")
+MAX_REDIRECTS = 3
+
+
+def _again(error: SourceError, retry_after_s: float) -> SourceError:
+    """A fresh copy of a login failure for another caller, saying when to try again."""
+    if isinstance(error, AuthError):
+        return AuthError(str(error), retry_after_s=retry_after_s)
+    return type(error)(str(error))
 
 
 class EenSession:
@@ -72,6 +81,8 @@ class EenSession:
         self._http = aiohttp.ClientSession(
             cookie_jar=aiohttp.DummyCookieJar(),
             headers={"User-Agent": f"mjpeg-proxy/{__version__}"},
+            # Each camera holds one long-poll connection: no limit below the camera count.
+            connector=aiohttp.TCPConnector(limit=0),
         )
         self._api_headers = {"Authorization": config.api_key} if config.api_key else {}
         self._login_base = URL(config.base_url)
@@ -83,6 +94,7 @@ class EenSession:
         self._failed_backoff = Backoff(*FAILED_LOGIN_BACKOFF_S)
         self._next_login_at = 0.0
         self._last_login_error: SourceError | None = None
+        self._login_task: asyncio.Task[None] | None = None
         self.logins = 0
         """Successful logins so far."""
 
@@ -107,10 +119,11 @@ class EenSession:
         stale: int | None = None
         for _ in range(2):
             generation, auth_key = await self._logged_in(stale)
-            url = self._api_base.with_path(path).with_query(params)
             headers = {**self._api_headers, "Cookie": f"auth_key={auth_key}"}
             try:
-                async with self._http.get(url, headers=headers, timeout=timeout) as response:
+                async with self._get_following_redirects(
+                    self._url(self._api_base, path, params), headers, timeout
+                ) as response:
                     if response.status == 401:
                         stale = generation
                         continue
@@ -122,18 +135,50 @@ class EenSession:
                         return response.status, b"", response.headers
                     body = await read_capped(response, max_bytes, f"EEN {path}")
                     return response.status, body, response.headers
+            except aiohttp.ConnectionTimeoutError:
+                raise UpstreamUnavailable(f"EEN {path}: could not connect") from None
             except TimeoutError:
-                raise  # aiohttp's SocketTimeoutError is also a ClientError; the caller decides
+                raise  # a read timeout (aiohttp's SocketTimeoutError is also a ClientError)
             except aiohttp.ClientError as e:
                 raise UpstreamUnavailable(f"EEN {path}: {describe(e)}") from None
         raise AuthError(f"EEN answered 401 for {path} right after a new login")
+
+    @contextlib.asynccontextmanager
+    async def _get_following_redirects(
+        self, url: URL, headers: dict[str, str], timeout: aiohttp.ClientTimeout
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        # "301: Asset has been moved to a different archiver" (EEN API v1 docs, Asset).
+        # aiohttp drops the Cookie header on a redirect to another host, so redirects are
+        # followed here, sending the session only to EEN's own hosts over https, or to the
+        # host we logged in to.
+        for _ in range(MAX_REDIRECTS + 1):
+            async with self._http.get(url, headers=headers, timeout=timeout, allow_redirects=False) as response:
+                location = response.headers.get("Location")
+                if response.status not in (301, 302, 303, 307, 308) or not location:
+                    yield response
+                    return
+                url = url.join(URL(location))
+                if not self._trusted(url):
+                    raise UpstreamUnavailable(f"EEN redirected to {url.host}, which is not an EEN host")
+        raise UpstreamUnavailable(f"EEN redirected more than {MAX_REDIRECTS} times")
+
+    def _trusted(self, url: URL) -> bool:
+        if url.origin() in (self._login_base.origin(), self._api_base.origin()):
+            return True
+        return url.scheme == "https" and (url.host or "").endswith(".eagleeyenetworks.com")
+
+    @staticmethod
+    def _url(base: URL, path: str, params: dict[str, str] | None = None) -> URL:
+        """``path`` under ``base``, keeping a path prefix that ``base_url`` may have."""
+        url = base.with_path(base.path.rstrip("/") + path)
+        return url.with_query(params) if params else url
 
     async def close(self) -> None:
         """Log out (``POST /g/aaa/logout``) if logged in, and close the connections."""
         if self._auth_key is not None:
             try:
                 async with self._http.post(
-                    self._api_base.with_path("/g/aaa/logout"),
+                    self._url(self._api_base, "/g/aaa/logout"),
                     headers={**self._api_headers, "Cookie": f"auth_key={self._auth_key}"},
                     timeout=aiohttp.ClientTimeout(total=2),
                 ) as response:
@@ -145,32 +190,51 @@ class EenSession:
 
     async def _logged_in(self, stale_generation: int | None) -> tuple[int, str]:
         """Return (generation, auth_key) of a live session, logging in if there is none
-        or if the caller's session (``stale_generation``) was found expired."""
+        or if the caller's session (``stale_generation``) was found expired.
+
+        The login runs as a task of its own, shielded from the callers: a camera that
+        gives up waiting (its stall watchdog) does not cancel it, and the cameras that
+        come next wait for the same login instead of starting another."""
         async with self._lock:
             if self._auth_key is not None and self._generation != stale_generation:
                 return self._generation, self._auth_key
-            if stale_generation is not None and self._auth_key is not None:
-                log.info("EEN: session expired; logging in again")
-            self._auth_key = None
-            if self._last_login_error is not None and time.monotonic() < self._next_login_at:
-                error = self._last_login_error
-                raise type(error)(str(error))
-            try:
-                await self._login()
-            except SourceError as error:
-                backoff = self._refused_backoff if isinstance(error, AuthError) else self._failed_backoff
-                delay = backoff.next_delay()
-                self._next_login_at = time.monotonic() + delay
-                self._last_login_error = error
-                log.error("EEN: login failed: %s; next attempt in %.0f s", error, delay)
+            if self._login_task is None:
+                if stale_generation is not None and self._auth_key is not None:
+                    log.info("EEN: session expired; logging in again")
+                self._auth_key = None
+                wait_s = self._next_login_at - time.monotonic()
+                if self._last_login_error is not None and wait_s > 0:
+                    raise _again(self._last_login_error, wait_s)
+                self._login_task = asyncio.create_task(self._login_once(), name="EEN login")
+            task = self._login_task
+        await asyncio.shield(task)
+        assert self._auth_key is not None
+        return self._generation, self._auth_key
+
+    async def _login_once(self) -> None:
+        try:
+            await self._login()
+        except BaseException as error:
+            if isinstance(error, SourceError):
+                failure: SourceError = error
+            else:  # cancelled (shutdown) or a bug: still counts against the next attempt
+                failure = UpstreamUnavailable(f"EEN login did not finish ({type(error).__name__})")
+            backoff = self._refused_backoff if isinstance(failure, AuthError) else self._failed_backoff
+            delay = backoff.next_delay()
+            self._next_login_at = time.monotonic() + delay
+            self._last_login_error = failure
+            log.error("EEN: login failed: %s; next attempt in %.0f s", failure, delay)
+            if failure is not error:
                 raise
+            raise _again(failure, delay) from None
+        else:
             self._refused_backoff.reset()
             self._failed_backoff.reset()
             self._last_login_error = None
             self._generation += 1
             self.logins += 1
-            assert self._auth_key is not None
-            return self._generation, self._auth_key
+        finally:
+            self._login_task = None
 
     async def _login(self) -> None:
         credentials = {"username": self._config.username, "password": self._config.password}
@@ -189,11 +253,15 @@ class EenSession:
         log.info("EEN: logged in; API host %s", self._api_base.host)
 
     async def _login_call(self, path: str, body: dict[str, str]) -> tuple[dict, dict]:
-        url = self._login_base.with_path(path)
+        url = self._url(self._login_base, path)
         try:
             async with self._http.post(
                 url, json=body, headers=self._api_headers, timeout=aiohttp.ClientTimeout(total=LOGIN_TIMEOUT_S)
             ) as response:
+                if response.status == 401 and path.endswith("/authorize"):
+                    raise UpstreamUnavailable(
+                        "EEN refused the login token it had just issued (HTTP 401 from authorize)"
+                    )
                 if response.status in _LOGIN_REFUSALS:
                     raise AuthError(f"{_LOGIN_REFUSALS[response.status]} (HTTP {response.status} from {path})")
                 if not 200 <= response.status < 300:
