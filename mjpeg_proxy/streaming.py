@@ -44,9 +44,11 @@ class _WriteWatchdog:
         self._buffered = 0
         self.fired = False
 
-    def arm(self) -> None:
+    def arm(self, queued: int) -> None:
+        """Start watching a write of ``queued`` bytes."""
         self._task = asyncio.current_task()
-        self._buffered = self._transport.get_write_buffer_size()
+        # What the buffer will hold once the write is queued: progress is going below it.
+        self._buffered = self._transport.get_write_buffer_size() + queued
         self._handle = self._loop.call_later(self._timeout_s, self._check)
 
     def disarm(self) -> None:
@@ -82,7 +84,7 @@ class _Viewer:
             if transport is None:
                 raise ConnectionResetError("the viewer has gone")
             self._watchdog = _WriteWatchdog(transport, self._write_timeout_s)
-        self._watchdog.arm()
+        self._watchdog.arm(len(data))
         try:
             await self.response.write(data)
         except asyncio.CancelledError:
@@ -143,8 +145,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     browser = request.headers.get("Sec-Fetch-Dest") == "image"
     writer = request.app[BROWSER_WRITER if browser else WRITER]
     fps = _float_param(request, "fps", 0.01, 100)
-    max_seconds = _float_param(request, "max_seconds", 1, server.max_stream_seconds or 31_536_000)
-    max_seconds = max_seconds or server.max_stream_seconds
+    max_seconds = _float_param(request, "max_seconds", 1, 31_536_000)
+    if server.max_stream_seconds is not None:
+        max_seconds = min(max_seconds or server.max_stream_seconds, server.max_stream_seconds)
     response = web.StreamResponse(
         headers={
             "Content-Type": writer.content_type,
