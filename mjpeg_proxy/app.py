@@ -94,6 +94,7 @@ async def _run_cameras(app: web.Application, source_factory: SourceFactory) -> A
         cameras[camera_config.id] = Camera(camera_config, source, hub)
     app[CAMERAS] = cameras
     tasks = [asyncio.create_task(camera.run(), name=f"camera {camera.id}") for camera in cameras.values()]
+    tasks.append(asyncio.create_task(streaming.keep_streams(app), name="stream care"))
     try:
         yield
     finally:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from mjpeg_proxy.frame import Frame
 
@@ -24,6 +24,16 @@ class Part(NamedTuple):
     browser_data: bytes
 
 
+class Subscriber(Protocol):
+    """A viewer the hub hands each new part to, synchronously, as it is published."""
+
+    def offer(self, part: Part) -> None:
+        """Take ``part`` now, or skip it (a viewer that is behind skips to newer parts)."""
+
+    def close(self, last: Part | None) -> None:
+        """The hub is closing: end the stream (``last`` is the latest part, if any)."""
+
+
 class FrameHub:
     """Holds one camera's latest frame and wakes its viewers when a newer one arrives.
 
@@ -34,7 +44,9 @@ class FrameHub:
     for browsers); it runs once per frame, in ``publish``.
 
     Viewers register with ``viewer()`` so the count is known to status pages and to
-    anyone waiting in ``wait_viewers``.
+    anyone waiting in ``wait_viewers``. A viewer that passes a ``Subscriber`` is handed
+    each part inside ``publish``, with no task switch per viewer: the fan-out of one
+    frame to thousands of viewers is one loop. Others wait in ``next_part``.
     """
 
     def __init__(self, build_part: Callable[[Frame], tuple[bytes, bytes]]) -> None:
@@ -45,6 +57,7 @@ class FrameHub:
         self._viewers = 0
         self._viewers_changed = asyncio.Event()
         self._closed = False
+        self._subscribers: set[Subscriber] = set()
 
     @property
     def latest(self) -> Part | None:
@@ -60,10 +73,17 @@ class FrameHub:
         """Number ``frame`` (1, 2, ...), build its part, make it the latest and wake waiters."""
         self._seq += 1
         frame = dataclasses.replace(frame, seq=self._seq)
-        self._latest = Part(frame, *self._build_part(frame))
+        part = self._latest = Part(frame, *self._build_part(frame))
+        for subscriber in self._subscribers:
+            subscriber.offer(part)
         woken, self._new_part = self._new_part, asyncio.Event()
         woken.set()
-        return self._latest
+        return part
+
+    @property
+    def subscribers(self) -> frozenset[Subscriber]:
+        """The viewers registered with a Subscriber, for periodic checks (re-sends, timeouts)."""
+        return frozenset(self._subscribers)
 
     async def next_part(self, after_seq: int, timeout_s: float | None = None) -> Part | None:
         """Return the latest part once its sequence number is above ``after_seq``.
@@ -87,16 +107,22 @@ class FrameHub:
     def close(self) -> None:
         """Wake every waiting viewer for the last time; ``next_part`` raises HubClosed from now on."""
         self._closed = True
+        for subscriber in list(self._subscribers):
+            subscriber.close(self._latest)
         woken, self._new_part = self._new_part, asyncio.Event()
         woken.set()
 
     @contextlib.contextmanager
-    def viewer(self) -> Iterator[None]:
-        """Count a viewer for as long as the ``with`` block runs."""
+    def viewer(self, subscriber: Subscriber | None = None) -> Iterator[None]:
+        """Count a viewer for as long as the ``with`` block runs; a ``subscriber`` is
+        handed every part published meanwhile."""
+        if subscriber is not None:
+            self._subscribers.add(subscriber)
         self._set_viewers(self._viewers + 1)
         try:
             yield
         finally:
+            self._subscribers.discard(subscriber)  # type: ignore[arg-type]
             self._set_viewers(self._viewers - 1)
 
     async def wait_viewers(self, predicate: Callable[[int], bool]) -> int:

@@ -8,8 +8,8 @@ import logging
 import aiohttp_jinja2
 from aiohttp import web
 
-from mjpeg_proxy.appkeys import BROWSER_WRITER, CONFIG, WRITER, camera_from_request
-from mjpeg_proxy.hub import HubClosed
+from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, WRITER, camera_from_request
+from mjpeg_proxy.hub import HubClosed, Part
 
 log = logging.getLogger(__name__)
 
@@ -24,75 +24,111 @@ NO_CACHE_HEADERS = {
 }
 
 
-class WriteStalled(Exception):
-    """The viewer's connection took no bytes for ``write_timeout`` seconds."""
+HIGH_WATER_BYTES = 64 * 1024
+"""A viewer whose connection holds more unsent bytes than this, or than the part to send
+if that is larger, is behind: it skips parts until it catches up, then gets the newest.
+So the server holds at most about two parts for any viewer, however slow, while a viewer
+that is only briefly behind (the kernel had not yet taken the last part) skips nothing."""
 
 
-class _WriteWatchdog:
-    """Cancels the viewer's task when a write makes no progress for ``timeout_s`` seconds.
+class _CloseDelimitedResponse(web.StreamResponse):
+    """A stream response whose body ends when the connection closes, on HTTP/1.1 too.
 
-    Progress is the transport's write buffer shrinking: a viewer that reads slowly keeps
-    its connection, one that stopped reading is closed. Armed only around a write.
+    Without a length aiohttp uses chunked coding for HTTP/1.1, which copies every part
+    for every viewer; a close-delimited body (RFC 9112, 6.3) lets the hub write one shared
+    bytes object to each socket. aiohttp's own WebSocketResponse turns its length
+    handling off the same way.
     """
 
-    def __init__(self, transport: asyncio.Transport, timeout_s: float) -> None:
-        self._transport = transport
-        self._timeout_s = timeout_s
+    _length_check = False
+
+
+class StreamViewer:
+    """One viewer of a stream, written to directly by the hub (no task switch per part).
+
+    ``offer`` sends a part unless the viewer is behind (over HIGH_WATER_BYTES unsent) or
+    its ``?fps=`` slot has not come; ``tick`` (from ``keep_streams``) re-sends the latest
+    part to an idle viewer, catches up a viewer that skipped parts, and closes one whose
+    connection took no bytes for the write timeout. ``finished`` resolves when the
+    stream is over.
+    """
+
+    __slots__ = ("camera", "transport", "browser", "writer", "interval_s", "sent_seq", "sent_at", "buffered",
+                 "progress_at", "finished", "_loop")  # fmt: skip
+
+    def __init__(self, camera, transport: asyncio.Transport, writer, browser: bool, interval_s: float) -> None:
+        self.camera = camera
+        self.transport = transport
+        self.writer = writer
+        self.browser = browser
+        self.interval_s = interval_s
         self._loop = asyncio.get_running_loop()
-        self._task: asyncio.Task | None = None
-        self._handle: asyncio.TimerHandle | None = None
-        self._buffered = 0
-        self.fired = False
+        self.sent_seq = 0
+        self.sent_at = -interval_s
+        self.buffered = 0
+        self.progress_at = self._loop.time()
+        self.finished: asyncio.Future[None] = self._loop.create_future()
 
-    def arm(self, queued: int) -> None:
-        """Start watching a write of ``queued`` bytes."""
-        self._task = asyncio.current_task()
-        # What the buffer will hold once the write is queued: progress is going below it.
-        self._buffered = self._transport.get_write_buffer_size() + queued
-        self._handle = self._loop.call_later(self._timeout_s, self._check)
+    def offer(self, part: Part) -> None:
+        transport = self.transport
+        if transport.is_closing():
+            self._finish()
+        elif transport.get_write_buffer_size() <= max(HIGH_WATER_BYTES, len(part.data)):
+            now = self._loop.time()
+            if now - self.sent_at >= self.interval_s:
+                self._send(part, now)
 
-    def disarm(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _check(self) -> None:
-        buffered = self._transport.get_write_buffer_size()
-        if buffered < self._buffered:
-            self._buffered = buffered
-            self._handle = self._loop.call_later(self._timeout_s, self._check)
+    def tick(self, latest: Part | None, resend_s: float, write_timeout_s: float) -> None:
+        """Periodic care: the write timeout, catching up, and re-sends while idle."""
+        transport = self.transport
+        if transport.is_closing():
+            self._finish()
             return
-        self.fired = True
-        self._handle = None
-        if self._task is not None:
-            self._task.cancel()
+        now = self._loop.time()
+        buffered = transport.get_write_buffer_size()
+        if buffered < self.buffered or buffered == 0:
+            self.progress_at = now
+        self.buffered = buffered
+        if buffered and now - self.progress_at >= write_timeout_s:
+            self.camera.viewers_timed_out += 1
+            log.info("camera %s: a viewer took no data for %g s; closed", self.camera.id, write_timeout_s)
+            transport.abort()
+            self._finish()
+            return
+        if latest is None or buffered > max(HIGH_WATER_BYTES, len(latest.data)) or now - self.sent_at < self.interval_s:
+            return
+        # A viewer that skipped the latest part while behind gets it now; an idle stream
+        # gets it again, so players and proxies do not time out on a silent connection.
+        if latest.frame.seq > self.sent_seq or now - self.sent_at >= resend_s:
+            self._send(latest, now)
+
+    def close(self, last: Part | None) -> None:
+        """End the stream after a whole part, with the close delimiter (RFC 2046, 5.1.1)."""
+        if not self.finished.done() and not self.transport.is_closing() and last is not None:
+            self.transport.write(self.writer.closing(last.browser_data if self.browser else last.data))
+        self._finish()
+
+    def _send(self, part: Part, now: float) -> None:
+        self.transport.write(part.browser_data if self.browser else part.data)
+        self.sent_seq, self.sent_at = part.frame.seq, now
+        self.buffered = self.transport.get_write_buffer_size()
+
+    def _finish(self) -> None:
+        if not self.finished.done():
+            self.finished.set_result(None)
 
 
-class _Viewer:
-    """One stream response and the rules of its writes (timeout, closing delimiter)."""
-
-    def __init__(self, request: web.Request, response: web.StreamResponse, write_timeout_s: float) -> None:
-        self.request = request
-        self.response = response
-        self._write_timeout_s = write_timeout_s
-        self._watchdog: _WriteWatchdog | None = None
-
-    async def write(self, data: bytes) -> None:
-        """Write ``data``; raises WriteStalled when the viewer takes no bytes for too long."""
-        if self._watchdog is None:
-            transport = self.request.transport
-            if transport is None:
-                raise ConnectionResetError("the viewer has gone")
-            self._watchdog = _WriteWatchdog(transport, self._write_timeout_s)
-        self._watchdog.arm(len(data))
-        try:
-            await self.response.write(data)
-        except asyncio.CancelledError:
-            if self._watchdog.fired:
-                raise WriteStalled from None
-            raise
-        finally:
-            self._watchdog.disarm()
+async def keep_streams(app: web.Application) -> None:
+    """Run for the application's life: every quarter of ``resend_seconds`` or of
+    ``write_timeout``, whichever is shorter (at most 1 s), give every stream viewer its ``tick``."""
+    server = app[CONFIG].server
+    period = min(1.0, server.resend_seconds / 4, server.write_timeout / 4)
+    while True:
+        await asyncio.sleep(period)
+        for camera in app[CAMERAS].values():
+            latest = camera.hub.latest
+            for viewer in camera.hub.subscribers:
+                viewer.tick(latest, server.resend_seconds, server.write_timeout)
 
 
 def _float_param(request: web.Request, name: str, low: float, high: float) -> float | None:
@@ -148,63 +184,44 @@ async def stream(request: web.Request) -> web.StreamResponse:
     max_seconds = _float_param(request, "max_seconds", 1, 31_536_000)
     if server.max_stream_seconds is not None:
         max_seconds = min(max_seconds or server.max_stream_seconds, server.max_stream_seconds)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": writer.content_type,
-            **NO_CACHE_HEADERS,
-            # nginx buffers proxied responses by default, which would hold frames back.
-            "X-Accel-Buffering": "no",
-        }
-    )
+    headers = {
+        "Content-Type": writer.content_type,
+        **NO_CACHE_HEADERS,
+        # nginx buffers proxied responses by default, which would hold frames back.
+        "X-Accel-Buffering": "no",
+    }
     if request.method == "HEAD":
         # Headers only: a HEAD answer has no body (RFC 9110, 9.3.2), and uptime
         # checkers that use HEAD must not download the stream for ever.
-        await response.prepare(request)
-        return response
+        head = web.StreamResponse(headers=headers)
+        await head.prepare(request)
+        return head
+    response = _CloseDelimitedResponse(headers=headers)
+    response.force_close()
+    transport = request.transport
+    if transport is None:
+        return response  # the viewer left before we could answer
     hub = camera.hub
-    peer = request.remote
-    viewer = _Viewer(request, response, server.write_timeout)
+    viewer = StreamViewer(camera, transport, writer, browser, 1.0 / fps if fps else 0.0)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_seconds if max_seconds else None
-    interval = 1.0 / fps if fps else 0.0
-    with hub.viewer():
-        log.debug("camera %s: viewer %s connected (%d watching)", camera.id, peer, hub.viewers)
+    try:
+        await response.prepare(request)
+        await response.write(writer.opening)  # the headers and the first delimiter, through aiohttp
+    except ConnectionError:
+        return response
+    with hub.viewer(viewer):
+        log.debug("camera %s: viewer %s connected (%d watching)", camera.id, request.remote, hub.viewers)
         try:
-            await response.prepare(request)
-            await viewer.write(writer.opening)
-            sent_seq, sent_at = 0, -interval
-            while True:
-                if interval:
-                    # ?fps=: let frames pass until this viewer's next slot; the newest is sent then.
-                    await asyncio.sleep(sent_at + interval - loop.time())
-                wait = server.resend_seconds if deadline is None else min(server.resend_seconds, deadline - loop.time())
-                try:
-                    part = await hub.next_part(sent_seq, max(wait, 0))
-                except HubClosed:
-                    part, deadline = hub.latest, loop.time()  # the server is stopping: end cleanly
-                if deadline is not None and loop.time() >= deadline:
-                    last = part or hub.latest
-                    if last is not None:
-                        await viewer.write(writer.closing(last.browser_data if browser else last.data))
-                    break
-                if part is None:
-                    # Idle upstream: re-send so the viewer's connection is not idle either
-                    # (proxies and players time out on silent streams).
-                    part = hub.latest
-                    if part is None:
-                        continue
-                await viewer.write(part.browser_data if browser else part.data)
-                sent_seq, sent_at = part.frame.seq, loop.time()
-        except ConnectionError:
-            # The viewer went away while we wrote; the usual end of a stream.
-            pass
-        except WriteStalled:
-            camera.viewers_timed_out += 1
-            log.info("camera %s: viewer %s took no data for %g s; closed", camera.id, peer, server.write_timeout)
-            if request.transport is not None:
-                request.transport.abort()
+            if hub.latest is not None:
+                viewer.offer(hub.latest)  # the latest picture at once, not after the next frame
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.shield(viewer.finished)
+            except TimeoutError:
+                viewer.close(hub.latest)  # ?max_seconds= or max_stream_seconds
         finally:
-            log.debug("camera %s: viewer %s left (%d watching)", camera.id, peer, hub.viewers - 1)
+            log.debug("camera %s: viewer %s left (%d watching)", camera.id, request.remote, hub.viewers - 1)
     return response
 
 
