@@ -134,7 +134,8 @@ class Camera:
         self._failures_in_burst += 1
         # One line when a burst starts or the state changes; the rest of a burst at debug level.
         level = logging.WARNING if self._failures_in_burst == 1 or self.state != previous else logging.DEBUG
-        log.log(level, "camera %s: %s (%s); retrying in %.1f s", self.id, error, self.state, delay)
+        retry = f"retrying in {delay:.1f} s" if delay else "reconnecting"
+        log.log(level, "camera %s: %s [%s]; %s", self.id, error, self.state, retry)
         return delay
 
     def _recovered(self) -> None:

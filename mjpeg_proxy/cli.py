@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import resource
 import sys
 from collections.abc import Sequence
 
@@ -83,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mjpeg-proxy: --port must be from 1 to 65535, got {config.server.port}", file=sys.stderr)
         return 2
     host, port = config.server.host, config.server.port
+    log.info("open-file limit: %d (each viewer takes one)", raise_open_file_limit())
     try:
         web.run_app(
             create_app(config),
@@ -98,7 +100,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"mjpeg-proxy: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
         return 1
+    log.info("mjpeg-proxy stopped")
     return 0
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's open-file limit to the hard limit the system allows; return it.
+
+    Each viewer holds a socket, and the usual soft limit (1024) would refuse viewers long
+    before the CPU is busy."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = max(soft, 1_048_576)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def _with_overrides(config: Config, host: str | None, port: int | None) -> Config:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp_jinja2
 from aiohttp import web
 
-from mjpeg_proxy.appkeys import CAMERAS, camera_from_request
+from mjpeg_proxy.appkeys import CAMERAS, CONFIG, camera_from_request
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,13 @@ async def index(request: web.Request) -> dict[str, object]:
     """``GET /``: every camera with its name: live ``<img>`` streams for up to 4 cameras,
     else snapshots refreshed every second (each linking to its live page)."""
     cameras = list(request.app[CAMERAS].values())
-    return {"cameras": cameras, "live": len(cameras) <= MAX_LIVE_TILES, "refresh_seconds": SNAPSHOT_REFRESH_S}
+    live = len(cameras) <= MAX_LIVE_TILES
+    return {
+        "cameras": cameras,
+        "live": live,
+        "refresh_seconds": SNAPSHOT_REFRESH_S,
+        "reload_seconds": reload_seconds(request) if live else None,
+    }
 
 
 @aiohttp_jinja2.template("kiosk.html")
@@ -35,7 +41,14 @@ async def kiosk(request: web.Request) -> dict[str, object]:
     """``GET /cameras/{camera_id}``: one camera filling the window, for kiosk screens."""
     camera = camera_from_request(request)
     # Relative to /cameras/{id}: works unchanged under a path prefix behind a proxy.
-    return {"camera": camera, "stream_src": f"{camera.id}/stream.mjpg"}
+    return {"camera": camera, "stream_src": f"{camera.id}/stream.mjpg", "reload_seconds": reload_seconds(request)}
+
+
+def reload_seconds(request: web.Request) -> int | None:
+    """When a page with live streams should reload itself: just after its streams end
+    (``max_stream_seconds``), or never when streams do not end."""
+    limit = request.app[CONFIG].server.max_stream_seconds
+    return None if limit is None else int(limit) + 2
 
 
 async def healthz(request: web.Request) -> web.Response:

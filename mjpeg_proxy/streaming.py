@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, WRITER, camera_from_request
 from mjpeg_proxy.hub import HubClosed, Part
+from mjpeg_proxy.pages import reload_seconds
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,11 @@ NO_CACHE_HEADERS = {
 }
 
 
+SEND_BUFFER_BYTES = 256 * 1024
+"""The kernel's send buffer for a stream socket. Left to itself Linux grows it to
+megabytes, where a slow viewer's frames would wait for tens of seconds, out of reach
+of latest-frame-wins (and the write timeout would see no progress for as long). This
+is room for a few parts, and for 4 fps of 720p over a 100 ms round trip."""
 HIGH_WATER_BYTES = 64 * 1024
 """A viewer whose connection holds more unsent bytes than this, or than the part to send
 if that is larger, is behind: it skips parts until it catches up, then gets the newest.
@@ -173,7 +181,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         # The address bar would show a never-ending download in some browsers; a page
         # holding the stream as <img> shows the picture in all of them.
         query = f"?{request.query_string}" if request.query_string else ""
-        context = {"camera": camera, "stream_src": f"stream.mjpg{query}"}
+        context = {"camera": camera, "stream_src": f"stream.mjpg{query}", "reload_seconds": reload_seconds(request)}
         return aiohttp_jinja2.render_template("kiosk.html", request, context)
     server = request.app[CONFIG].server
     # <img> requests carry Sec-Fetch-Dest: image (Fetch Metadata); they get the framing
@@ -201,6 +209,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
     transport = request.transport
     if transport is None:
         return response  # the viewer left before we could answer
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     hub = camera.hub
     viewer = StreamViewer(camera, transport, writer, browser, 1.0 / fps if fps else 0.0)
     loop = asyncio.get_running_loop()

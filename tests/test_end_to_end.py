@@ -88,7 +88,6 @@ async def test_relayed_frames_are_byte_identical_to_what_the_camera_served(relay
     assert is_subsequence(received, camera.served)
 
 
-
 async def test_200_viewers_cost_the_camera_one_request_per_frame_interval(relayed_camera):
     fps = 4.0
     camera, proxy = await relayed_camera(fps=fps)

@@ -93,6 +93,16 @@ async def test_boundary_in_any_spelling(start_mjpeg, content_type):
     assert await relayed(proxy, fake, 3) == PETS[:3]
 
 
+async def test_ffmpeg_mpjpeg_server_saying_octet_stream_is_read(start_mjpeg):
+    # ffmpeg -f mpjpeg -listen 1 sends Content-Type: application/octet-stream, boundary "ffmpeg".
+    parts = [
+        b"--ffmpeg\r\nContent-type: image/jpeg\r\nContent-length: %d\r\n\r\n" % len(j) + j + b"\r\n" for j in PETS[:3]
+    ]
+    fake = FakeMjpegCamera(lambda n: [GATE, *parts, HANG], "application/octet-stream")
+    proxy = await start_mjpeg(fake)
+    assert await relayed(proxy, fake, 3) == PETS[:3]
+
+
 async def test_first_part_without_a_delimiter_before_it(start_mjpeg):
     first = b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(PETS[0]) + PETS[0] + b"\r\n"
     fake = FakeMjpegCamera(lambda n: [GATE, first, part(PETS[1]), part(PETS[2]), HANG])

@@ -112,3 +112,15 @@ async def test_trailing_slash_redirects_to_the_page(start_proxy):
         async with session.get(proxy.url("/cameras/garage/"), allow_redirects=False) as response:
             assert response.status in (301, 308)
             assert response.headers["Location"] == "/cameras/garage"
+
+
+async def test_pages_reload_themselves_when_streams_have_a_time_limit(start_proxy):
+    # Streams end after max_stream_seconds; a kiosk page must not freeze on the last frame.
+    limited = await start_proxy(push_camera("garage"), max_stream_seconds=60)
+    unlimited = await start_proxy(push_camera("garage"))
+    async with aiohttp.ClientSession() as session:
+        for path in ("/", "/cameras/garage"):
+            async with session.get(limited.url(path)) as response:
+                assert '<meta http-equiv="refresh" content="62">' in await response.text()
+            async with session.get(unlimited.url(path)) as response:
+                assert 'http-equiv="refresh"' not in await response.text()

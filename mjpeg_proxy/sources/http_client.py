@@ -38,7 +38,7 @@ def raise_for_status(status: int, where: str) -> None:
         return
     message = f"{where} answered HTTP {status}"
     if status == 401:
-        raise AuthError(message + " (wrong username or password?)")
+        raise AuthError(message + ": wrong username or password?")
     if status == 403:
         raise ForbiddenError(message)
     if status == 404:

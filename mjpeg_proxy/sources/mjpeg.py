@@ -60,13 +60,17 @@ class MjpegSource(Source):
             ) as response:
                 raise_for_status(response.status, where)
                 content_type = response.headers.get("Content-Type", "")
-                if not content_type.lower().startswith("multipart/"):
+                kind = content_type.split(";")[0].strip().lower()
+                if kind.startswith(("image/", "text/")):
                     raise UpstreamUnavailable(
                         f"{where} is not an MJPEG stream (Content-Type {content_type[:60]!r}); "
                         'for a single picture use source = "snapshot"'
                     )
+                # Any other type is read as multipart: ffmpeg's mpjpeg server, for one, says
+                # application/octet-stream; without a declared boundary the first "--" line
+                # of the body names it.
                 reader = MultipartReader(
-                    boundary_from_content_type(content_type),
+                    boundary_from_content_type(content_type) if kind.startswith("multipart/") else None,
                     max_frame_bytes=self._max_frame_bytes,
                     stats=self.stats,
                 )
