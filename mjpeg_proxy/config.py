@@ -223,15 +223,22 @@ def with_een_cameras(config: Config | None, esns: Sequence[str], environ: Mappin
     return Config(server=server, cameras=tuple(cameras), path=config.path if config else None, een=een)
 
 
-def _parse_server(data: Any, path: str) -> ServerConfig:
+def _check_table(data: Any, path: str, name: str, known: set[str]) -> Callable[[str, str], ConfigError]:
+    """Check that the table ``[name]`` is a table of ``known`` keys; return its error maker."""
+
     def fail(key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{path}: [server]: field {key!r}: {problem}")
+        return ConfigError(f"{path}: [{name}]: field {key!r}: {problem}")
 
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: 'server' must be a table, written [server]")
+        raise ConfigError(f"{path}: {name!r} must be a table, written [{name}]")
     for key in data:
-        if key not in _SERVER_KEYS:
-            raise fail(key, f"unknown key (known: {', '.join(sorted(_SERVER_KEYS))})")
+        if key not in known:
+            raise fail(key, f"unknown key (known: {', '.join(sorted(known))})")
+    return fail
+
+
+def _parse_server(data: Any, path: str) -> ServerConfig:
+    fail = _check_table(data, path, "server", _SERVER_KEYS)
     host = data.get("host", DEFAULT_HOST)
     if not isinstance(host, str) or not host:
         raise fail("host", 'must be a non-empty string such as "0.0.0.0"')
@@ -257,14 +264,7 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
 
 
 def _parse_een(data: Any, path: str, environ: Mapping[str, str]) -> EenConfig:
-    def fail(key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{path}: [een]: field {key!r}: {problem}")
-
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: 'een' must be a table, written [een]")
-    for key in data:
-        if key not in _EEN_KEYS:
-            raise fail(key, f"unknown key (known: {', '.join(sorted(_EEN_KEYS))})")
+    fail = _check_table(data, path, "een", _EEN_KEYS)
     username = data.get("username")
     if not isinstance(username, str) or not username:
         raise fail("username", 'missing; the EEN user\'s login, such as "preview-user@example.com"')

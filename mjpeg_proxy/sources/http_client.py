@@ -6,6 +6,7 @@ from __future__ import annotations
 import aiohttp
 
 from mjpeg_proxy.errors import AuthError, BadFrame, ForbiddenError, NotFoundError, UpstreamUnavailable
+from mjpeg_proxy.sources.base import Source
 
 
 class CameraAuth:
@@ -25,6 +26,26 @@ class CameraAuth:
             self.middlewares = (aiohttp.DigestAuthMiddleware(username, password or ""),)
         else:
             self.headers = {"Authorization": aiohttp.encode_basic_auth(username, password or "")}
+
+
+class HttpCameraSource(Source):
+    """Base of the sources that GET from a camera's ``url`` through the shared ``http``
+    session, with the camera's authentication and ``max_frame_bytes`` cap."""
+
+    def __init__(
+        self,
+        url: str,
+        http: aiohttp.ClientSession,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        auth: str | None = None,
+        max_frame_bytes: int,
+    ) -> None:
+        self.url = url
+        self._http = http
+        self._auth = CameraAuth(username, password, auth)
+        self._max_frame_bytes = max_frame_bytes
 
 
 def raise_for_status(status: int, where: str) -> None:

@@ -11,15 +11,14 @@ from mjpeg_proxy.errors import SourceError, UpstreamUnavailable
 from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.multipart_reader import MultipartReader, ReaderStats, boundary_from_content_type
 from mjpeg_proxy.redact import safe_url
-from mjpeg_proxy.sources.base import Source
-from mjpeg_proxy.sources.http_client import CameraAuth, describe, raise_for_status
+from mjpeg_proxy.sources.http_client import HttpCameraSource, describe, raise_for_status
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
 
 
-class MjpegSource(Source):
+class MjpegSource(HttpCameraSource):
     """Relays every complete JPEG of the MJPEG stream at ``url``.
 
     One connection at a time, read as it arrives and parsed by ``MultipartReader``
@@ -33,20 +32,8 @@ class MjpegSource(Source):
     multipart stream, a network error, or the end of the stream.
     """
 
-    def __init__(
-        self,
-        url: str,
-        http: aiohttp.ClientSession,
-        *,
-        username: str | None = None,
-        password: str | None = None,
-        auth: str | None = None,
-        max_frame_bytes: int,
-    ) -> None:
-        self.url = url
-        self._http = http
-        self._auth = CameraAuth(username, password, auth)
-        self._max_frame_bytes = max_frame_bytes
+    def __init__(self, url: str, http: aiohttp.ClientSession, **camera: object) -> None:
+        super().__init__(url, http, **camera)  # type: ignore[arg-type]
         self.stats = ReaderStats()
 
     async def frames(self) -> AsyncIterator[Frame]:

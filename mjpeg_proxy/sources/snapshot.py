@@ -10,13 +10,13 @@ from mjpeg_proxy.errors import BadFrame, SourceError, UpstreamUnavailable
 from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.jpeg import complete_jpeg
 from mjpeg_proxy.redact import safe_url
-from mjpeg_proxy.sources.base import Pacer, Source
-from mjpeg_proxy.sources.http_client import CameraAuth, describe, raise_for_status, read_capped
+from mjpeg_proxy.sources.base import Pacer
+from mjpeg_proxy.sources.http_client import HttpCameraSource, describe, raise_for_status, read_capped
 
 REQUEST_TIMEOUT_S = 10.0
 
 
-class SnapshotSource(Source):
+class SnapshotSource(HttpCameraSource):
     """Fetches ``url`` ``fps`` times a second, each request starting on a steady grid.
 
     ``http`` is the application's shared client session. With ``username`` set,
@@ -30,22 +30,9 @@ class SnapshotSource(Source):
     or is too large.
     """
 
-    def __init__(
-        self,
-        url: str,
-        fps: float,
-        http: aiohttp.ClientSession,
-        *,
-        username: str | None = None,
-        password: str | None = None,
-        auth: str | None = None,
-        max_frame_bytes: int,
-    ) -> None:
-        self.url = url
+    def __init__(self, url: str, fps: float, http: aiohttp.ClientSession, **camera: object) -> None:
+        super().__init__(url, http, **camera)  # type: ignore[arg-type]
         self.fps = fps
-        self._http = http
-        self._max_frame_bytes = max_frame_bytes
-        self._auth = CameraAuth(username, password, auth)
         self._pacer = Pacer(fps)
 
     async def frames(self) -> AsyncIterator[Frame]:
