@@ -81,7 +81,7 @@ class StreamViewer:
         transport = self.transport
         if transport.is_closing():
             self._finish()
-        elif transport.get_write_buffer_size() <= max(HIGH_WATER_BYTES, len(part.data)):
+        elif not self._behind(transport.get_write_buffer_size(), part):
             now = self._loop.time()
             if now - self.sent_at >= self.interval_s:
                 self._send(part, now)
@@ -103,7 +103,7 @@ class StreamViewer:
             transport.abort()
             self._finish()
             return
-        if latest is None or buffered > max(HIGH_WATER_BYTES, len(latest.data)) or now - self.sent_at < self.interval_s:
+        if latest is None or self._behind(buffered, latest) or now - self.sent_at < self.interval_s:
             return
         # A viewer that skipped the latest part while behind gets it now; an idle stream
         # gets it again, so players and proxies do not time out on a silent connection.
@@ -113,11 +113,18 @@ class StreamViewer:
     def close(self, last: Part | None) -> None:
         """End the stream after a whole part, with the close delimiter (RFC 2046, 5.1.1)."""
         if not self.finished.done() and not self.transport.is_closing() and last is not None:
-            self.transport.write(self.writer.closing(last.browser_data if self.browser else last.data))
+            self.transport.write(self.writer.closing(self._data(last)))
         self._finish()
 
+    def _data(self, part: Part) -> bytes:
+        return part.browser_data if self.browser else part.data
+
+    @staticmethod
+    def _behind(buffered: int, part: Part) -> bool:
+        return buffered > max(HIGH_WATER_BYTES, len(part.data))
+
     def _send(self, part: Part, now: float) -> None:
-        self.transport.write(part.browser_data if self.browser else part.data)
+        self.transport.write(self._data(part))
         self.sent_seq, self.sent_at = part.frame.seq, now
         self.buffered = self.transport.get_write_buffer_size()
 

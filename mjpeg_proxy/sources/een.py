@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -14,8 +13,6 @@ from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.jpeg import complete_jpeg
 from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.een_session import EenSession
-
-log = logging.getLogger(__name__)
 
 PREVIEW_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
 """``next`` blocks until the camera's next preview exists (1 s apart by default, up to

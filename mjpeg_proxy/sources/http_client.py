@@ -3,9 +3,13 @@ bounded bodies, and error texts without URLs."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import aiohttp
 
-from mjpeg_proxy.errors import AuthError, BadFrame, ForbiddenError, NotFoundError, UpstreamUnavailable
+from mjpeg_proxy.errors import AuthError, BadFrame, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
+from mjpeg_proxy.redact import safe_url
 from mjpeg_proxy.sources.base import Source
 
 
@@ -30,7 +34,8 @@ class CameraAuth:
 
 class HttpCameraSource(Source):
     """Base of the sources that GET from a camera's ``url`` through the shared ``http``
-    session, with the camera's authentication and ``max_frame_bytes`` cap."""
+    session, with the camera's authentication and ``max_frame_bytes`` cap. ``where`` is
+    the URL as logs and errors may show it."""
 
     def __init__(
         self,
@@ -43,9 +48,31 @@ class HttpCameraSource(Source):
         max_frame_bytes: int,
     ) -> None:
         self.url = url
+        self.where = safe_url(url)
         self._http = http
         self._auth = CameraAuth(username, password, auth)
         self._max_frame_bytes = max_frame_bytes
+
+    @contextlib.asynccontextmanager
+    async def get(self, timeout: aiohttp.ClientTimeout, limit_s: float) -> AsyncIterator[aiohttp.ClientResponse]:
+        """GET the camera's URL; yield the 2xx response.
+
+        Errors while opening it or while the caller reads it become SourceErrors: the
+        status as ``raise_for_status`` says, UpstreamUnavailable for a network error or for
+        ``timeout`` running out (``limit_s`` is the seconds to name in the message).
+        """
+        try:
+            async with self._http.get(
+                self.url, headers=self._auth.headers, middlewares=self._auth.middlewares, timeout=timeout
+            ) as response:
+                raise_for_status(response.status, self.where)
+                yield response
+        except SourceError:
+            raise
+        except TimeoutError:
+            raise UpstreamUnavailable(f"{self.where} did not answer within {limit_s:g} s") from None
+        except aiohttp.ClientError as e:
+            raise UpstreamUnavailable(f"{self.where}: {describe(e)}") from None
 
 
 def raise_for_status(status: int, where: str) -> None:

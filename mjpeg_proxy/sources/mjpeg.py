@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
 
-from mjpeg_proxy.errors import SourceError, UpstreamUnavailable
+from mjpeg_proxy.errors import UpstreamUnavailable
 from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.multipart_reader import MultipartReader, ReaderStats, boundary_from_content_type
-from mjpeg_proxy.redact import safe_url
-from mjpeg_proxy.sources.http_client import HttpCameraSource, describe, raise_for_status
-
-log = logging.getLogger(__name__)
+from mjpeg_proxy.sources.http_client import HttpCameraSource
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -37,38 +33,25 @@ class MjpegSource(HttpCameraSource):
         self.stats = ReaderStats()
 
     async def frames(self) -> AsyncIterator[Frame]:
-        where = safe_url(self.url)
-        try:
-            async with self._http.get(
-                self.url,
-                headers=self._auth.headers,
-                middlewares=self._auth.middlewares,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S),
-            ) as response:
-                raise_for_status(response.status, where)
-                content_type = response.headers.get("Content-Type", "")
-                kind = content_type.split(";")[0].strip().lower()
-                if kind.startswith(("image/", "text/")):
-                    raise UpstreamUnavailable(
-                        f"{where} is not an MJPEG stream (Content-Type {content_type[:60]!r}); "
-                        'for a single picture use source = "snapshot"'
-                    )
-                # Any other type is read as multipart: ffmpeg's mpjpeg server, for one, says
-                # application/octet-stream; without a declared boundary the first "--" line
-                # of the body names it.
-                reader = MultipartReader(
-                    boundary_from_content_type(content_type) if kind.startswith("multipart/") else None,
-                    max_frame_bytes=self._max_frame_bytes,
-                    stats=self.stats,
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
+        async with self.get(timeout, CONNECT_TIMEOUT_S) as response:
+            content_type = response.headers.get("Content-Type", "")
+            kind = content_type.split(";")[0].strip().lower()
+            if kind.startswith(("image/", "text/")):
+                raise UpstreamUnavailable(
+                    f"{self.where} is not an MJPEG stream (Content-Type {content_type[:60]!r}); "
+                    'for a single picture use source = "snapshot"'
                 )
-                async for chunk in response.content.iter_any():
-                    for jpeg in reader.feed(chunk):
-                        yield Frame(jpeg)
-                reader.close()
-        except SourceError:
-            raise
-        except TimeoutError:
-            raise UpstreamUnavailable(f"{where} did not answer within {CONNECT_TIMEOUT_S:g} s") from None
-        except aiohttp.ClientError as e:
-            raise UpstreamUnavailable(f"{where}: {describe(e)}") from None
-        raise UpstreamUnavailable(f"{where} ended its stream")
+            # Any other type is read as multipart: ffmpeg's mpjpeg server, for one, says
+            # application/octet-stream; without a declared boundary the first "--" line
+            # of the body names it.
+            reader = MultipartReader(
+                boundary_from_content_type(content_type) if kind.startswith("multipart/") else None,
+                max_frame_bytes=self._max_frame_bytes,
+                stats=self.stats,
+            )
+            async for chunk in response.content.iter_any():
+                for jpeg in reader.feed(chunk):
+                    yield Frame(jpeg)
+            reader.close()
+        raise UpstreamUnavailable(f"{self.where} ended its stream")

@@ -6,12 +6,11 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from mjpeg_proxy.errors import BadFrame, SourceError, UpstreamUnavailable
+from mjpeg_proxy.errors import BadFrame
 from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.jpeg import complete_jpeg
-from mjpeg_proxy.redact import safe_url
 from mjpeg_proxy.sources.base import Pacer
-from mjpeg_proxy.sources.http_client import HttpCameraSource, describe, raise_for_status, read_capped
+from mjpeg_proxy.sources.http_client import HttpCameraSource, read_capped
 
 REQUEST_TIMEOUT_S = 10.0
 
@@ -42,23 +41,9 @@ class SnapshotSource(HttpCameraSource):
 
     async def fetch(self) -> bytes:
         """GET the URL once and return the JPEG; raises as described on the class."""
-        where = safe_url(self.url)
-        try:
-            async with self._http.get(
-                self.url,
-                headers=self._auth.headers,
-                middlewares=self._auth.middlewares,
-                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
-            ) as response:
-                raise_for_status(response.status, where)
-                body = await read_capped(response, self._max_frame_bytes, where)
-        except SourceError:
-            raise
-        except TimeoutError:
-            raise UpstreamUnavailable(f"{where} did not answer within {REQUEST_TIMEOUT_S:g} s") from None
-        except aiohttp.ClientError as e:
-            raise UpstreamUnavailable(f"{where}: {describe(e)}") from None
+        async with self.get(aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S), REQUEST_TIMEOUT_S) as response:
+            body = await read_capped(response, self._max_frame_bytes, self.where)
         try:
             return complete_jpeg(body)
         except BadFrame as e:
-            raise BadFrame(f"{where}: {e}") from None
+            raise BadFrame(f"{self.where}: {e}") from None
