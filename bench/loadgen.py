@@ -2,11 +2,12 @@
 
     python bench/loadgen.py --url http://127.0.0.1:8080/cameras/bench/stream.mjpg --viewers 1000 --seconds 20
 
-Each viewer is an asyncio Protocol (on uvloop when installed) that speaks HTTP/1.1 like a
-browser, undoes chunked transfer coding if the server uses it, and finds each frame by
-the stamp ``bench/mjpeg_camera.py`` puts in it: per viewer it counts frames, sequence gaps
-and the latency from the camera's send to the viewer's receipt. Connects only to the
-address in ``--url``; ends by itself.
+Each viewer is a raw socket read by the event loop (uvloop when installed) that speaks
+HTTP/1.1 like a tool, finds each part by its Content-Length and each frame by the stamp
+``bench/mjpeg_camera.py`` puts in it, and lets the kernel discard the rest of the frame
+unread. Per viewer it counts frames, sequence gaps and the latency from the camera's
+send to the arrival of the frame's last byte. Connects only to the address in
+``--url``; ends by itself.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import resource
+import socket
 import statistics
 import sys
 import time
@@ -25,88 +28,113 @@ from yarl import URL
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mjpeg_camera import TAG, read_stamp  # noqa: E402
 
+STAMP_AT = 6  # SOI, then the COM marker and its length, then TAG
 STAMP_BYTES = len(TAG) + 16
 
 
-class Viewer(asyncio.Protocol):
-    def __init__(self, request: bytes, recording: list[bool]) -> None:
-        self.request = request
+SKIP = bytearray(1 << 20)
+"""Shared landing area for discarded body bytes: with ``MSG_TRUNC`` the kernel drops them unread."""
+HEAD_READ = 4096
+CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
+
+
+class Viewer:
+    """One viewer on a raw non-blocking socket, read when the loop says it is readable.
+
+    It parses each part's header block for its Content-Length, reads the first bytes of the
+    body for the stamp, and has the kernel discard the rest of the body with ``MSG_TRUNC``
+    (tcp(7)), so the load generator does not copy the frames it does not look at: this is
+    what lets one core stand in for thousands of viewers. Chunked bodies are refused.
+    """
+
+    def __init__(self, sock: socket.socket, recording: list[bool]) -> None:
+        self.sock = sock
         self.recording = recording
-        self.head = b""
-        self.chunked: bool | None = None
-        self.chunk_left = 0  # bytes of chunk data still to come
-        self.chunk_line = b""  # a chunk-size line being read
-        self.carry = b""
+        self.buf = b""
+        self.in_head = True  # still reading the HTTP response head
+        self.body_left = 0  # bytes of the current part's body not yet received
+        self.want_stamp = False
         self.frames = 0
         self.gaps = 0
         self.last_seq: int | None = None
+        self.sent: float | None = None  # send time of the frame being received
         self.latencies: list[float] = []
         self.connected = asyncio.get_running_loop().create_future()
         self.closed = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.write(self.request)  # type: ignore[attr-defined]
+    def on_readable(self) -> None:
+        try:
+            while True:
+                if self.body_left and not self.want_stamp:
+                    n = self.sock.recv_into(SKIP, min(self.body_left, len(SKIP)), socket.MSG_TRUNC)
+                    if not n:
+                        return self._lost()
+                    self.body_left -= n
+                    if not self.body_left:
+                        self._frame_done()
+                    continue
+                data = self.sock.recv(HEAD_READ)
+                if not data:
+                    return self._lost()
+                self.buf += data
+                self._parse()
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._lost()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.connected.done():
-            self.connected.set_exception(ConnectionError("closed before the response"))
-
-    def data_received(self, data: bytes) -> None:
-        if self.chunked is None:
-            self.head += data
-            end = self.head.find(b"\r\n\r\n")
+    def _parse(self) -> None:
+        while True:
+            if self.want_stamp:
+                if len(self.buf) < STAMP_AT + STAMP_BYTES:
+                    return
+                self._stamp()
+            if self.body_left:
+                take = min(self.body_left, len(self.buf))
+                self.body_left -= take
+                self.buf = self.buf[take:]
+                if self.body_left:
+                    return
+                self._frame_done()
+            end = self.buf.find(b"\r\n\r\n")
             if end < 0:
                 return
-            head, data = self.head[:end].lower(), self.head[end + 4 :]
-            self.chunked = b"transfer-encoding: chunked" in head
-            if not self.connected.done():
-                self.connected.set_result(head.startswith(b"http/1.1 200") or head.startswith(b"http/1.0 200"))
-        if self.chunked:
-            data = self._dechunk(data)
-        self._scan(data)
-
-    def _dechunk(self, data: bytes) -> bytes:
-        out = []
-        at = 0
-        while at < len(data):
-            if self.chunk_left < 0:  # the CRLF after a chunk's data
-                skip = min(-self.chunk_left, len(data) - at)
-                self.chunk_left += skip
-                at += skip
+            head, self.buf = self.buf[:end], self.buf[end + 4 :]
+            if self.in_head:
+                self.in_head = False
+                status = head.lower()
+                if b"transfer-encoding: chunked" in status:
+                    raise SystemExit("the server sent a chunked body; the load generator reads close-delimited ones")
+                if not self.connected.done():
+                    self.connected.set_result(status.startswith((b"http/1.1 200", b"http/1.0 200")))
                 continue
-            if self.chunk_left > 0:
-                take = min(self.chunk_left, len(data) - at)
-                out.append(data[at : at + take])
-                self.chunk_left -= take
-                at += take
-                if not self.chunk_left:
-                    self.chunk_left = -2
-                continue
-            end = data.find(b"\r\n", at)
-            if end < 0:
-                self.chunk_line += data[at:]
-                break
-            line, self.chunk_line = self.chunk_line + data[at:end], b""
-            at = end + 2
-            self.chunk_left = int(line.split(b";")[0] or b"0", 16)
-        return b"".join(out)
+            match = CONTENT_LENGTH.search(head)
+            if match is None:
+                raise SystemExit(f"a part without Content-Length: {head[:200]!r}")
+            self.body_left = int(match.group(1))
+            self.want_stamp = True
 
-    def _scan(self, data: bytes) -> None:
-        buf = self.carry + data if self.carry else data
-        at = buf.find(TAG)
-        while at >= 0:
-            if at + STAMP_BYTES > len(buf):
-                break
-            seq, sent = read_stamp(buf, at)
-            if self.recording[0]:
-                self.frames += 1
-                self.latencies.append(time.time() - sent)
-                if self.last_seq is not None and seq > self.last_seq + 1:
-                    self.gaps += seq - self.last_seq - 1
-            self.last_seq = seq
-            at = buf.find(TAG, at + STAMP_BYTES)
-        self.carry = buf[-(STAMP_BYTES - 1) :] if at < 0 else buf[at:]
+    def _stamp(self) -> None:
+        self.want_stamp = False
+        if self.buf[STAMP_AT : STAMP_AT + len(TAG)] != TAG:
+            return  # not a stamped frame (a placeholder, say): counted as nothing
+        seq, self.sent = read_stamp(self.buf, STAMP_AT)
+        if self.recording[0] and self.last_seq is not None and seq > self.last_seq + 1:
+            self.gaps += seq - self.last_seq - 1
+        self.last_seq = seq
+
+    def _frame_done(self) -> None:
+        """The last byte of a part's body is in: count the frame and its latency."""
+        if self.sent is not None and self.recording[0]:
+            self.frames += 1
+            self.latencies.append(time.time() - self.sent)
+        self.sent = None
+
+    def _lost(self) -> None:
+        self.closed = True
+        asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        if not self.connected.done():
+            self.connected.set_exception(ConnectionError("closed before the response"))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -128,15 +156,19 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     recording = [False]
     viewers: list[Viewer] = []
-    transports = []
     for i in range(args.viewers):
+        sock = socket.socket()
+        sock.setblocking(False)
         try:
-            transport, viewer = await loop.create_connection(lambda: Viewer(request, recording), url.host, url.port)
+            await loop.sock_connect(sock, (url.host, url.port))
+            await loop.sock_sendall(sock, request)
         except OSError as e:
             print(f"connection {i} failed: {e}", file=sys.stderr)
+            sock.close()
             break
+        viewer = Viewer(sock, recording)
+        loop.add_reader(sock.fileno(), viewer.on_readable)
         viewers.append(viewer)
-        transports.append(transport)
     ok = await asyncio.gather(*(v.connected for v in viewers), return_exceptions=True)
     await asyncio.sleep(args.warmup)
     print("recording", flush=True)  # bench/run.py samples the server's CPU at these two lines
@@ -146,8 +178,10 @@ async def main() -> None:
     recording[0] = False
     cpu1, wall1 = time.process_time(), time.monotonic()
     print("done", flush=True)
-    for transport in transports:
-        transport.abort()
+    for viewer in viewers:
+        if not viewer.closed:
+            loop.remove_reader(viewer.sock.fileno())
+        viewer.sock.close()
     elapsed = wall1 - wall0
     fps = [v.frames / elapsed for v in viewers]
     latencies = [x for v in viewers for x in v.latencies]

@@ -66,11 +66,12 @@ def run_point(target: str, viewers: int, fps: float, size: str, seconds: float, 
     config = None
     try:
         wait_port(camera_port)
-        if target == "proxy":
+        if target.startswith("proxy"):
             config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
             config.write(f'[[cameras]]\nid = "bench"\nsource = "mjpeg"\nurl = "{upstream}"\n')
             config.close()
             command = [sys.executable, "-m", "mjpeg_proxy", "--config", config.name, "--port", str(server_port)]
+            command += ["--event-loop", "asyncio" if target == "proxy-asyncio" else "uvloop"]
             command += ["--log-level", "warning"]
             path = "/cameras/bench/stream.mjpg"
         else:
@@ -129,7 +130,7 @@ def run_point(target: str, viewers: int, fps: float, size: str, seconds: float, 
 def row(result: dict, reference: dict | None) -> str:
     ratio = (
         f"{result['viewer_frames_per_cpu_s'] / reference['viewer_frames_per_cpu_s']:.2f}"
-        if reference and result["target"] == "proxy"
+        if reference and result["target"] != "reference"
         else ""
     )
     return (
@@ -157,7 +158,13 @@ def main() -> None:
     parser.add_argument("--size", nargs="*", default=["1280x720"])
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--slow", type=int, default=0, help="also run this many viewers reading 20 kB/s")
-    parser.add_argument("--targets", nargs="*", default=["reference", "proxy"])
+    parser.add_argument(
+        "--targets",
+        nargs="*",
+        default=["reference", "proxy"],
+        choices=("reference", "proxy", "proxy-asyncio"),
+        help="proxy runs on uvloop, proxy-asyncio on asyncio's own loop",
+    )
     args = parser.parse_args()
     print(HEADER, flush=True)
     for size in args.size:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mjpeg_proxy.cli import main
+from mjpeg_proxy.cli import main, new_event_loop
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,7 +120,7 @@ def test_help_documents_every_option(capsys):
         main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--config", "--host", "--port", "--log-level"):
+    for option in ("--config", "--host", "--port", "--log-level", "--event-loop"):
         assert option in out
     for level in ("debug", "info", "warning", "error"):
         assert level in out
@@ -241,3 +241,22 @@ def test_een_esn_without_credentials_exits_2_with_one_line(capsys, monkeypatch):
     assert main(["--een-esn", "1006073b"]) == 2
     line = assert_one_line_without_traceback(capsys.readouterr().err)
     assert "EEN_USERNAME" in line and "EEN_PASSWORD" in line
+
+
+def test_event_loop_auto_is_uvloop_when_installed_and_asyncio_on_request():
+    uvloop = pytest.importorskip("uvloop")
+    loops = [new_event_loop("auto"), new_event_loop("uvloop"), new_event_loop("asyncio")]
+    try:
+        assert [isinstance(loop, uvloop.Loop) for loop in loops] == [True, True, False]
+    finally:
+        for loop in loops:
+            loop.close()
+
+
+def test_event_loop_uvloop_without_uvloop_exits_2_with_one_line(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now raises ImportError
+    loop = new_event_loop("auto")
+    loop.close()
+    assert main(["--event-loop", "uvloop"]) == 2
+    line = assert_one_line_without_traceback(capsys.readouterr().err)
+    assert "uvloop is not installed" in line
