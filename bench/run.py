@@ -68,7 +68,8 @@ def run_point(target: str, viewers: int, fps: float, size: str, seconds: float, 
         wait_port(camera_port)
         if target.startswith("proxy"):
             config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-            config.write(f'[[cameras]]\nid = "bench"\nsource = "mjpeg"\nurl = "{upstream}"\n')
+            limits = "max_viewers = 100000\nmax_viewers_per_camera = 100000\nmax_connections_per_client = 100000\n"
+            config.write(f'[server]\n{limits}[[cameras]]\nid = "bench"\nsource = "mjpeg"\nurl = "{upstream}"\n')
             config.close()
             command = [sys.executable, "-m", "mjpeg_proxy", "--config", config.name, "--port", str(server_port)]
             command += ["--event-loop", "asyncio" if target == "proxy-asyncio" else "uvloop"]

@@ -13,7 +13,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from mjpeg_proxy import __version__, pages, streaming
+from mjpeg_proxy import __version__, limits, metrics, pages, status, streaming
 from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, WRITER
 from mjpeg_proxy.camera import Camera
 from mjpeg_proxy.config import CameraConfig, Config
@@ -41,6 +41,8 @@ def create_app(config: Config, source_factory: SourceFactory = build_source) -> 
         ]
     )
     app[CONFIG] = config
+    limits.setup(app)
+    metrics.setup(app)
     boundary = new_boundary()
     app[WRITER] = MultipartWriter(boundary)
     app[BROWSER_WRITER] = MultipartWriter(boundary, advance_headers=True)
@@ -56,6 +58,10 @@ def create_app(config: Config, source_factory: SourceFactory = build_source) -> 
     app.router.add_get("/cameras/{camera_id}", pages.kiosk, name="kiosk")
     app.router.add_get("/cameras/{camera_id}/stream.mjpg", streaming.stream, name="stream")
     app.router.add_get("/cameras/{camera_id}/snapshot.jpg", streaming.snapshot, name="snapshot")
+    app.router.add_get("/api/cameras", status.cameras_json, name="api_cameras")
+    app.router.add_get("/api/cameras/{camera_id}", status.camera_json, name="api_camera")
+    app.router.add_get("/status", status.status_page, name="status")
+    app.router.add_get("/metrics", metrics.metrics, name="metrics")
     return app
 
 

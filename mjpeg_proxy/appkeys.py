@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 from aiohttp import web
 
 from mjpeg_proxy.camera import Camera
@@ -14,6 +16,8 @@ WRITER = web.AppKey("writer", MultipartWriter)
 """Framing for players and tools."""
 BROWSER_WRITER = web.AppKey("browser_writer", MultipartWriter)
 """Framing for browsers (next part's headers sent ahead), same boundary."""
+REFUSALS = web.AppKey("refusals", collections.Counter)
+"""Requests refused, by reason (``mjpeg_proxy.limits.REASONS``)."""
 
 
 def camera_from_request(request: web.Request) -> Camera:

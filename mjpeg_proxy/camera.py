@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import enum
 import logging
+import time
+from collections.abc import Iterator
 
 from mjpeg_proxy.backoff import Backoff
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.errors import AuthError, SourceError, Stalled, UpstreamUnavailable
-from mjpeg_proxy.hub import FrameHub
+from mjpeg_proxy.frame import Frame
+from mjpeg_proxy.hub import FrameHub, Subscriber
+from mjpeg_proxy.placeholder import jpeg_size, render_placeholder
 from mjpeg_proxy.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -23,11 +28,17 @@ of failed logins."""
 MIN_STALL_TIMEOUT_S = 10.0
 """A camera is stalled after this many seconds without a frame (or three frame
 intervals, if longer)."""
+SNAPSHOT_HOLD_S = 5.0
+"""A snapshot request keeps the upstream open at least this long (seconds), even with a
+shorter ``linger_seconds``, so the snapshot it waits for can arrive."""
+INPUT_FPS_WINDOW_S = 10.0
+"""The window, in seconds, over which the input frame rate is measured."""
 
 
 class CameraState(enum.StrEnum):
     """What a status page says about a camera."""
 
+    IDLE = "idle"  # nobody watching: the upstream is closed (on-demand fetching)
     STARTING = "starting"  # no frame yet
     LIVE = "live"  # frames arriving
     STALLED = "stalled"  # connected, but no complete frame within the stall timeout
@@ -36,6 +47,21 @@ class CameraState(enum.StrEnum):
     FORBIDDEN = "forbidden"  # credentials lack rights to this camera
     NOT_FOUND = "not_found"  # upstream does not know this camera
 
+
+ERROR_STATES = frozenset({"stalled", "offline", "auth_failed", "forbidden", "not_found"})
+"""States in which viewers see the offline picture, once the last frame is
+``stall_timeout`` old (at once in FINAL_STATES), and snapshots then answer 503."""
+FINAL_STATES = frozenset({"auth_failed", "forbidden", "not_found"})
+"""Error states that a retry is unlikely to clear soon."""
+
+REASONS = {
+    "stalled": "The camera sends no pictures",
+    "offline": "The camera cannot be reached",
+    "auth_failed": "The camera refused the proxy's login",
+    "forbidden": "The proxy's account may not view this camera",
+    "not_found": "The camera is unknown to its upstream",
+}
+"""Each error state in plain words, for the offline picture and for snapshots' 503."""
 
 _STATE_BY_ERROR = {
     "auth_failed": CameraState.AUTH_FAILED,
@@ -47,6 +73,14 @@ _STATE_BY_ERROR = {
 
 class Camera:
     """Runs one fetch loop from ``source`` into ``hub``, however many viewers watch.
+
+    On demand: the loop runs only while viewers watch (``viewer()``), and for
+    ``linger_seconds`` after the last one leaves or a snapshot was asked for
+    (``touch()``); the state is ``idle`` otherwise. ``always_on`` keeps it running.
+
+    In an error state (``ERROR_STATES``) viewers get the offline picture, rendered at the
+    size of the last frame, saying why and since when: at once after a refusal or before
+    any frame, else once the last frame is ``stall_timeout`` old. The next frame replaces it.
 
     Errors (``SourceError``) back off exponentially with jitter in steps of 1 s doubling
     up to 60 s, each delay drawn from the upper half of its step (so 0.5-1 s first);
@@ -70,23 +104,101 @@ class Camera:
         self.source = source
         self.hub = hub
         self.stall_timeout_s = stall_timeout_s or config.stall_timeout or max(MIN_STALL_TIMEOUT_S, 3.0 / config.fps)
-        self.state = CameraState.STARTING
+        self.state = CameraState.IDLE
+        self.state_since = time.time()
+        """When the state last changed, in seconds since the epoch."""
         self.frames_received = 0
+        self.frames_sent = 0
+        """Parts written to viewers (offline pictures included); ``bytes_sent`` their bytes."""
+        self.bytes_sent = 0
+        self.frames_dropped = 0
+        """Parts a viewer skipped because its connection was still busy with earlier ones."""
         self.errors: collections.Counter[str] = collections.Counter()
         self.last_error: str | None = None
+        self.last_frame: Frame | None = None
+        """The latest frame from the upstream (never an offline picture)."""
         self.viewers_timed_out = 0
         """Viewers closed because their connection took no data for ``write_timeout`` seconds."""
         self._backoff = backoff or Backoff(*BACKOFF_S)
         self._auth_backoff = Backoff(*AUTH_BACKOFF_S)
         self._failures_in_burst = 0
+        self._arrivals: collections.deque[float] = collections.deque()
+        self._demand_changed = asyncio.Event()
+        self._wanted_until = 0.0  # loop time until which the upstream stays open without viewers
 
     @property
     def id(self) -> str:
         """The camera's id from the configuration."""
         return self.config.id
 
+    @property
+    def input_fps(self) -> float:
+        """Frames received per second over the last ``INPUT_FPS_WINDOW_S`` seconds."""
+        self._forget_arrivals(time.monotonic())
+        return len(self._arrivals) / INPUT_FPS_WINDOW_S
+
+    @property
+    def frame_age_s(self) -> float | None:
+        """Seconds since the latest frame arrived from the upstream; None before the first."""
+        return None if self.last_frame is None else time.monotonic() - self.last_frame.received_monotonic
+
+    @property
+    def upstream_requests(self) -> int:
+        """Requests made to the upstream so far (see ``Source.upstream_requests``)."""
+        return self.source.upstream_requests
+
+    @contextlib.contextmanager
+    def viewer(self, subscriber: Subscriber | None = None) -> Iterator[None]:
+        """Count a viewer of the hub (see ``FrameHub.viewer``) and fetch while it watches."""
+        with self.hub.viewer(subscriber):
+            self._demand_changed.set()
+            try:
+                yield
+            finally:
+                self._hold(self.config.linger_seconds)
+
+    def touch(self) -> None:
+        """Someone asked for a snapshot: fetch for ``linger_seconds`` (at least 5 s) from now."""
+        self._hold(max(self.config.linger_seconds, SNAPSHOT_HOLD_S))
+
+    def _hold(self, seconds: float) -> None:
+        self._wanted_until = max(self._wanted_until, asyncio.get_running_loop().time() + seconds)
+        self._demand_changed.set()
+
+    def _wanted(self) -> bool:
+        if self.config.always_on or self.hub.viewers:
+            return True
+        return asyncio.get_running_loop().time() < self._wanted_until
+
+    async def _wait_until_wanted(self, wanted: bool) -> None:
+        loop = asyncio.get_running_loop()
+        while self._wanted() is not wanted:
+            self._demand_changed.clear()
+            # Waiting for the linger to run out needs a deadline; anything else is an event.
+            deadline = self._wanted_until if wanted is False and not self.hub.viewers else None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline if deadline is None else max(deadline, loop.time())):
+                    await self._demand_changed.wait()
+
     async def run(self) -> None:
-        """Fetch for ever: frames go to the hub, errors to backoff. Ends only when cancelled."""
+        """Fetch while wanted, for ever: frames go to the hub, errors to backoff. Ends
+        only when cancelled."""
+        while True:
+            await self._wait_until_wanted(True)
+            self._set_state(CameraState.STARTING)
+            log.info("camera %s: starting (%d watching)", self.id, self.hub.viewers)
+            fetch = asyncio.create_task(self._fetch(), name=f"camera {self.id} fetch")
+            try:
+                await self._wait_until_wanted(False)
+            finally:
+                fetch.cancel()
+                await asyncio.wait([fetch])  # unlike `await fetch`, never swallows our own cancellation
+            self.hub.forget()  # a viewer arriving later must not see a picture from now
+            self._set_state(CameraState.IDLE)
+            log.info("camera %s: idle (no viewer for %g s); upstream closed", self.id, self.config.linger_seconds)
+
+    async def _fetch(self) -> None:
+        self._failures_in_burst = 0
         while True:
             try:
                 await self._pump()
@@ -96,7 +208,33 @@ class Camera:
             except Exception as error:  # a bug in a source must not end the camera
                 log.exception("camera %s: unexpected error in source", self.id)
                 delay = self._failed(UpstreamUnavailable(f"internal error: {type(error).__name__}"))
-            await asyncio.sleep(delay)
+            await self._offline_pause(delay)
+
+    async def _offline_pause(self, delay: float) -> None:
+        """Sleep ``delay`` seconds between attempts, showing the offline picture when due:
+        at once after a refusal (auth_failed, forbidden, not_found) or before any frame,
+        else once the last frame is ``stall_timeout`` old, so a brief reconnect keeps
+        the last good picture on screen."""
+        if self.state in FINAL_STATES or self.frame_age_s is None:
+            await self._show_offline()
+        else:
+            until_due = self.stall_timeout_s - self.frame_age_s
+            if until_due < delay:
+                await asyncio.sleep(until_due)
+                delay -= until_due
+                await self._show_offline()
+        await asyncio.sleep(delay)
+
+    async def _show_offline(self) -> None:
+        """Publish the offline picture for the current error state."""
+        size = (jpeg_size(self.last_frame.jpeg) if self.last_frame else None) or (
+            self.config.width,
+            self.config.height,
+        )
+        jpeg = await asyncio.to_thread(
+            render_placeholder, self.config.display_name, REASONS[self.state], self.state_since, size
+        )
+        self.hub.publish(Frame(jpeg, placeholder=True))
 
     async def _pump(self) -> None:
         frames = self.source.frames()
@@ -109,19 +247,31 @@ class Camera:
                     return
                 except TimeoutError:
                     raise Stalled(f"no complete frame for {self.stall_timeout_s:g} s") from None
-                self.hub.publish(frame)
-                self.frames_received += 1
                 if self.state is not CameraState.LIVE:
                     self._recovered()
+                self.hub.publish(frame)
+                self.last_frame = frame
+                self.frames_received += 1
+                self._arrivals.append(frame.received_monotonic)
+                self._forget_arrivals(frame.received_monotonic)
         finally:
             aclose = getattr(frames, "aclose", None)  # async generators hold resources until closed
             if aclose is not None:
                 await aclose()
 
+    def _forget_arrivals(self, now: float) -> None:
+        while self._arrivals and self._arrivals[0] < now - INPUT_FPS_WINDOW_S:
+            self._arrivals.popleft()
+
+    def _set_state(self, state: CameraState) -> None:
+        if state is not self.state:
+            self.state, self.state_since = state, time.time()
+
     def _failed(self, error: SourceError) -> float:
         self.errors[error.kind] += 1
         self.last_error = str(error)
-        previous, self.state = self.state, _STATE_BY_ERROR.get(error.kind, CameraState.OFFLINE)
+        previous = self.state
+        self._set_state(_STATE_BY_ERROR.get(error.kind, CameraState.OFFLINE))
         if isinstance(error, Stalled):
             # The stall itself took stall_timeout_s: reconnect at once, and keep the error
             # backoff as it was, so a camera that comes back is seen without delay.
@@ -143,7 +293,7 @@ class Camera:
             log.info("camera %s: live again after %d failed attempts", self.id, self._failures_in_burst)
         else:
             log.info("camera %s: live", self.id)
-        self.state = CameraState.LIVE
+        self._set_state(CameraState.LIVE)
         self._failures_in_burst = 0
         self._backoff.reset()
         self._auth_backoff.reset()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from mjpeg_proxy import __version__
+from mjpeg_proxy import __version__, limits
 from mjpeg_proxy.app import create_app
 from mjpeg_proxy.config import Config, ConfigError, default_config, load_config, with_een_cameras
 from mjpeg_proxy.logs import setup_logging
@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="least severe log messages to show (default: info)",
     )
     parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="text lines, or one JSON object per line for log shippers (default: text)",
+    )
+    parser.add_argument(
         "--event-loop",
         default="auto",
         choices=("auto", "uvloop", "asyncio"),
@@ -78,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for option, value in (("--config", args.config), ("--host", args.host)):
         if value is not None and not value.strip():
             parser.error(f"{option} must not be empty")
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     try:
         config = load_config(args.config, require_cameras=not args.een_esn) if args.config else None
         if args.een_esn:
@@ -98,16 +104,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     log.info("open-file limit: %d (each viewer takes one)", raise_open_file_limit())
     log.info("event loop: %s", type(loop).__module__.split(".")[0])
+    app = create_app(config)
     try:
         web.run_app(
-            create_app(config),
+            app,
             host=host,
             port=port,
             # Cancel a stream's handler as soon as its viewer disconnects, even while
             # no frame is being written, so no task or socket outlives the viewer.
             handler_cancellation=True,
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-            access_log=None,
+            # The access log only counts requests aiohttp refuses before routing.
+            access_log=logging.getLogger("mjpeg_proxy.access"),
+            access_log_class=limits.access_logger_class(app),
+            # A connection must send a whole request head within request_timeout
+            # (slow-request attacks), and is closed when idle that long between requests.
+            keepalive_timeout=config.server.request_timeout,
+            max_line_size=config.server.max_header_bytes,
+            max_field_size=config.server.max_header_bytes,
             print=lambda _: _announce(config),
             loop=loop,
         )

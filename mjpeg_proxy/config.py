@@ -6,6 +6,7 @@ id and the field, so start-up can stop with one clear line.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -25,7 +26,7 @@ EEN_DEFAULT_BASE_URL = "https://login.eagleeyenetworks.com"
 
 _CAMERA_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_COMMON_KEYS = {"id", "name", "source", "fps", "stall_timeout"}
+_COMMON_KEYS = {"id", "name", "source", "fps", "stall_timeout", "linger_seconds", "always_on"}
 _HTTP_CAMERA_KEYS = {"url", "username", "password_env", "auth", "max_frame_bytes"}
 _SOURCE_KEYS = {
     "demo": _COMMON_KEYS | {"width", "height"},
@@ -33,7 +34,19 @@ _SOURCE_KEYS = {
     "mjpeg": _COMMON_KEYS | _HTTP_CAMERA_KEYS,
     "een": _COMMON_KEYS | {"esn", "max_frame_bytes"},
 }
-_SERVER_KEYS = {"host", "port", "resend_seconds", "write_timeout", "max_stream_seconds"}
+_SERVER_KEYS = {
+    "host",
+    "port",
+    "resend_seconds",
+    "write_timeout",
+    "max_stream_seconds",
+    "max_viewers_per_camera",
+    "max_viewers",
+    "max_connections_per_client",
+    "trusted_proxies",
+    "max_header_bytes",
+    "request_timeout",
+}
 _EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
 # An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
 _ESN_RE = re.compile(r"[0-9a-fA-F]{8}")
@@ -54,6 +67,14 @@ class ServerConfig:
     ``write_timeout``: a viewer whose connection takes no bytes for this many seconds is
     closed. ``max_stream_seconds``: streams end (with the closing delimiter) after this
     many seconds, so kiosk pages reload cleanly; None for no limit.
+
+    Limits: ``max_viewers_per_camera`` and ``max_viewers`` (streams open at once, per
+    camera and in all; 503 past them); ``max_connections_per_client`` (requests in
+    progress from one client address, streams included; 429 past it), where the address
+    is taken from ``X-Forwarded-For`` only for requests coming from an address or network
+    in ``trusted_proxies``; ``max_header_bytes`` (longest request line or header field;
+    400 past it); ``request_timeout`` (seconds a connection may take to send a complete
+    request head, and may stay idle between requests).
     """
 
     host: str = DEFAULT_HOST
@@ -61,6 +82,12 @@ class ServerConfig:
     resend_seconds: float = 2.0
     write_timeout: float = 30.0
     max_stream_seconds: float | None = None
+    max_viewers_per_camera: int = 1000
+    max_viewers: int = 5000
+    max_connections_per_client: int = 100
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    max_header_bytes: int = 8190
+    request_timeout: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -74,7 +101,9 @@ class CameraConfig:
     ``max_frame_bytes`` caps one upstream frame. ``esn`` is an EEN camera's ESN, in
     lowercase. ``stall_timeout`` (seconds without a complete frame before the camera
     counts as stalled and is reconnected) is None for the default: the larger of 10 s
-    and three frame intervals.
+    and three frame intervals. The camera fetches only while someone watches and for
+    ``linger_seconds`` after the last viewer leaves or the last snapshot, unless
+    ``always_on``.
     """
 
     id: str
@@ -90,6 +119,8 @@ class CameraConfig:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     esn: str | None = None
     stall_timeout: float | None = None
+    linger_seconds: float = 30.0
+    always_on: bool = False
 
     @property
     def display_name(self) -> str:
@@ -254,12 +285,40 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
     max_stream = data.get("max_stream_seconds")
     if max_stream is not None and (not _is_number(max_stream) or not 1 <= max_stream <= 31_536_000):
         raise fail("max_stream_seconds", f"must be a number of seconds from 1 to 31536000, got {max_stream!r}")
+    limits = {}
+    for key, low, high in (
+        ("max_viewers_per_camera", 1, 1_000_000),
+        ("max_viewers", 1, 1_000_000),
+        ("max_connections_per_client", 1, 1_000_000),
+        ("max_header_bytes", 1024, 1_048_576),
+    ):
+        value = data.get(key, getattr(ServerConfig, key))
+        if not _is_int(value) or not low <= value <= high:
+            raise fail(key, f"must be an integer from {low} to {high}, got {value!r}")
+        limits[key] = value
+    request_timeout = data.get("request_timeout", ServerConfig.request_timeout)
+    if not _is_number(request_timeout) or not 1 <= request_timeout <= 3600:
+        raise fail("request_timeout", f"must be a number of seconds from 1 to 3600, got {request_timeout!r}")
+    proxies = data.get("trusted_proxies", [])
+    if not isinstance(proxies, list):
+        raise fail("trusted_proxies", f'must be a list of addresses or networks such as ["127.0.0.1"], got {proxies!r}')
+    networks = []
+    for entry in proxies:
+        try:
+            networks.append(ipaddress.ip_network(entry))
+        except (TypeError, ValueError):
+            raise fail(
+                "trusted_proxies", f'{entry!r} is not an IP address or network such as "10.0.0.0/8" or "::1"'
+            ) from None
     return ServerConfig(
         host=host,
         port=port,
         resend_seconds=float(resend),
         write_timeout=float(write_timeout),
         max_stream_seconds=None if max_stream is None else float(max_stream),
+        trusted_proxies=tuple(networks),
+        request_timeout=float(request_timeout),
+        **limits,
     )
 
 
@@ -328,12 +387,20 @@ def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[
     stall_timeout = data.get("stall_timeout")
     if stall_timeout is not None and (not _is_number(stall_timeout) or not 1 <= stall_timeout <= 3600):
         raise fail("stall_timeout", f"must be a number of seconds from 1 to 3600, got {stall_timeout!r}")
+    linger = data.get("linger_seconds", CameraConfig.linger_seconds)
+    if not _is_number(linger) or not 0 <= linger <= 86_400:
+        raise fail("linger_seconds", f"must be a number of seconds from 0 to 86400, got {linger!r}")
+    always_on = data.get("always_on", False)
+    if not isinstance(always_on, bool):
+        raise fail("always_on", f"must be true or false, got {always_on!r}")
     camera = CameraConfig(
         id=raw_id,
         source=source,
         name=name,
         fps=float(fps),
         stall_timeout=None if stall_timeout is None else float(stall_timeout),
+        linger_seconds=float(linger),
+        always_on=always_on,
     )
 
     if source == "demo":

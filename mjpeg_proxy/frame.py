@@ -14,7 +14,8 @@ class Frame:
     source yields the frame and is set by the FrameHub when it publishes it (1, 2, ...).
     ``received_monotonic`` is ``time.monotonic()`` seconds, for ages and intervals;
     ``received_wall`` and ``upstream_time`` are seconds since the Unix epoch, the
-    latter when the upstream stamps its frames.
+    latter when the upstream stamps its frames. ``placeholder`` marks the offline picture
+    the proxy renders itself (``mjpeg_proxy.placeholder``), not a camera's frame.
     """
 
     jpeg: bytes
@@ -22,6 +23,7 @@ class Frame:
     received_monotonic: float = field(default_factory=time.monotonic)
     received_wall: float = field(default_factory=time.time)
     upstream_time: float | None = None
+    placeholder: bool = False
 
     @property
     def timestamp(self) -> float:

@@ -104,6 +104,11 @@ class FrameHub:
             raise HubClosed
         return self._latest
 
+    def forget(self) -> None:
+        """Drop the latest part (the camera stopped fetching; it would soon be stale).
+        Sequence numbers go on from where they were."""
+        self._latest = None
+
     def close(self) -> None:
         """Wake every waiting viewer for the last time; ``next_part`` raises HubClosed from now on."""
         self._closed = True

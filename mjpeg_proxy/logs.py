@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 
 from aiohttp.http_exceptions import HttpProcessingError
+from pythonjsonlogger.json import JsonFormatter
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+JSON_FIELDS = ("asctime", "levelname", "name", "message")
+"""Fields of each JSON log line, renamed to ``time``, ``level``, ``logger``, ``message``."""
 
 
 class MalformedRequestFilter(logging.Filter):
@@ -30,7 +33,18 @@ class MalformedRequestFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr at ``level`` (``"debug"``, ``"info"``, ``"warning"`` or ``"error"``)."""
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """Log to stderr at ``level`` (``"debug"``, ``"info"``, ``"warning"`` or ``"error"``),
+    one line per event: plain text, or with ``log_format="json"`` one JSON object per line
+    (keys ``time``, ``level``, ``logger``, ``message``, and ``exc_info`` with a traceback)
+    for log shippers, written by python-json-logger."""
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    if log_format == "json":
+        formatter = JsonFormatter(
+            JSON_FIELDS,
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            json_ensure_ascii=False,
+        )
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(formatter)
     logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())

@@ -6,17 +6,20 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, WRITER, camera_from_request
+from mjpeg_proxy.camera import ERROR_STATES, REASONS, SNAPSHOT_HOLD_S
 from mjpeg_proxy.hub import HubClosed, Part
+from mjpeg_proxy.limits import check_viewer_limits
 from mjpeg_proxy.pages import reload_seconds
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_WAIT_S = 5.0
+SNAPSHOT_WAIT_S = SNAPSHOT_HOLD_S
 """How long ``snapshot.jpg`` waits for a camera's first frame before answering 503."""
 
 NO_CACHE_HEADERS = {
@@ -81,7 +84,9 @@ class StreamViewer:
         transport = self.transport
         if transport.is_closing():
             self._finish()
-        elif not self._behind(transport.get_write_buffer_size(), part):
+        elif self._behind(transport.get_write_buffer_size(), part):
+            self.camera.frames_dropped += 1
+        else:
             now = self._loop.time()
             if now - self.sent_at >= self.interval_s:
                 self._send(part, now)
@@ -124,7 +129,11 @@ class StreamViewer:
         return buffered > max(HIGH_WATER_BYTES, len(part.data))
 
     def _send(self, part: Part, now: float) -> None:
-        self.transport.write(self._data(part))
+        data = self._data(part)
+        self.transport.write(data)
+        camera = self.camera
+        camera.frames_sent += 1
+        camera.bytes_sent += len(data)
         self.sent_seq, self.sent_at = part.frame.seq, now
         self.buffered = self.transport.get_write_buffer_size()
 
@@ -191,6 +200,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         context = {"camera": camera, "stream_src": f"stream.mjpg{query}", "reload_seconds": reload_seconds(request)}
         return aiohttp_jinja2.render_template("kiosk.html", request, context)
     server = request.app[CONFIG].server
+    check_viewer_limits(request, camera)
     # <img> requests carry Sec-Fetch-Dest: image (Fetch Metadata); they get the framing
     # browsers paint at once. Everything else gets parts with exact Content-Length.
     browser = request.headers.get("Sec-Fetch-Dest") == "image"
@@ -229,7 +239,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         await response.write(writer.opening)  # the headers and the first delimiter, through aiohttp
     except ConnectionError:
         return response
-    with hub.viewer(viewer):
+    with camera.viewer(viewer):
         log.debug("camera %s: viewer %s connected (%d watching)", camera.id, request.remote, hub.viewers)
         try:
             if hub.latest is not None:
@@ -247,17 +257,23 @@ async def stream(request: web.Request) -> web.StreamResponse:
 async def snapshot(request: web.Request) -> web.Response:
     """``GET /cameras/{camera_id}/snapshot.jpg``: the latest frame as ``image/jpeg``.
 
-    Before the camera's first frame, waits up to 5 s for it, then answers 503 with
-    ``Retry-After``.
+    Starts the camera's upstream if it was idle. Before the camera's first frame, waits
+    up to 5 s for it; answers 503 with ``Retry-After`` if none comes, or while viewers
+    see the offline picture (then with the reason in plain words, and since when).
     """
     camera = camera_from_request(request)
+    camera.touch()
+    part = camera.hub.latest
     try:
-        part = camera.hub.latest or await camera.hub.next_part(0, SNAPSHOT_WAIT_S)
+        if part is None and camera.state not in ERROR_STATES:
+            part = await camera.hub.next_part(0, SNAPSHOT_WAIT_S)
     except HubClosed:
         part = None
-    if part is None:
-        raise web.HTTPServiceUnavailable(
-            text=f"camera {camera.id!r} has no frame yet ({camera.state})",
-            headers={"Retry-After": "2", "Cache-Control": "no-store"},
-        )
+    if part is None or part.frame.placeholder:
+        if camera.state in ERROR_STATES:
+            since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(camera.state_since))
+            message = f"camera {camera.id!r}: {REASONS[camera.state]} since {since} ({camera.state})"
+        else:
+            message = f"camera {camera.id!r} has no frame yet ({camera.state})"
+        raise web.HTTPServiceUnavailable(text=message, headers={"Retry-After": "2", "Cache-Control": "no-store"})
     return web.Response(body=part.frame.jpeg, content_type="image/jpeg", headers=NO_CACHE_HEADERS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from collections.abc import Awaitable, Callable
 
@@ -52,12 +53,10 @@ def start_proxy(aiohttp_server) -> StartProxy:
     with ``proxy.push(id, jpeg)``; any other source is built as in production."""
 
     async def start(
-        *cameras: CameraConfig,
-        resend_seconds: float = 2.0,
-        een: EenConfig | None = None,
-        write_timeout: float = 30.0,
-        max_stream_seconds: float | None = None,
+        *cameras: CameraConfig, een: EenConfig | None = None, on_demand: bool = False, **server_options
     ) -> Proxy:
+        """``server_options`` are ServerConfig fields. Cameras are ``always_on`` unless
+        ``on_demand``, so a test's frames flow before anyone watches."""
         pushed: dict[str, PushSource] = {}
 
         def source_factory(camera: CameraConfig, upstreams):
@@ -66,10 +65,11 @@ def start_proxy(aiohttp_server) -> StartProxy:
                 return pushed[camera.id]
             return build_source(camera, upstreams)
 
-        server_config = ServerConfig(
-            resend_seconds=resend_seconds, write_timeout=write_timeout, max_stream_seconds=max_stream_seconds
-        )
-        config = Config(server=server_config, cameras=cameras, een=een)
+        # Tests open hundreds of viewers, all from 127.0.0.1.
+        server_options.setdefault("max_connections_per_client", 100_000)
+        if not on_demand:
+            cameras = tuple(dataclasses.replace(camera, always_on=True) for camera in cameras)
+        config = Config(server=ServerConfig(**server_options), cameras=cameras, een=een)
         server = await aiohttp_server(create_app(config, source_factory))
         return Proxy(server, pushed)
 

@@ -86,21 +86,29 @@ class ScriptedSource(Source):
 
 
 class Published:
-    """build_part for the hub that remembers every published frame as (seq, jpeg)."""
+    """build_part for the hub that remembers every published camera frame as (seq, jpeg),
+    and the offline pictures apart."""
 
     def __init__(self) -> None:
         self.frames: list[tuple[int, bytes]] = []
+        self.placeholders: list[Frame] = []
 
     def __call__(self, frame: Frame) -> tuple[bytes, bytes]:
-        self.frames.append((frame.seq, frame.jpeg))
+        if frame.placeholder:
+            self.placeholders.append(frame)
+        else:
+            self.frames.append((frame.seq, frame.jpeg))
         return frame.jpeg, frame.jpeg
+
+
+ALWAYS_ON = CameraConfig(id="cam", source="demo", fps=10, always_on=True)
 
 
 def make_camera(source: ScriptedSource, **kwargs) -> tuple[Camera, FrameHub, Published]:
     published = Published()
     hub = FrameHub(published)
     kwargs.setdefault("backoff", Backoff(0.001, 0.01))
-    camera = Camera(CameraConfig(id="cam", source="demo", fps=10), source, hub, **kwargs)
+    camera = Camera(ALWAYS_ON, source, hub, **kwargs)
     source.probe = lambda: camera.state
     return camera, hub, published
 
@@ -118,9 +126,13 @@ async def running(camera: Camera):
 
 
 async def next_part(hub: FrameHub, after_seq: int):
-    part = await hub.next_part(after_seq, timeout_s=WAIT_S)
-    assert part is not None, f"no frame after seq {after_seq} within {WAIT_S} s"
-    return part
+    """The next camera frame's part after ``after_seq`` (offline pictures are passed over)."""
+    while True:
+        part = await hub.next_part(after_seq, timeout_s=WAIT_S)
+        assert part is not None, f"no frame after seq {after_seq} within {WAIT_S} s"
+        if not part.frame.placeholder:
+            return part
+        after_seq = part.frame.seq
 
 
 class _AsyncioWithSleep:
@@ -148,7 +160,14 @@ def backoff_sleeps(monkeypatch) -> list[float]:
 
 
 def camera_records(caplog, level: int) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "mjpeg_proxy.camera" and r.levelno == level]
+    """The camera's log records at ``level``, but for the on-demand start and stop lines."""
+    return [
+        r
+        for r in caplog.records
+        if r.name == "mjpeg_proxy.camera"
+        and r.levelno == level
+        and not r.getMessage().endswith(("watching)", "closed"))
+    ]
 
 
 # --- frames ----------------------------------------------------------------------------
@@ -157,7 +176,7 @@ def camera_records(caplog, level: int) -> list[logging.LogRecord]:
 async def test_frames_reach_the_hub_in_order_and_camera_goes_live():
     source = ScriptedSource([F1, F2, F3, HANG])
     camera, hub, published = make_camera(source)
-    assert camera.state == "starting"
+    assert camera.state == "idle"
 
     async with running(camera):
         part = await next_part(hub, 2)
@@ -391,7 +410,9 @@ async def test_each_new_burst_after_recovery_warns_again(caplog):
     camera, hub, _ = make_camera(source)
 
     async with running(camera):
-        await next_part(hub, 1)
+        part = await next_part(hub, 0)
+        while part.data != F2:
+            part = await next_part(hub, part.frame.seq)
 
     assert len(camera_records(caplog, logging.WARNING)) == 2
     infos = [r.getMessage() for r in camera_records(caplog, logging.INFO)]
@@ -443,11 +464,12 @@ async def test_iterator_is_closed_when_publishing_a_frame_fails(caplog):
     def build_part(frame: Frame) -> tuple[bytes, bytes]:
         if frame.jpeg == F1:
             raise RuntimeError("cannot build part")
-        built.append(frame.jpeg)
+        if not frame.placeholder:
+            built.append(frame.jpeg)
         return frame.jpeg, frame.jpeg
 
     hub = FrameHub(build_part)
-    camera = Camera(CameraConfig(id="cam", source="demo", fps=10), source, hub, backoff=Backoff(0.001, 0.01))
+    camera = Camera(ALWAYS_ON, source, hub, backoff=Backoff(0.001, 0.01))
 
     async with running(camera):
         part = await next_part(hub, 1)
@@ -497,7 +519,7 @@ async def test_source_with_a_plain_async_iterator_stops_when_cancelled():
             return Silent()
 
     source = PlainSource()
-    camera = Camera(CameraConfig(id="cam", source="demo", fps=10), source, FrameHub(lambda f: (f.jpeg, f.jpeg)))
+    camera = Camera(ALWAYS_ON, source, FrameHub(lambda f: (f.jpeg, f.jpeg)))
     task = asyncio.create_task(camera.run())
     await asyncio.wait_for(source.started.wait(), WAIT_S)
     await asyncio.sleep(0)  # the camera is now waiting inside __anext__

@@ -132,9 +132,12 @@ async def test_unknown_camera_is_not_found_and_recovers_when_it_appears(fake, st
     proxy = await start_een(fake, "0badcafe")
     camera = proxy.camera("0badcafe")
     async with MjpegViewer(stream_url(proxy, "0badcafe")) as viewer:
-        await eventually(lambda: camera.state == "not_found")
+        offline = await viewer.next_new_part()  # the offline picture, saying why
+        assert camera.state == "not_found" and offline.jpeg not in PETS
         fake.add_camera("0badcafe", PETS).emit()
         part = await viewer.next_new_part()
+        while part.jpeg not in PETS:  # offline pictures re-sent before the camera appeared
+            part = await viewer.next_new_part()
     assert part.jpeg == PETS[0]
 
 

@@ -4,6 +4,8 @@ checked byte for byte at a viewer. Each case is a failure seen in other MJPEG so
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import os
 import random
 import re
@@ -11,6 +13,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from mjpeg_proxy.config import CameraConfig
 from tests.conftest import Proxy
@@ -173,14 +176,15 @@ async def test_wrong_password_is_auth_failed_and_the_401_page_is_never_a_frame(s
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], username="admin", password="right")
     proxy = await start_mjpeg(fake, username="admin", password="wrong", auth="digest")
     camera = proxy.camera("cam")
-    await eventually(lambda: camera.state == "auth_failed")
-    assert camera.hub.latest is None, "the 401 page must never become a frame"
-    (warning,) = [r for r in caplog.records if r.name == "mjpeg_proxy.camera"]
+    await eventually(lambda: camera.hub.latest is not None)
+    assert camera.state == "auth_failed"
+    assert camera.hub.latest.frame.placeholder, "the 401 page must never become a frame"
+    (warning,) = [r for r in caplog.records if r.name == "mjpeg_proxy.camera" and r.levelno == logging.WARNING]
     delay = float(re.search(r"retrying in ([0-9.]+) s", warning.getMessage()).group(1))
     assert delay >= 60, "a refused password is retried after minutes, not seconds"
 
 
-async def test_stall_is_detected_and_the_same_viewer_gets_live_frames_again(start_mjpeg):
+async def test_stall_shows_the_offline_picture_then_the_same_viewer_gets_live_frames_again(start_mjpeg):
     fake = FakeMjpegCamera(lambda n: [GATE, part(PETS[0]), part(PETS[1]), HANG] if n == 0 else [part(PETS[2]), HANG])
     proxy = await start_mjpeg(fake, stall_timeout=1.0)
     camera = proxy.camera("cam")
@@ -188,7 +192,9 @@ async def test_stall_is_detected_and_the_same_viewer_gets_live_frames_again(star
         await camera.hub.wait_viewers(lambda n: n == 1)
         fake.gate.set()
         assert [p.jpeg for p in await viewer.new_parts(2)] == PETS[:2]
-        await eventually(lambda: camera.errors["stalled"] == 1, 3)  # the state is "stalled" only briefly
+        offline = await viewer.next_new_part()
+        assert camera.errors["stalled"] == 1
+        assert offline.jpeg not in PETS and Image.open(io.BytesIO(offline.jpeg)).size == (768, 576)
         assert (await viewer.next_new_part()).jpeg == PETS[2]
     assert fake.connections == 2 and fake.max_open_connections == 1
 

@@ -18,6 +18,9 @@ class Source(ABC):
     not retry: the Camera calls ``frames()`` again after its backoff.
     """
 
+    upstream_requests: int = 0
+    """Requests this source has made to its upstream (HTTP requests; logins not included)."""
+
     @abstractmethod
     def frames(self) -> AsyncIterator[Frame]:
         """Yield frames as they arrive; raise ``SourceError`` on failure."""

@@ -73,6 +73,7 @@ class EenPreviewSource(Source):
         loop = asyncio.get_running_loop()
         await asyncio.sleep(self._last_start + MIN_REQUEST_GAP_S - loop.time())
         self._last_start = loop.time()
+        self.upstream_requests += 1
         try:
             status, body, headers = await self.session.get(path, params, PREVIEW_TIMEOUT, self._max_frame_bytes)
         except TimeoutError:

@@ -61,6 +61,7 @@ class HttpCameraSource(Source):
         status as ``raise_for_status`` says, UpstreamUnavailable for a network error or for
         ``timeout`` running out (``limit_s`` is the seconds to name in the message).
         """
+        self.upstream_requests += 1
         try:
             async with self._http.get(
                 self.url, headers=self._auth.headers, middlewares=self._auth.middlewares, timeout=timeout

@@ -1,0 +1,109 @@
+"""``GET /metrics``: Prometheus text format, written by ``prometheus-client``.
+
+Values are read from the cameras when scraped (a custom collector), so the fan-out hot
+path only bumps plain integers. Names follow Prometheus conventions: a
+``mjpeg_proxy_`` prefix, ``_total`` for counters, base units (bytes, seconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mjpeg_proxy import __version__
+from mjpeg_proxy.appkeys import CAMERAS, REFUSALS
+from mjpeg_proxy.camera import CameraState
+
+REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+
+
+class ProxyCollector(Collector):
+    """Per-camera and per-server metrics of one application, read at scrape time."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        cameras = self.app.get(CAMERAS, {})
+        yield InfoMetricFamily("mjpeg_proxy_build", "mjpeg-proxy's version", value={"version": __version__})
+        label = ["camera"]
+        families = {
+            "frames_received": CounterMetricFamily(
+                "mjpeg_proxy_frames_received", "Frames received from the upstream", labels=label
+            ),
+            "frames_sent": CounterMetricFamily(
+                "mjpeg_proxy_frames_sent", "Parts written to viewers (offline pictures included)", labels=label
+            ),
+            "bytes_sent": CounterMetricFamily(
+                "mjpeg_proxy_sent_bytes", "Bytes of parts written to viewers", labels=label
+            ),
+            "frames_dropped": CounterMetricFamily(
+                "mjpeg_proxy_viewer_frames_dropped",
+                "Parts a viewer skipped because its connection was still busy with earlier ones",
+                labels=label,
+            ),
+            "viewers_timed_out": CounterMetricFamily(
+                "mjpeg_proxy_viewers_timed_out", "Viewers closed after write_timeout without progress", labels=label
+            ),
+            "upstream_requests": CounterMetricFamily(
+                "mjpeg_proxy_upstream_requests", "Requests made to the upstream", labels=label
+            ),
+        }
+        viewers = GaugeMetricFamily("mjpeg_proxy_viewers", "Viewers watching the stream now", labels=label)
+        age = GaugeMetricFamily(
+            "mjpeg_proxy_frame_age_seconds", "Seconds since the latest frame arrived from the upstream", labels=label
+        )
+        fps = GaugeMetricFamily(
+            "mjpeg_proxy_input_fps", "Frames per second received over the last 10 seconds", labels=label
+        )
+        errors = CounterMetricFamily(
+            "mjpeg_proxy_upstream_errors", "Upstream errors by kind", labels=["camera", "kind"]
+        )
+        state = GaugeMetricFamily(
+            "mjpeg_proxy_camera_state", "1 for the camera's current state, 0 for the others", labels=["camera", "state"]
+        )
+        for camera in cameras.values():
+            for key, family in families.items():
+                family.add_metric([camera.id], getattr(camera, key))
+            viewers.add_metric([camera.id], camera.hub.viewers)
+            if camera.frame_age_s is not None:
+                age.add_metric([camera.id], camera.frame_age_s)
+            fps.add_metric([camera.id], camera.input_fps)
+            for kind, count in sorted(camera.errors.items()):
+                errors.add_metric([camera.id, kind], count)
+            for each in CameraState:
+                state.add_metric([camera.id, str(each)], 1.0 if camera.state is each else 0.0)
+        yield from families.values()
+        yield from (viewers, age, fps, errors, state)
+        refused = CounterMetricFamily(
+            "mjpeg_proxy_refused_requests", "Requests refused by a limit or as malformed, by reason", labels=["reason"]
+        )
+        for reason, count in sorted(self.app[REFUSALS].items()):
+            refused.add_metric([reason], count)
+        yield refused
+
+
+def setup(app: web.Application) -> None:
+    """Give ``app`` its own registry: this application's metrics and the process's."""
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    registry.register(ProxyCollector(app))
+    app[REGISTRY] = registry
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: every metric in the Prometheus text exposition format (0.0.4)."""
+    response = web.Response(body=generate_latest(request.app[REGISTRY]), headers={"Cache-Control": "no-store"})
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response

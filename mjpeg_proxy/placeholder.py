@@ -1,0 +1,69 @@
+"""The offline picture: a JPEG that tells viewers why a camera shows nothing live."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from PIL import Image, ImageDraw, ImageFont
+
+BACKGROUND = (32, 32, 36)
+TITLE_COLOUR = (240, 240, 240)
+TEXT_COLOUR = (200, 200, 200)
+
+
+def jpeg_size(jpeg: bytes) -> tuple[int, int] | None:
+    """(width, height) in pixels of a JPEG, read from its header; None if Pillow cannot tell."""
+    try:
+        with Image.open(io.BytesIO(jpeg)) as image:  # lazy: reads the header, not the pixels
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def render_placeholder(
+    camera_name: str, reason: str, since_wall: float, size: tuple[int, int], now_wall: float | None = None
+) -> bytes:
+    """A baseline JPEG of ``size`` (width, height in pixels) showing ``camera_name``,
+    ``reason`` (one line of plain words) and since when (``since_wall``, seconds since the
+    epoch, shown as UTC with the time elapsed up to ``now_wall``, default now)."""
+    width, height = size
+    now_wall = time.time() if now_wall is None else now_wall
+    image = Image.new("RGB", size, BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    lines = [
+        (camera_name, TITLE_COLOUR, 1.0),
+        (reason, TEXT_COLOUR, 0.7),
+        (f"since {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(since_wall))} "
+         f"({_elapsed(now_wall - since_wall)})", TEXT_COLOUR, 0.55),
+    ]  # fmt: skip
+    base = max(8, height // 12)
+    fonts = [_fitting_font(draw, text, int(base * scale), width * 0.92) for text, _, scale in lines]
+    heights = [font.size * 1.5 for font in fonts]
+    y = (height - sum(heights)) / 2
+    for (text, colour, _), font, line_height in zip(lines, fonts, heights, strict=True):
+        draw.text((width / 2, y + line_height / 2), text, fill=colour, font=font, anchor="mm")
+        y += line_height
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def _fitting_font(draw: ImageDraw.ImageDraw, text: str, size: int, max_width: float) -> ImageFont.FreeTypeFont:
+    """Pillow's built-in font at ``size`` pixels, smaller if ``text`` would be wider than ``max_width``."""
+    font = ImageFont.load_default(size=size)
+    width = draw.textlength(text, font=font)
+    if width > max_width and size > 6:
+        font = ImageFont.load_default(size=max(6, int(size * max_width / width)))
+    return font
+
+
+def _elapsed(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"

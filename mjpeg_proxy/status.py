@@ -1,0 +1,74 @@
+"""What each camera is doing, for operators: ``/api/cameras`` (JSON) and ``/status`` (HTML)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from mjpeg_proxy.appkeys import CAMERAS, REFUSALS, camera_from_request
+from mjpeg_proxy.camera import Camera
+
+STATUS_REFRESH_S = 5
+"""How often the ``/status`` page reloads itself, in seconds."""
+
+
+def camera_status(camera: Camera) -> dict[str, Any]:
+    """One camera's status as JSON-ready values.
+
+    Keys: ``id``, ``name``, ``source`` (the source kind), ``state`` and ``state_since``
+    (ISO 8601 UTC), ``fetching`` (whether the upstream is open), ``viewers``,
+    ``frames_received``, ``frames_sent`` and ``bytes_sent`` (to viewers, offline pictures
+    included), ``frames_dropped`` (parts viewers skipped while behind), ``input_fps``
+    (frames per second over the last 10 s), ``frame_age_seconds`` (None before the first
+    frame), ``last_error`` (text without credentials, None if none), ``errors`` (count by
+    kind) and ``upstream_requests``.
+    """
+    age = camera.frame_age_s
+    return {
+        "id": camera.id,
+        "name": camera.config.display_name,
+        "source": camera.config.source,
+        "state": str(camera.state),
+        "state_since": _iso(camera.state_since),
+        "fetching": camera.state != "idle",
+        "viewers": camera.hub.viewers,
+        "frames_received": camera.frames_received,
+        "frames_sent": camera.frames_sent,
+        "bytes_sent": camera.bytes_sent,
+        "frames_dropped": camera.frames_dropped,
+        "input_fps": round(camera.input_fps, 2),
+        "frame_age_seconds": None if age is None else round(age, 3),
+        "last_error": camera.last_error,
+        "errors": dict(camera.errors),
+        "upstream_requests": camera.upstream_requests,
+    }
+
+
+def _iso(wall: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
+
+
+async def cameras_json(request: web.Request) -> web.Response:
+    """``GET /api/cameras``: ``{"cameras": [camera_status, ...]}`` in configuration order."""
+    return web.json_response(
+        {"cameras": [camera_status(camera) for camera in request.app[CAMERAS].values()]},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def camera_json(request: web.Request) -> web.Response:
+    """``GET /api/cameras/{camera_id}``: one ``camera_status``; 404 for an unknown id."""
+    return web.json_response(camera_status(camera_from_request(request)), headers={"Cache-Control": "no-store"})
+
+
+@aiohttp_jinja2.template("status.html")
+async def status_page(request: web.Request) -> dict[str, object]:
+    """``GET /status``: the same as ``/api/cameras`` as a table for people, reloading every 5 s."""
+    return {
+        "cameras": [camera_status(camera) for camera in request.app[CAMERAS].values()],
+        "refusals": dict(request.app[REFUSALS]),
+        "reload_seconds": STATUS_REFRESH_S,
+    }
