@@ -212,13 +212,15 @@ class Camera:
 
     async def _offline_pause(self, delay: float) -> None:
         """Sleep ``delay`` seconds between attempts, showing the offline picture when due:
-        at once after a refusal (auth_failed, forbidden, not_found) or before any frame,
-        else once the last frame is ``stall_timeout`` old, so a brief reconnect keeps
-        the last good picture on screen."""
-        if self.state in FINAL_STATES or self.frame_age_s is None:
+        at once after a refusal (auth_failed, forbidden, not_found) or while viewers have
+        no camera picture (none yet, or the offline picture already); else once the
+        picture they have is ``stall_timeout`` old, so a brief reconnect keeps the last
+        good picture on screen."""
+        latest = self.hub.latest
+        if self.state in FINAL_STATES or latest is None or latest.frame.placeholder:
             await self._show_offline()
         else:
-            until_due = self.stall_timeout_s - self.frame_age_s
+            until_due = self.stall_timeout_s - (time.monotonic() - latest.frame.received_monotonic)
             if until_due < delay:
                 await asyncio.sleep(until_due)
                 delay -= until_due

@@ -64,7 +64,7 @@ class ProxyCollector(Collector):
             "mjpeg_proxy_frame_age_seconds", "Seconds since the latest frame arrived from the upstream", labels=label
         )
         fps = GaugeMetricFamily(
-            "mjpeg_proxy_input_fps", "Frames per second received over the last 10 seconds", labels=label
+            "mjpeg_proxy_input_frames_per_second", "Frames received per second over the last 10 seconds", labels=label
         )
         errors = CounterMetricFamily(
             "mjpeg_proxy_upstream_errors", "Upstream errors by kind", labels=["camera", "kind"]
@@ -103,7 +103,7 @@ def setup(app: web.Application) -> None:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: every metric in the Prometheus text exposition format (0.0.4)."""
+    """``GET /metrics``: every metric in the Prometheus text format (the version prometheus-client writes)."""
     response = web.Response(body=generate_latest(request.app[REGISTRY]), headers={"Cache-Control": "no-store"})
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response
