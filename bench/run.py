@@ -72,7 +72,7 @@ def run_point(target: str, viewers: int, fps: float, size: str, seconds: float, 
             config.write(f'[server]\n{limits}[[cameras]]\nid = "bench"\nsource = "mjpeg"\nurl = "{upstream}"\n')
             config.close()
             command = [sys.executable, "-m", "mjpeg_proxy", "--config", config.name, "--port", str(server_port)]
-            command += ["--event-loop", "asyncio" if target == "proxy-asyncio" else "uvloop"]
+            command += ["--event-loop", "uvloop" if target == "proxy-uvloop" else "asyncio"]
             command += ["--log-level", "warning"]
             path = "/cameras/bench/stream.mjpg"
         else:
@@ -163,8 +163,8 @@ def main() -> None:
         "--targets",
         nargs="*",
         default=["reference", "proxy"],
-        choices=("reference", "proxy", "proxy-asyncio"),
-        help="proxy runs on uvloop, proxy-asyncio on asyncio's own loop",
+        choices=("reference", "proxy", "proxy-uvloop"),
+        help="proxy runs on asyncio's own loop, proxy-uvloop on uvloop",
     )
     args = parser.parse_args()
     print(HEADER, flush=True)

@@ -221,7 +221,7 @@ class Camera:
             await self._show_offline()
         else:
             until_due = self.stall_timeout_s - (time.monotonic() - latest.frame.received_monotonic)
-            if until_due < delay:
+            if until_due <= delay:
                 await asyncio.sleep(until_due)
                 delay -= until_due
                 await self._show_offline()

@@ -63,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--event-loop",
-        default="auto",
-        choices=("auto", "uvloop", "asyncio"),
-        help="event loop to serve on; auto: uvloop when installed, else asyncio's (default: auto)",
+        default="asyncio",
+        choices=("asyncio", "uvloop"),
+        help="event loop to serve on: asyncio's own, or uvloop if installed (pip install uvloop) (default: asyncio)",
     )
     parser.add_argument("--version", action="version", version=f"mjpeg-proxy {__version__}")
     return parser
@@ -133,18 +133,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
-    """A new event loop of ``kind``: ``"uvloop"``, ``"asyncio"``, or ``"auto"`` (uvloop if installed).
+    """A new event loop of ``kind``: ``"asyncio"`` or ``"uvloop"``.
 
-    uvloop serves about a fifth more viewer-frames per CPU-second at 2000-5000 viewers
-    (``bench/RESULTS.md``). Raises ImportError for ``"uvloop"`` when it is not installed."""
-    if kind != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if kind == "uvloop":
-                raise
-        else:
-            return uvloop.new_event_loop()
+    Both serve the same number of viewer-frames per CPU-second within the run-to-run
+    noise (``bench/RESULTS.md``): the kernel's copy of each part into each socket is the
+    cost, not the loop. Raises ImportError for ``"uvloop"`` when it is not installed."""
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
 

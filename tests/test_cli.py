@@ -243,11 +243,11 @@ def test_een_esn_without_credentials_exits_2_with_one_line(capsys, monkeypatch):
     assert "EEN_USERNAME" in line and "EEN_PASSWORD" in line
 
 
-def test_event_loop_auto_is_uvloop_when_installed_and_asyncio_on_request():
+def test_event_loop_is_asyncio_by_default_and_uvloop_on_request():
     uvloop = pytest.importorskip("uvloop")
-    loops = [new_event_loop("auto"), new_event_loop("uvloop"), new_event_loop("asyncio")]
+    loops = [new_event_loop("asyncio"), new_event_loop("uvloop")]
     try:
-        assert [isinstance(loop, uvloop.Loop) for loop in loops] == [True, True, False]
+        assert [isinstance(loop, uvloop.Loop) for loop in loops] == [False, True]
     finally:
         for loop in loops:
             loop.close()
@@ -255,8 +255,6 @@ def test_event_loop_auto_is_uvloop_when_installed_and_asyncio_on_request():
 
 def test_event_loop_uvloop_without_uvloop_exits_2_with_one_line(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now raises ImportError
-    loop = new_event_loop("auto")
-    loop.close()
     assert main(["--event-loop", "uvloop"]) == 2
     line = assert_one_line_without_traceback(capsys.readouterr().err)
     assert "uvloop is not installed" in line

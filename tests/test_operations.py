@@ -182,7 +182,7 @@ def parse_stream(body: bytes, boundary: bytes) -> int:
     [
         (signal.SIGTERM, "uvloop", 20),
         (signal.SIGTERM, "asyncio", 20),
-        (signal.SIGINT, "auto", 5),
+        (signal.SIGINT, "asyncio", 5),
     ],
     ids=["sigterm-uvloop", "sigterm-asyncio", "sigint"],
 )
