@@ -33,6 +33,9 @@ SNAPSHOT_HOLD_S = 5.0
 shorter ``linger_seconds``, so the snapshot it waits for can arrive."""
 INPUT_FPS_WINDOW_S = 10.0
 """The window, in seconds, over which the input frame rate is measured."""
+OFFLINE_REFRESH_S = 10.0
+"""How often the offline picture is drawn again (its "since ... ago" moves on) during a
+long pause between attempts, in seconds."""
 
 
 class CameraState(enum.StrEnum):
@@ -123,6 +126,12 @@ class Camera:
         self._auth_backoff = Backoff(*AUTH_BACKOFF_S)
         self._failures_in_burst = 0
         self._arrivals: collections.deque[float] = collections.deque()
+        # The current error and the next attempt outlive an idle period, so a viewer
+        # arriving cannot cut short the wait after a refused login (account lockouts).
+        self._error_state: CameraState | None = None
+        self._error_since = 0.0  # wall time the current error state began
+        self._retry_at = 0.0  # loop time of the next attempt after an error
+        self._redraw: asyncio.Task[None] | None = None
         self._demand_changed = asyncio.Event()
         self._wanted_until = 0.0  # loop time until which the upstream stays open without viewers
 
@@ -146,6 +155,12 @@ class Camera:
     def upstream_requests(self) -> int:
         """Requests made to the upstream so far (see ``Source.upstream_requests``)."""
         return self.source.upstream_requests
+
+    @property
+    def error_since(self) -> float | None:
+        """When the current error state began (seconds since the epoch), across idle
+        periods; None when the camera is not failing."""
+        return self._error_since if self._error_state is not None else None
 
     @contextlib.contextmanager
     def viewer(self, subscriber: Subscriber | None = None) -> Iterator[None]:
@@ -185,20 +200,29 @@ class Camera:
         only when cancelled."""
         while True:
             await self._wait_until_wanted(True)
-            self._set_state(CameraState.STARTING)
-            log.info("camera %s: starting (%d watching)", self.id, self.hub.viewers)
+            wait = self._retry_at - asyncio.get_running_loop().time()
+            if self._error_state is not None and wait > 0:
+                self._set_state(self._error_state)
+                log.info("camera %s: wanted (%d watching); next attempt in %.1f s", self.id, self.hub.viewers, wait)
+            else:
+                self._set_state(CameraState.STARTING)
+                log.info("camera %s: starting (%d watching)", self.id, self.hub.viewers)
             fetch = asyncio.create_task(self._fetch(), name=f"camera {self.id} fetch")
             try:
                 await self._wait_until_wanted(False)
             finally:
-                fetch.cancel()
-                await asyncio.wait([fetch])  # unlike `await fetch`, never swallows our own cancellation
+                tasks = [task for task in (fetch, self._redraw) if task is not None]
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait(tasks)  # unlike `await fetch`, never swallows our own cancellation
             self.hub.forget()  # a viewer arriving later must not see a picture from now
             self._set_state(CameraState.IDLE)
             log.info("camera %s: idle (no viewer for %g s); upstream closed", self.id, self.config.linger_seconds)
 
     async def _fetch(self) -> None:
-        self._failures_in_burst = 0
+        wait = self._retry_at - asyncio.get_running_loop().time()
+        if self._error_state is not None and wait > 0:
+            await self._offline_pause(wait)
         while True:
             try:
                 await self._pump()
@@ -227,6 +251,21 @@ class Camera:
                 await self._show_offline()
         await asyncio.sleep(delay)
 
+    def redraw_offline(self) -> None:
+        """Draw the offline picture again if viewers have had it for ``OFFLINE_REFRESH_S``
+        seconds, so its "since ... ago" moves on during a long pause between attempts.
+        Called periodically (``streaming.keep_streams``); the drawing runs in a task."""
+        latest = self.hub.latest
+        if (
+            self.hub.viewers
+            and self.state in ERROR_STATES
+            and latest is not None
+            and latest.frame.placeholder
+            and time.monotonic() - latest.frame.received_monotonic >= OFFLINE_REFRESH_S
+            and (self._redraw is None or self._redraw.done())
+        ):
+            self._redraw = asyncio.create_task(self._show_offline(), name=f"camera {self.id} offline picture")
+
     async def _show_offline(self) -> None:
         """Publish the offline picture for the current error state."""
         size = (jpeg_size(self.last_frame.jpeg) if self.last_frame else None) or (
@@ -234,9 +273,10 @@ class Camera:
             self.config.height,
         )
         jpeg = await asyncio.to_thread(
-            render_placeholder, self.config.display_name, REASONS[self.state], self.state_since, size
+            render_placeholder, self.config.display_name, REASONS[self.state], self._error_since, size
         )
-        self.hub.publish(Frame(jpeg, placeholder=True))
+        if self.state in ERROR_STATES:  # a frame may have come while it was drawn
+            self.hub.publish(Frame(jpeg, placeholder=True))
 
     async def _pump(self) -> None:
         frames = self.source.frames()
@@ -274,6 +314,8 @@ class Camera:
         self.last_error = str(error)
         previous = self.state
         self._set_state(_STATE_BY_ERROR.get(error.kind, CameraState.OFFLINE))
+        if self.state is not self._error_state:
+            self._error_state, self._error_since = self.state, self.state_since
         if isinstance(error, Stalled):
             # The stall itself took stall_timeout_s: reconnect at once, and keep the error
             # backoff as it was, so a camera that comes back is seen without delay.
@@ -288,6 +330,7 @@ class Camera:
         level = logging.WARNING if self._failures_in_burst == 1 or self.state != previous else logging.DEBUG
         retry = f"retrying in {delay:.1f} s" if delay else "reconnecting"
         log.log(level, "camera %s: %s [%s]; %s", self.id, error, self.state, retry)
+        self._retry_at = asyncio.get_running_loop().time() + delay
         return delay
 
     def _recovered(self) -> None:
@@ -296,6 +339,7 @@ class Camera:
         else:
             log.info("camera %s: live", self.id)
         self._set_state(CameraState.LIVE)
+        self._error_state = None
         self._failures_in_burst = 0
         self._backoff.reset()
         self._auth_backoff.reset()

@@ -304,11 +304,13 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
         raise fail("trusted_proxies", f'must be a list of addresses or networks such as ["127.0.0.1"], got {proxies!r}')
     networks = []
     for entry in proxies:
+        if not isinstance(entry, str):
+            raise fail("trusted_proxies", f'{entry!r} is not a string such as "10.0.0.0/8" or "::1"')
         try:
             networks.append(ipaddress.ip_network(entry))
-        except (TypeError, ValueError):
+        except ValueError as e:  # names the problem: "... does not appear to be ...", "... has host bits set"
             raise fail(
-                "trusted_proxies", f'{entry!r} is not an IP address or network such as "10.0.0.0/8" or "::1"'
+                "trusted_proxies", f'{e} (expected an address or network such as "10.0.0.0/8" or "::1")'
             ) from None
     return ServerConfig(
         host=host,

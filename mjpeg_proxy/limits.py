@@ -87,10 +87,18 @@ def check_viewer_limits(request: web.Request, camera: Camera) -> None:
         )
 
 
+MONITORING_PATHS = frozenset({"/healthz", "/metrics"})
+"""Paths the per-client limit never refuses: monitoring must get through even from an
+address whose viewers use up the limit (a NAT, or nginx without ``trusted_proxies``)."""
+
+
 @web.middleware
 async def per_client_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse a request with 429 while its client already has ``max_connections_per_client``
-    requests in progress (a stream is in progress for as long as it plays)."""
+    requests in progress (a stream is in progress for as long as it plays); requests for
+    MONITORING_PATHS are neither refused nor counted."""
+    if request.path in MONITORING_PATHS:
+        return await handler(request)
     address = client_address(request)
     in_progress = request.app[_IN_PROGRESS]
     limit = request.app[CONFIG].server.max_connections_per_client

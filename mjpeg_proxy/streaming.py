@@ -144,12 +144,14 @@ class StreamViewer:
 
 async def keep_streams(app: web.Application) -> None:
     """Run for the application's life: every quarter of ``resend_seconds`` or of
-    ``write_timeout``, whichever is shorter (at most 1 s), give every stream viewer its ``tick``."""
+    ``write_timeout``, whichever is shorter (at most 1 s), give every stream viewer its
+    ``tick``, and let every camera redraw its offline picture when due."""
     server = app[CONFIG].server
     period = min(1.0, server.resend_seconds / 4, server.write_timeout / 4)
     while True:
         await asyncio.sleep(period)
         for camera in app[CAMERAS].values():
+            camera.redraw_offline()
             latest = camera.hub.latest
             for viewer in camera.hub.subscribers:
                 viewer.tick(latest, server.resend_seconds, server.write_timeout)
@@ -271,7 +273,7 @@ async def snapshot(request: web.Request) -> web.Response:
         part = None
     if part is None or part.frame.placeholder:
         if camera.state in ERROR_STATES:
-            since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(camera.state_since))
+            since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(camera.error_since or camera.state_since))
             message = f"camera {camera.id!r}: {REASONS[camera.state]} since {since} ({camera.state})"
         else:
             message = f"camera {camera.id!r} has no frame yet ({camera.state})"

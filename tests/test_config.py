@@ -451,3 +451,56 @@ def test_een_esn_shortcut_mistakes(esns, environ, expected):
     with pytest.raises(ConfigError) as info:
         with_een_cameras(None, esns, environ)
     assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+# --- limits and on-demand keys -----------------------------------------------------------
+
+
+def test_limits_and_on_demand_keys_parse(tmp_path):
+    text = (
+        "[server]\nmax_viewers_per_camera = 10\nmax_viewers = 20\nmax_connections_per_client = 3\n"
+        'trusted_proxies = ["127.0.0.1", "10.0.0.0/8", "::1"]\nmax_header_bytes = 4096\nrequest_timeout = 5\n'
+        + DEMO
+        + "linger_seconds = 0\nalways_on = true\n"
+    )
+    config = load_config(write(tmp_path, text), environ={})
+    server, camera = config.server, config.cameras[0]
+    assert (server.max_viewers_per_camera, server.max_viewers, server.max_connections_per_client) == (10, 20, 3)
+    assert [str(n) for n in server.trusted_proxies] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+    assert (server.max_header_bytes, server.request_timeout) == (4096, 5.0)
+    assert (camera.linger_seconds, camera.always_on) == (0.0, True)
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "field", "hint"),
+    [
+        ("[server]\nmax_viewers = 0\n" + DEMO, "[server]", "max_viewers", "from 1"),
+        ("[server]\nmax_viewers_per_camera = 1.5\n" + DEMO, "[server]", "max_viewers_per_camera", "integer"),
+        ('[server]\nmax_connections_per_client = "9"\n' + DEMO, "[server]", "max_connections_per_client", "integer"),
+        ("[server]\nmax_header_bytes = 100\n" + DEMO, "[server]", "max_header_bytes", "1024"),
+        ("[server]\nrequest_timeout = 0\n" + DEMO, "[server]", "request_timeout", "seconds"),
+        ('[server]\ntrusted_proxies = "10.0.0.0/8"\n' + DEMO, "[server]", "trusted_proxies", "list"),
+        ("[server]\ntrusted_proxies = [1]\n" + DEMO, "[server]", "trusted_proxies", "not a string"),
+        ('[server]\ntrusted_proxies = ["10.0.0.1/8"]\n' + DEMO, "[server]", "trusted_proxies", "host bits"),
+        ('[server]\ntrusted_proxies = ["proxy.lan"]\n' + DEMO, "[server]", "trusted_proxies", "proxy.lan"),
+        (DEMO + "linger_seconds = -1\n", "camera 'demo'", "linger_seconds", "from 0"),
+        (DEMO + 'always_on = "yes"\n', "camera 'demo'", "always_on", "true or false"),
+    ],
+    ids=[
+        "max-viewers-0",
+        "per-camera-float",
+        "per-client-string",
+        "header-too-small",
+        "timeout-0",
+        "proxies-not-list",
+        "proxy-not-string",
+        "proxy-host-bits",
+        "proxy-hostname",
+        "negative-linger",
+        "always-on-string",
+    ],
+)
+def test_limit_and_on_demand_mistakes_name_file_place_and_field(tmp_path, text, where, field, hint):
+    message = load_error(tmp_path, text)
+    assert_names(message, where, field)
+    assert hint in message

@@ -165,6 +165,19 @@ async def test_max_connections_per_client(start_proxy):
     assert counted == {"camera_full": 0, "server_full": 0, "client_limit": 3, "bad_request": 0}
 
 
+async def test_monitoring_gets_through_a_client_at_its_limit(start_proxy):
+    proxy = await start_proxy(push_camera("cam"), max_connections_per_client=1)
+    async with Streams(proxy) as streams, aiohttp.ClientSession() as session:
+        await streams.accepted("cam")
+        await wait_viewers(proxy, "cam", 1)
+        await assert_refused(await streams.get("cam"), 429)
+        for path in ("/healthz", "/metrics"):
+            async with session.get(proxy.url(path)) as response:
+                assert response.status == 200, path
+        async with session.get(proxy.url("/api/cameras")) as response:
+            assert response.status == 429, "only monitoring is exempt"
+
+
 async def test_trusted_proxy_counts_each_forwarded_client_separately(start_proxy):
     proxy = await start_proxy(push_camera("cam"), max_connections_per_client=2, trusted_proxies=LOCALHOST)
     async with Streams(proxy) as streams:

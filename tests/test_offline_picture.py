@@ -237,3 +237,55 @@ async def test_a_viewer_back_after_idle_sees_the_offline_picture_at_once(aiohttp
         assert_unavailable(*await snapshot(proxy), "offline")  # snapshots already say why ...
         received = await read_part(reader, timeout_s=1.5)  # ... the stream should show it too
     assert camera.hub.latest.frame.placeholder and received.jpeg not in PETS
+
+
+async def test_a_refused_login_is_not_tried_again_early_when_viewers_come_back_after_idle(
+    aiohttp_server, start_proxy, monkeypatch
+):
+    # Many cameras lock an account after a few failed logins: the minutes-long wait after
+    # a refusal must hold even when the camera goes idle and a new viewer wakes it.
+    monkeypatch.setattr(camera_module, "AUTH_BACKOFF_S", (120.0, 600.0))
+    monkeypatch.setattr(camera_module, "SNAPSHOT_HOLD_S", 0.1)  # a snapshot keeps it awake only briefly
+    fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], username="admin", password="right")
+    url = await serve(aiohttp_server, fake)
+    config = CameraConfig(
+        id="cam", source="mjpeg", url=url, username="admin", password="no", auth="digest", linger_seconds=0.1
+    )
+    proxy = await start_proxy(config, on_demand=True)
+    camera = proxy.camera("cam")
+    async with raw_viewer(proxy) as reader:
+        first = await read_part(reader)
+    assert camera.state == "auth_failed"
+    refusals = fake.challenges
+    await eventually(lambda: camera.state == "idle")
+
+    for _ in range(3):  # viewers keep coming back
+        async with raw_viewer(proxy) as reader:
+            again = await read_part(reader, timeout_s=2)  # the offline picture at once
+            assert camera.state == "auth_failed"
+            assert_unavailable(*await snapshot(proxy), "auth_failed")
+        await eventually(lambda: camera.state == "idle")
+
+    assert fake.challenges == refusals, "no new login before the backoff is over"
+    assert camera.errors["auth_failed"] == 1
+    assert decoded(again.jpeg).size == decoded(first.jpeg).size and again.jpeg not in PETS
+
+
+async def test_the_offline_picture_is_drawn_again_during_a_long_wait(aiohttp_server, start_proxy, monkeypatch):
+    # Its "since ... ago" must move on during a pause of minutes between attempts.
+    monkeypatch.setattr(camera_module, "BACKOFF_S", (120.0, 600.0))
+    monkeypatch.setattr(camera_module, "OFFLINE_REFRESH_S", 0.1)
+    fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], status=403)
+    url = await serve(aiohttp_server, fake)
+    proxy = await start_proxy(CameraConfig(id="cam", source="mjpeg", url=url), resend_seconds=0.2)
+    camera = proxy.camera("cam")
+
+    async with raw_viewer(proxy) as reader:
+        first = await read_part(reader)
+        published = camera.hub.latest.frame.seq
+        redrawn = await camera.hub.next_part(published, 2)
+        assert (await read_part(reader)).jpeg not in PETS
+
+    assert redrawn is not None and redrawn.frame.placeholder, "published anew"
+    assert decoded(first.jpeg).size == decoded(redrawn.frame.jpeg).size
+    assert camera.errors["forbidden"] == 1, "drawn again, not fetched again"

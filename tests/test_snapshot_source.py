@@ -359,6 +359,30 @@ async def test_rate_never_rises_above_fps_whatever_the_work(clock):
     assert all((t / 0.25).is_integer() for t in times)
 
 
+async def test_after_a_pause_the_first_tick_is_at_once_not_on_the_old_grid(clock):
+    pacer = Pacer(1.0)
+    await ticks(pacer, clock, [0.0])  # ticks at 0 and 1
+    clock.work(30.3)  # the camera was idle; the old grid's next slot would be 32.0
+
+    pacer.restart()
+    await pacer.tick()
+
+    assert clock.now == 31.3
+    await pacer.tick()
+    assert clock.now == 32.3  # a new grid from there
+
+
+async def test_restart_soon_after_a_tick_keeps_the_interval(clock):
+    pacer = Pacer(4.0)
+    await pacer.tick()  # at 0
+    clock.work(0.05)  # a quick error and reconnect
+
+    pacer.restart()
+    await pacer.tick()
+
+    assert clock.now == 0.25, "never two ticks within one interval"
+
+
 async def test_frames_fetches_once_per_tick_and_stops_on_error(clock, http, upstream):
     pictures = [(FRAMES_DIR / f"frame_00{i}.jpg").read_bytes() for i in (1, 2, 3)]
     for picture in pictures:

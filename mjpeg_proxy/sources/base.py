@@ -40,6 +40,14 @@ class Pacer:
     def __init__(self, fps: float) -> None:
         self.interval_s = 1.0 / fps
         self._next: float | None = None
+        self._last: float | None = None  # the slot of the latest tick
+
+    def restart(self) -> None:
+        """After a pause (a reconnect, or a camera waking from idle): let the next tick
+        start a new grid at once, if a whole interval has passed since the last tick,
+        instead of waiting for the old grid's next slot. Ticks stay an interval apart."""
+        if self._last is not None and time.monotonic() - self._last >= self.interval_s:
+            self._next = None
 
     async def tick(self) -> None:
         """Wait for the next slot of the grid (the first one is now)."""
@@ -50,4 +58,5 @@ class Pacer:
             missed = int((now - self._next) / self.interval_s) + 1
             self._next += missed * self.interval_s
         await asyncio.sleep(self._next - now)
+        self._last = self._next
         self._next += self.interval_s

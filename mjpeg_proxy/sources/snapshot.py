@@ -35,6 +35,7 @@ class SnapshotSource(HttpCameraSource):
         self._pacer = Pacer(fps)
 
     async def frames(self) -> AsyncIterator[Frame]:
+        self._pacer.restart()
         while True:
             await self._pacer.tick()
             yield Frame(await self.fetch())
