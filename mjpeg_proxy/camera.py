@@ -28,9 +28,9 @@ of failed logins."""
 MIN_STALL_TIMEOUT_S = 10.0
 """A camera is stalled after this many seconds without a frame (or three frame
 intervals, if longer)."""
-SNAPSHOT_HOLD_S = 5.0
-"""A snapshot request keeps the upstream open at least this long (seconds), even with a
-shorter ``linger_seconds``, so the snapshot it waits for can arrive."""
+SNAPSHOT_WAIT_S = 5.0
+"""How long, in seconds, a snapshot request waits for a frame from a camera that has
+none yet (longer for a camera slower than one frame in 2.5 s; see ``snapshot_wait_s``)."""
 INPUT_FPS_WINDOW_S = 10.0
 """The window, in seconds, over which the input frame rate is measured."""
 OFFLINE_REFRESH_S = 10.0
@@ -172,9 +172,16 @@ class Camera:
             finally:
                 self._hold(self.config.linger_seconds)
 
+    @property
+    def snapshot_wait_s(self) -> float:
+        """Seconds a snapshot request waits for a first frame: 5, or two frame intervals
+        for a slower camera (a 0.1 fps camera may be 10 s from its next request slot)."""
+        return max(SNAPSHOT_WAIT_S, 2.0 / self.config.fps)
+
     def touch(self) -> None:
-        """Someone asked for a snapshot: fetch for ``linger_seconds`` (at least 5 s) from now."""
-        self._hold(max(self.config.linger_seconds, SNAPSHOT_HOLD_S))
+        """Someone asked for a snapshot: fetch for ``linger_seconds``, and at least for
+        ``snapshot_wait_s``, from now."""
+        self._hold(max(self.config.linger_seconds, self.snapshot_wait_s))
 
     def _hold(self, seconds: float) -> None:
         self._wanted_until = max(self._wanted_until, asyncio.get_running_loop().time() + seconds)

@@ -12,15 +12,12 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, WRITER, camera_from_request
-from mjpeg_proxy.camera import ERROR_STATES, REASONS, SNAPSHOT_HOLD_S
+from mjpeg_proxy.camera import ERROR_STATES, REASONS
 from mjpeg_proxy.hub import HubClosed, Part
 from mjpeg_proxy.limits import check_viewer_limits
 from mjpeg_proxy.pages import reload_seconds
 
 log = logging.getLogger(__name__)
-
-SNAPSHOT_WAIT_S = SNAPSHOT_HOLD_S
-"""How long ``snapshot.jpg`` waits for a camera's first frame before answering 503."""
 
 NO_CACHE_HEADERS = {
     "Cache-Control": "no-cache, no-store, must-revalidate",
@@ -260,15 +257,16 @@ async def snapshot(request: web.Request) -> web.Response:
     """``GET /cameras/{camera_id}/snapshot.jpg``: the latest frame as ``image/jpeg``.
 
     Starts the camera's upstream if it was idle. Before the camera's first frame, waits
-    up to 5 s for it; answers 503 with ``Retry-After`` if none comes, or while viewers
-    see the offline picture (then with the reason in plain words, and since when).
+    up to 5 s for it (two frame intervals for a camera slower than 0.4 fps); answers 503
+    with ``Retry-After`` if none comes, or while viewers see the offline picture (then
+    with the reason in plain words, and since when).
     """
     camera = camera_from_request(request)
     camera.touch()
     part = camera.hub.latest
     try:
         if part is None and camera.state not in ERROR_STATES:
-            part = await camera.hub.next_part(0, SNAPSHOT_WAIT_S)
+            part = await camera.hub.next_part(0, camera.snapshot_wait_s)
     except HubClosed:
         part = None
     if part is None or part.frame.placeholder:

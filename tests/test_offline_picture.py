@@ -245,7 +245,7 @@ async def test_a_refused_login_is_not_tried_again_early_when_viewers_come_back_a
     # Many cameras lock an account after a few failed logins: the minutes-long wait after
     # a refusal must hold even when the camera goes idle and a new viewer wakes it.
     monkeypatch.setattr(camera_module, "AUTH_BACKOFF_S", (120.0, 600.0))
-    monkeypatch.setattr(camera_module, "SNAPSHOT_HOLD_S", 0.1)  # a snapshot keeps it awake only briefly
+    monkeypatch.setattr(camera_module, "SNAPSHOT_WAIT_S", 0.1)  # a snapshot keeps it awake only briefly
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], username="admin", password="right")
     url = await serve(aiohttp_server, fake)
     config = CameraConfig(

@@ -175,7 +175,7 @@ async def test_a_viewer_back_within_the_linger_reuses_the_upstream_connection(ai
 
 @pytest.mark.parametrize("kind", ["snapshot", "mjpeg"])
 async def test_a_snapshot_of_an_idle_camera_fetches_a_picture(aiohttp_server, start_proxy, monkeypatch, kind):
-    monkeypatch.setattr(camera_module, "SNAPSHOT_HOLD_S", 0.5)  # how long a snapshot keeps the upstream open
+    monkeypatch.setattr(camera_module, "SNAPSHOT_WAIT_S", 0.5)  # how long a snapshot keeps the upstream open
     if kind == "snapshot":
         fake = FakeSnapshotCamera(PETS)
         config = snapshot_camera("cam", await serve(aiohttp_server, fake), linger_seconds=0.2)
@@ -221,3 +221,21 @@ async def test_always_on_camera_fetches_with_no_viewer(aiohttp_server, start_pro
     await eventually(lambda: len(fake.served) >= served + 5)  # 0.5 s, five times the linger
     assert camera.state == "live"
     assert camera.hub.latest is not None and camera.hub.latest.frame.jpeg in PETS
+
+
+async def test_snapshots_of_a_slow_camera_waking_from_idle_each_get_a_picture(aiohttp_server, start_proxy, monkeypatch):
+    # A camera slower than the snapshot wait: its next request slot can be a whole frame
+    # interval away when it wakes, so a snapshot waits two intervals rather than 503.
+    monkeypatch.setattr(camera_module, "SNAPSHOT_WAIT_S", 0.1)
+    fake = FakeSnapshotCamera(PETS)
+    proxy = await start_proxy(
+        snapshot_camera("cam", await serve(aiohttp_server, fake), fps=4.0, linger_seconds=0), on_demand=True
+    )
+    camera = proxy.camera("cam")
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            async with session.get(proxy.url("/cameras/cam/snapshot.jpg")) as response:
+                assert response.status == 200, await response.text()
+                assert await response.read() in PETS
+            await wait_idle(proxy, "cam")  # the next snapshot wakes it, off its request grid
+    assert camera.frames_received >= 3

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from mjpeg_proxy import streaming
+from mjpeg_proxy import camera as camera_module
 from tests.conftest import push_camera
 from tests.helpers import eventually, real_frames
 
@@ -72,8 +72,8 @@ async def test_snapshot_waits_for_the_first_frame(start_proxy):
 
 
 async def test_snapshot_without_any_frame_is_503_with_retry_after(start_proxy, monkeypatch):
-    monkeypatch.setattr(streaming, "SNAPSHOT_WAIT_S", 0.05)
-    proxy = await start_proxy(push_camera())
+    monkeypatch.setattr(camera_module, "SNAPSHOT_WAIT_S", 0.05)
+    proxy = await start_proxy(push_camera(fps=30))  # two frame intervals are under 0.1 s
     async with aiohttp.ClientSession() as session:
         async with session.get(proxy.url("/cameras/cam/snapshot.jpg")) as response:
             assert response.status == 503
