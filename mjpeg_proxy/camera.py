@@ -271,10 +271,13 @@ class Camera:
             and time.monotonic() - latest.frame.received_monotonic >= OFFLINE_REFRESH_S
             and (self._redraw is None or self._redraw.done())
         ):
-            self._redraw = asyncio.create_task(self._show_offline(), name=f"camera {self.id} offline picture")
+            self._redraw = asyncio.create_task(
+                self._show_offline(over_frames=False), name=f"camera {self.id} offline picture"
+            )
 
-    async def _show_offline(self) -> None:
-        """Publish the offline picture for the current error state."""
+    async def _show_offline(self, *, over_frames: bool = True) -> None:
+        """Publish the offline picture for the current error state; with
+        ``over_frames=False`` only if viewers have no camera frame meanwhile."""
         size = (jpeg_size(self.last_frame.jpeg) if self.last_frame else None) or (
             self.config.width,
             self.config.height,
@@ -282,7 +285,9 @@ class Camera:
         jpeg = await asyncio.to_thread(
             render_placeholder, self.config.display_name, REASONS[self.state], self._error_since, size
         )
-        if self.state in ERROR_STATES:  # a frame may have come while it was drawn
+        latest = self.hub.latest
+        # A frame may have come while the picture was drawn.
+        if self.state in ERROR_STATES and (over_frames or latest is None or latest.frame.placeholder):
             self.hub.publish(Frame(jpeg, placeholder=True))
 
     async def _pump(self) -> None:
