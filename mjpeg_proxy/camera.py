@@ -129,7 +129,8 @@ class Camera:
         # The current error and the next attempt outlive an idle period, so a viewer
         # arriving cannot cut short the wait after a refused login (account lockouts).
         self._error_state: CameraState | None = None
-        self._error_since = 0.0  # wall time the current error state began
+        self.error_since = 0.0
+        """When the latest error state began, in seconds since the epoch (kept across idle periods)."""
         self._retry_at = 0.0  # loop time of the next attempt after an error
         self._redraw: asyncio.Task[None] | None = None
         self._demand_changed = asyncio.Event()
@@ -155,12 +156,6 @@ class Camera:
     def upstream_requests(self) -> int:
         """Requests made to the upstream so far (see ``Source.upstream_requests``)."""
         return self.source.upstream_requests
-
-    @property
-    def error_since(self) -> float | None:
-        """When the current error state began (seconds since the epoch), across idle
-        periods; None when the camera is not failing."""
-        return self._error_since if self._error_state is not None else None
 
     @contextlib.contextmanager
     def viewer(self, subscriber: Subscriber | None = None) -> Iterator[None]:
@@ -207,8 +202,8 @@ class Camera:
         only when cancelled."""
         while True:
             await self._wait_until_wanted(True)
-            wait = self._retry_at - asyncio.get_running_loop().time()
-            if self._error_state is not None and wait > 0:
+            wait = self._retry_wait_s()
+            if wait and self._error_state is not None:
                 self._set_state(self._error_state)
                 log.info("camera %s: wanted (%d watching); next attempt in %.1f s", self.id, self.hub.viewers, wait)
             else:
@@ -227,8 +222,8 @@ class Camera:
             log.info("camera %s: idle (no viewer for %g s); upstream closed", self.id, self.config.linger_seconds)
 
     async def _fetch(self) -> None:
-        wait = self._retry_at - asyncio.get_running_loop().time()
-        if self._error_state is not None and wait > 0:
+        wait = self._retry_wait_s()
+        if wait:
             await self._offline_pause(wait)
         while True:
             try:
@@ -240,6 +235,12 @@ class Camera:
                 log.exception("camera %s: unexpected error in source", self.id)
                 delay = self._failed(UpstreamUnavailable(f"internal error: {type(error).__name__}"))
             await self._offline_pause(delay)
+
+    def _retry_wait_s(self) -> float:
+        """Seconds until the attempt after the latest error is due; 0 when none is pending."""
+        if self._error_state is None:
+            return 0.0
+        return max(0.0, self._retry_at - asyncio.get_running_loop().time())
 
     async def _offline_pause(self, delay: float) -> None:
         """Sleep ``delay`` seconds between attempts, showing the offline picture when due:
@@ -283,7 +284,7 @@ class Camera:
             self.config.height,
         )
         jpeg = await asyncio.to_thread(
-            render_placeholder, self.config.display_name, REASONS[self.state], self._error_since, size
+            render_placeholder, self.config.display_name, REASONS[self.state], self.error_since, size
         )
         latest = self.hub.latest
         # A frame may have come while the picture was drawn.
@@ -327,7 +328,7 @@ class Camera:
         previous = self.state
         self._set_state(_STATE_BY_ERROR.get(error.kind, CameraState.OFFLINE))
         if self.state is not self._error_state:
-            self._error_state, self._error_since = self.state, self.state_since
+            self._error_state, self.error_since = self.state, self.state_since
         if isinstance(error, Stalled):
             # The stall itself took stall_timeout_s: reconnect at once, and keep the error
             # backoff as it was, so a camera that comes back is seen without delay.

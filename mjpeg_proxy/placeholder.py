@@ -21,6 +21,11 @@ def jpeg_size(jpeg: bytes) -> tuple[int, int] | None:
         return None
 
 
+def utc_text(wall: float) -> str:
+    """``wall`` (seconds since the epoch) as people read it: ``2026-11-29 12:51:31 UTC``."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(wall))
+
+
 def render_placeholder(
     camera_name: str, reason: str, since_wall: float, size: tuple[int, int], now_wall: float | None = None
 ) -> bytes:
@@ -34,7 +39,7 @@ def render_placeholder(
     lines = [
         (camera_name, TITLE_COLOUR, 1.0),
         (reason, TEXT_COLOUR, 0.7),
-        (f"since {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(since_wall))} "
+        (f"since {utc_text(since_wall)} "
          f"({_elapsed(now_wall - since_wall)})", TEXT_COLOUR, 0.55),
     ]  # fmt: skip
     base = max(8, height // 12)

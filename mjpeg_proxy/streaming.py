@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import time
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -16,6 +15,7 @@ from mjpeg_proxy.camera import ERROR_STATES, REASONS
 from mjpeg_proxy.hub import HubClosed, Part
 from mjpeg_proxy.limits import check_viewer_limits
 from mjpeg_proxy.pages import reload_seconds
+from mjpeg_proxy.placeholder import utc_text
 
 log = logging.getLogger(__name__)
 
@@ -271,8 +271,9 @@ async def snapshot(request: web.Request) -> web.Response:
         part = None
     if part is None or part.frame.placeholder:
         if camera.state in ERROR_STATES:
-            since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(camera.error_since or camera.state_since))
-            message = f"camera {camera.id!r}: {REASONS[camera.state]} since {since} ({camera.state})"
+            message = (
+                f"camera {camera.id!r}: {REASONS[camera.state]} since {utc_text(camera.error_since)} ({camera.state})"
+            )
         else:
             message = f"camera {camera.id!r} has no frame yet ({camera.state})"
         raise web.HTTPServiceUnavailable(text=message, headers={"Retry-After": "2", "Cache-Control": "no-store"})
