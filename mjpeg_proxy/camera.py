@@ -12,10 +12,11 @@ from collections.abc import Iterator
 
 from mjpeg_proxy.backoff import Backoff
 from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.demand import Demand
 from mjpeg_proxy.errors import AuthError, SourceError, Stalled, UpstreamUnavailable
 from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.hub import FrameHub, Subscriber
-from mjpeg_proxy.placeholder import jpeg_size, render_placeholder
+from mjpeg_proxy.placeholder import ago_text, jpeg_size, render_placeholder
 from mjpeg_proxy.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -132,9 +133,11 @@ class Camera:
         self.error_since = 0.0
         """When the latest error state began, in seconds since the epoch (kept across idle periods)."""
         self._retry_at = 0.0  # loop time of the next attempt after an error
+        self._fetch_started = 0.0  # monotonic time the upstream was last opened
         self._redraw: asyncio.Task[None] | None = None
-        self._demand_changed = asyncio.Event()
-        self._wanted_until = 0.0  # loop time until which the upstream stays open without viewers
+        self._offline: tuple[tuple[object, ...], Frame] | None = None  # (what it says, the picture)
+        self._drawing: asyncio.Task[Frame] | None = None
+        self.demand = Demand(lambda: self.hub.viewers, always_on=config.always_on)
 
     @property
     def id(self) -> str:
@@ -143,9 +146,13 @@ class Camera:
 
     @property
     def input_fps(self) -> float:
-        """Frames received per second over the last ``INPUT_FPS_WINDOW_S`` seconds."""
-        self._forget_arrivals(time.monotonic())
-        return len(self._arrivals) / INPUT_FPS_WINDOW_S
+        """Frames received per second over the last ``INPUT_FPS_WINDOW_S`` seconds, or
+        since the upstream was opened when that is more recent (at least 1 s)."""
+        now = time.monotonic()
+        self._forget_arrivals(now)
+        if not self._arrivals:
+            return 0.0
+        return len(self._arrivals) / min(INPUT_FPS_WINDOW_S, max(1.0, now - self._fetch_started))
 
     @property
     def frame_age_s(self) -> float | None:
@@ -161,47 +168,31 @@ class Camera:
     def viewer(self, subscriber: Subscriber | None = None) -> Iterator[None]:
         """Count a viewer of the hub (see ``FrameHub.viewer``) and fetch while it watches."""
         with self.hub.viewer(subscriber):
-            self._demand_changed.set()
+            self.demand.changed()
             try:
                 yield
             finally:
-                self._hold(self.config.linger_seconds)
+                self.demand.hold(self.config.linger_seconds)
 
     @property
     def snapshot_wait_s(self) -> float:
-        """Seconds a snapshot request waits for a first frame: 5, or two frame intervals
-        for a slower camera (a 0.1 fps camera may be 10 s from its next request slot)."""
+        """Seconds a snapshot request waits for a first frame: ``SNAPSHOT_WAIT_S``, or two
+        frame intervals for a slower camera (a 0.1 fps camera may be 10 s from its next
+        request slot)."""
         return max(SNAPSHOT_WAIT_S, 2.0 / self.config.fps)
 
     def touch(self) -> None:
         """Someone asked for a snapshot: fetch for ``linger_seconds``, and at least for
         ``snapshot_wait_s``, from now."""
-        self._hold(max(self.config.linger_seconds, self.snapshot_wait_s))
-
-    def _hold(self, seconds: float) -> None:
-        self._wanted_until = max(self._wanted_until, asyncio.get_running_loop().time() + seconds)
-        self._demand_changed.set()
-
-    def _wanted(self) -> bool:
-        if self.config.always_on or self.hub.viewers:
-            return True
-        return asyncio.get_running_loop().time() < self._wanted_until
-
-    async def _wait_until_wanted(self, wanted: bool) -> None:
-        loop = asyncio.get_running_loop()
-        while self._wanted() is not wanted:
-            self._demand_changed.clear()
-            # Waiting for the linger to run out needs a deadline; anything else is an event.
-            deadline = self._wanted_until if wanted is False and not self.hub.viewers else None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout_at(deadline if deadline is None else max(deadline, loop.time())):
-                    await self._demand_changed.wait()
+        self.demand.hold(max(self.config.linger_seconds, self.snapshot_wait_s))
 
     async def run(self) -> None:
         """Fetch while wanted, for ever: frames go to the hub, errors to backoff. Ends
         only when cancelled."""
         while True:
-            await self._wait_until_wanted(True)
+            await self.demand.wait(True)
+            self._fetch_started = time.monotonic()
+            self._arrivals.clear()
             wait = self._retry_wait_s()
             if wait and self._error_state is not None:
                 self._set_state(self._error_state)
@@ -211,9 +202,9 @@ class Camera:
                 log.info("camera %s: starting (%d watching)", self.id, self.hub.viewers)
             fetch = asyncio.create_task(self._fetch(), name=f"camera {self.id} fetch")
             try:
-                await self._wait_until_wanted(False)
+                await self.demand.wait(False)
             finally:
-                tasks = [task for task in (fetch, self._redraw) if task is not None]
+                tasks = [task for task in (fetch, self._redraw, self._drawing) if task is not None]
                 for task in tasks:
                     task.cancel()
                 await asyncio.wait(tasks)  # unlike `await fetch`, never swallows our own cancellation
@@ -250,13 +241,13 @@ class Camera:
         good picture on screen."""
         latest = self.hub.latest
         if self.state in FINAL_STATES or latest is None or latest.frame.placeholder:
-            await self._show_offline()
+            await self.show_offline()
         else:
             until_due = self.stall_timeout_s - (time.monotonic() - latest.frame.received_monotonic)
             if until_due <= delay:
                 await asyncio.sleep(until_due)
                 delay -= until_due
-                await self._show_offline()
+                await self.show_offline()
         await asyncio.sleep(delay)
 
     def redraw_offline(self) -> None:
@@ -273,23 +264,50 @@ class Camera:
             and (self._redraw is None or self._redraw.done())
         ):
             self._redraw = asyncio.create_task(
-                self._show_offline(over_frames=False), name=f"camera {self.id} offline picture"
+                self.show_offline(over_frames=False), name=f"camera {self.id} offline picture"
             )
 
-    async def _show_offline(self, *, over_frames: bool = True) -> None:
-        """Publish the offline picture for the current error state; with
-        ``over_frames=False`` only if viewers have no camera frame meanwhile."""
+    async def offline_picture(self) -> Frame | None:
+        """The offline picture as it reads now: the camera's name, the current error state in
+        plain words (``REASONS``) and since when, at the last frame's size. None when the
+        camera is not in an error state.
+
+        Drawn (in a thread) only when its text has changed since the last drawing; callers
+        that come while it is being drawn share that drawing."""
+        if self.state not in ERROR_STATES:
+            return None
+        now = time.time()
+        text = (self.config.display_name, REASONS[self.state], self.error_since, ago_text(now - self.error_since))
+        if self._offline is not None and self._offline[0] == text:
+            return self._offline[1]
+        if self._drawing is None or self._drawing.done():
+            self._drawing = asyncio.create_task(self._draw_offline(text, now), name=f"camera {self.id} drawing")
+        return await asyncio.shield(self._drawing)
+
+    async def _draw_offline(self, text: tuple[str, str, float, str], now: float) -> Frame:
+        name, reason, since, _ = text
         size = (jpeg_size(self.last_frame.jpeg) if self.last_frame else None) or (
             self.config.width,
             self.config.height,
         )
-        jpeg = await asyncio.to_thread(
-            render_placeholder, self.config.display_name, REASONS[self.state], self.error_since, size
-        )
+        jpeg = await asyncio.to_thread(render_placeholder, name, reason, since, size, now)
+        frame = Frame(jpeg, placeholder=True)
+        self._offline = (text, frame)
+        return frame
+
+    async def show_offline(self, *, over_frames: bool = True) -> None:
+        """Publish the offline picture as it reads now (``offline_picture``) unless viewers
+        have that very picture already; with ``over_frames=False`` only where viewers have
+        no camera frame (a frame may come while the picture is drawn). A new viewer of an
+        offline camera calls this first, so its first picture does not say "5 s ago" when
+        it has been an hour."""
+        frame = await self.offline_picture()
         latest = self.hub.latest
-        # A frame may have come while the picture was drawn.
-        if self.state in ERROR_STATES and (over_frames or latest is None or latest.frame.placeholder):
-            self.hub.publish(Frame(jpeg, placeholder=True))
+        if frame is None or self.state not in ERROR_STATES:
+            return
+        if latest is not None and (latest.frame.jpeg is frame.jpeg or not (over_frames or latest.frame.placeholder)):
+            return
+        self.hub.publish(frame)
 
     async def _pump(self) -> None:
         frames = self.source.frames()

@@ -40,7 +40,7 @@ def render_placeholder(
         (camera_name, TITLE_COLOUR, 1.0),
         (reason, TEXT_COLOUR, 0.7),
         (f"since {utc_text(since_wall)} "
-         f"({_elapsed(now_wall - since_wall)})", TEXT_COLOUR, 0.55),
+         f"({ago_text(now_wall - since_wall)})", TEXT_COLOUR, 0.55),
     ]  # fmt: skip
     base = max(8, height // 12)
     fonts = [_fitting_font(draw, text, int(base * scale), width * 0.92) for text, _, scale in lines]
@@ -63,7 +63,8 @@ def _fitting_font(draw: ImageDraw.ImageDraw, text: str, size: int, max_width: fl
     return font
 
 
-def _elapsed(seconds: float) -> str:
+def ago_text(seconds: float) -> str:
+    """How long ago, as the offline picture says it: ``42 s ago``, ``5 min ago``, ``3 h ago``, ``2 days ago``."""
     seconds = max(0, int(seconds))
     if seconds < 120:
         return f"{seconds} s ago"

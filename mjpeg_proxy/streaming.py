@@ -163,7 +163,7 @@ def _float_param(request: web.Request, name: str, low: float, high: float) -> fl
     except ValueError:
         value = float("nan")
     if not low <= value <= high:  # also refuses nan
-        raise web.HTTPBadRequest(text=f"?{name}= must be a number from {low:g} to {high:g}, got {raw[:20]!r}")
+        raise web.HTTPBadRequest(text=f"?{name}= must be a number from {low:.15g} to {high:.15g}, got {raw[:20]!r}")
     return value
 
 
@@ -241,6 +241,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     with camera.viewer(viewer):
         log.debug("camera %s: viewer %s connected (%d watching)", camera.id, request.remote, hub.viewers)
         try:
+            if hub.latest is not None and hub.latest.frame.placeholder:
+                await camera.show_offline(over_frames=False)  # its "since ... ago" as of now
             if hub.latest is not None:
                 viewer.offer(hub.latest)  # the latest picture at once, not after the next frame
             try:

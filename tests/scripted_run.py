@@ -133,6 +133,8 @@ class Run:
     viewers: tuple[RawViewer, RawViewer]
     last_frame_pushed_at: float
     """time.monotonic() just before the last frame was pushed."""
+    started_at: float
+    """time.monotonic() just before the proxy started (its cameras are always on)."""
 
     @property
     def parts_received(self) -> int:
@@ -150,6 +152,7 @@ async def scripted_run(start_proxy, aiohttp_server, **server_options) -> AsyncIt
     Use with the ``fast_retries`` fixture, so the failing camera retries several times."""
     upstream = FailingUpstream()
     upstream_server = await aiohttp_server(upstream.app())
+    started_at = time.monotonic()
     proxy = await start_proxy(
         push_camera("cam", name="Front door"),
         CameraConfig(
@@ -176,4 +179,4 @@ async def scripted_run(start_proxy, aiohttp_server, **server_options) -> AsyncIt
                 assert await viewer.read_part() == jpeg
         # The failing camera has tried, failed and retried.
         await eventually(lambda: upstream.requests >= 2 and proxy.camera("yard").state == "offline")
-        yield Run(proxy, upstream, (player, browser), pushed_at)
+        yield Run(proxy, upstream, (player, browser), pushed_at, started_at)

@@ -18,7 +18,9 @@ from PIL import Image, ImageChops
 from mjpeg_proxy import camera as camera_module
 from mjpeg_proxy.camera import REASONS
 from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.placeholder import render_placeholder
 from tests.conftest import Proxy
+from tests.fake_camera import FakeSnapshotCamera
 from tests.fake_mjpeg import GATE, HANG, FakeMjpegCamera, part
 from tests.helpers import MjpegViewer, ReadPart, StrictMjpegReader, boundary_of, eventually, real_frames
 
@@ -289,3 +291,37 @@ async def test_the_offline_picture_is_drawn_again_during_a_long_wait(aiohttp_ser
     assert redrawn is not None and redrawn.frame.placeholder, "published anew"
     assert decoded(first.jpeg).size == decoded(redrawn.frame.jpeg).size
     assert camera.errors["forbidden"] == 1, "drawn again, not fetched again"
+
+
+async def test_a_new_viewer_gets_the_offline_picture_as_it_reads_now(aiohttp_server, start_proxy, monkeypatch):
+    # A refused login waits minutes before the next attempt; nobody watched meanwhile, so
+    # the picture the hub holds was drawn at the refusal and its "(N s ago)" is out of date.
+    monkeypatch.setattr(camera_module, "AUTH_BACKOFF_S", (120.0, 600.0))
+    fake = FakeSnapshotCamera(PETS, username="admin", password="right")
+    server = await aiohttp_server(fake.app())
+    config = CameraConfig(
+        id="cam",
+        source="snapshot",
+        url=str(server.make_url("/snapshot.jpg")),
+        name="Café Müller",
+        username="admin",
+        password="wrong",
+        auth="digest",
+    )
+    proxy = await start_proxy(config)
+    camera = proxy.camera("cam")
+    await eventually(lambda: camera.hub.latest is not None and camera.hub.latest.frame.placeholder)
+    drawn_at = time.time()
+    await asyncio.sleep(2.1)  # time for its "since ... (N s ago)" to move on: no event says so
+
+    async with raw_viewer(proxy) as reader:
+        first = await read_part(reader)
+        seen_at = time.time()
+    assert camera.state == "auth_failed"
+
+    # The picture is deterministic: draw it for each second it could have been drawn in.
+    def drawn(at: float) -> bytes:
+        return render_placeholder("Café Müller", REASONS["auth_failed"], camera.error_since, (640, 360), now_wall=at)
+
+    assert first.jpeg in {drawn(seen_at - 1), drawn(seen_at)}
+    assert first.jpeg != drawn(drawn_at), "drawn anew for the new viewer, not the one from 2 s before"

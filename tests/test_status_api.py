@@ -54,7 +54,8 @@ async def test_api_cameras_reports_what_the_run_did(start_proxy, aiohttp_server,
         assert cam["bytes_sent"] == run.part_bytes_received
         assert cam["bytes_sent"] > 2 * sum(len(jpeg) for jpeg in FRAMES)  # each JPEG, to each viewer, with framing
         assert cam["frames_dropped"] == 0
-        assert cam["input_fps"] == 0.3  # 3 frames in the last 10 s
+        # 3 frames since the camera started, less than the 10 s window ago (at least 1 s counted).
+        assert 3 / max(1.0, asked_at - run.started_at) - 0.01 <= cam["input_fps"] <= 3.0
         age = cam["frame_age_seconds"]
         assert isinstance(age, float | int) and not isinstance(age, bool)
         assert 0 <= age <= asked_at - run.last_frame_pushed_at + 0.01
