@@ -20,7 +20,9 @@ from yarl import URL
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
-MIN_FPS, MAX_FPS = 0.1, 30.0
+MIN_FPS, MAX_FPS = 1 / 16, 30.0
+"""Frames per second a camera may be set to: EEN previews come every 0.25 to 16 s (EEN API
+v1 docs, Asset), and camera streams rarely exceed 30."""
 SOURCES = ("demo", "snapshot", "mjpeg", "een")
 EEN_DEFAULT_BASE_URL = "https://login.eagleeyenetworks.com"
 
@@ -50,6 +52,11 @@ _SERVER_KEYS = {
 _EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
 # An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
 _ESN_RE = re.compile(r"[0-9a-fA-F]{8}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_SPACE_OR_CONTROL_RE = re.compile(r"[\s\x00-\x1f\x7f]")
+# A host name's labels (RFC 1123, section 2.1), after IDNA encoding; "_" is let through, as
+# resolvers do for internal names.
+_HOST_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
 class ConfigError(Exception):
@@ -240,7 +247,11 @@ def with_een_cameras(config: Config | None, esns: Sequence[str], environ: Mappin
     if een is None:
         missing = [name for name in ("EEN_USERNAME", "EEN_PASSWORD") if not environ.get(name)]
         if missing:
-            raise ConfigError(f"--een-esn needs the EEN account: set {' and '.join(missing)} in the environment")
+            raise ConfigError(
+                f"--een-esn needs the EEN account: set {' and '.join(missing)} in the environment (not empty)"
+            )
+        if any(_CONTROL_RE.search(environ.get(name, "")) for name in ("EEN_PASSWORD", "EEN_API_KEY")):
+            raise ConfigError("--een-esn: EEN_PASSWORD or EEN_API_KEY holds a line break or another control character")
         base_url = environ.get("EEN_BASE_URL") or EEN_DEFAULT_BASE_URL
 
         def fail(key: str, problem: str) -> ConfigError:
@@ -355,6 +366,11 @@ def _secret_from_env(
     value = environ.get(name)
     if value is None:
         raise fail(key, f"environment variable {name} is not set")
+    if not value:
+        # A login with an empty password fails, and repeated failures lock accounts.
+        raise fail(key, f"environment variable {name} is set but empty")
+    if _CONTROL_RE.search(value):
+        raise fail(key, f"environment variable {name} holds a line break or another control character")
     return value
 
 
@@ -447,20 +463,48 @@ def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[
             raise fail("auth", "set 'username' too, or remove 'auth'")
     elif username is not None:
         auth = "basic"
+    if username is not None and _CONTROL_RE.search(username):
+        raise fail("username", "must not contain line breaks or other control characters")
+    if auth == "basic" and username is not None and ":" in username:
+        raise fail("username", "must not contain ':' with HTTP Basic authentication (RFC 7617, section 2)")
     return replace(camera, url=url, username=username, password=password, auth=auth)
 
 
 def _check_url(url: Any, fail: Callable[[str, str], ConfigError], key: str = "url") -> None:
+    """Refuse a URL that could never be fetched: not http(s), no host or an impossible one,
+    port 0, credentials in it, or spaces and control characters (which ``yarl`` would drop
+    or encode silently, so that a typo fails on every retry instead of at start-up)."""
     if not isinstance(url, str):
         raise fail(key, f"must be a string, got {url!r}")
+    if _SPACE_OR_CONTROL_RE.search(url):
+        raise fail(key, f"must not contain spaces or control characters (write a space in a path as %20), got {url!r}")
     try:
         parsed = URL(url)
+        host = parsed.raw_host  # IDNA-encoded: "kamera.müller.de" is "kamera.xn--mller-kva.de"
     except ValueError as e:  # yarl's text names the problem ("Port out of range 0-65535"), not the URL
         raise fail(key, f"is not a valid URL: {e}") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+    if parsed.scheme not in ("http", "https") or not host:
         raise fail(key, 'must be an http:// or https:// URL with a host, such as "http://cam.example/snapshot.jpg"')
+    if not _valid_host(host):
+        raise fail(key, f"{host!r} is not a valid host name or IP address")
+    if parsed.explicit_port == 0:
+        raise fail(key, "port must be from 1 to 65535")
     if parsed.user is not None or parsed.password is not None:
         raise fail(key, "must not hold credentials; use 'username' and 'password_env'")
+
+
+def _valid_host(host: str) -> bool:
+    """True for an IP address, or a DNS name whose labels are 1-63 letters, digits, '-'
+    or '_', 253 characters at most, that does not end in a number (WHATWG URL: a host whose
+    last label is numeric is read as an IPv4 address)."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    labels = name.split(".")
+    return len(name) <= 253 and all(_HOST_LABEL_RE.fullmatch(label) for label in labels) and not labels[-1].isdigit()
 
 
 def _is_int(value: Any) -> bool:

@@ -150,6 +150,25 @@ def test_unset_password_env_names_file_camera_field_and_variable(tmp_path):
     assert "GARAGE_PASSWORD" in message
 
 
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("", "set but empty"), ("pass\nword", "line break"), ("pass\x00", "control character")],
+    ids=["empty", "line-break", "nul"],
+)
+def test_a_password_variable_that_is_empty_or_holds_control_characters_is_refused(tmp_path, value, problem):
+    text = SNAPSHOT + 'username = "admin"\npassword_env = "GARAGE_PASSWORD"\n'
+    message = load_error(tmp_path, text, environ={"GARAGE_PASSWORD": value})
+    assert_names(message, "camera 'garage'", "password_env")
+    assert "GARAGE_PASSWORD" in message and problem in message
+
+
+def test_a_colon_in_a_basic_auth_username_is_refused(tmp_path):
+    message = load_error(tmp_path, SNAPSHOT + 'username = "ad:min"\n')
+    assert_names(message, "camera 'garage'", "username")
+    digest = load_config(write(tmp_path, SNAPSHOT + 'username = "ad:min"\nauth = "digest"\n'), environ={})
+    assert digest.cameras[0].username == "ad:min"
+
+
 # --- URLs ------------------------------------------------------------------------------
 
 
@@ -162,8 +181,43 @@ def test_unset_password_env_names_file_camera_field_and_variable(tmp_path):
         '"cam.example/snapshot.jpg"',
         "42",
         '["http://cam.example/snapshot.jpg"]',
+        '"http://exa mple.com/snap.jpg"',
+        '"http://exa\u00a0mple.com/snap.jpg"',
+        '"http://cam.example/snap shot.jpg"',
+        '"http://cam.exa\tmple/snap.jpg"',
+        '"http://cam.example/snap.jpg\\n"',
+        '"http://exa%20mple.com/snap.jpg"',
+        '"http://-cam-.example/snap.jpg"',
+        '"http://cam..example/snap.jpg"',
+        '"http://10.0.0.300/snap.jpg"',
+        '"http://192.168.1/snap.jpg"',
+        '"http://cam.example:0/snap.jpg"',
+        '"http://cam.example:99999/snap.jpg"',
+        '"http://[::1/snap.jpg"',
+        '"http:/cam.example/snap.jpg"',
     ],
-    ids=["ftp", "no-host", "empty-host", "no-scheme", "integer", "list"],
+    ids=[
+        "ftp",
+        "no-host",
+        "empty-host",
+        "no-scheme",
+        "integer",
+        "list",
+        "space-in-host",
+        "no-break-space-in-host",
+        "space-in-path",
+        "tab",
+        "line-break",
+        "encoded-space-in-host",
+        "hyphen-label",
+        "empty-label",
+        "ipv4-out-of-range",
+        "ipv4-three-parts",
+        "port-0",
+        "port-too-large",
+        "unclosed-ipv6",
+        "one-slash",
+    ],
 )
 def test_bad_url_names_file_camera_and_field(tmp_path, url_toml):
     text = f'[[cameras]]\nid = "garage"\nsource = "snapshot"\nurl = {url_toml}\n'
@@ -183,12 +237,30 @@ def test_url_with_credentials_is_refused_without_showing_the_password(tmp_path, 
     assert "hunter2secret" not in message
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://cam.example/snapshot.jpg",
+        "https://cam.example:8443/cgi-bin/snapshot.cgi?channel=1&subtype=0",
+        "http://192.0.2.10/snapshot.jpg",
+        "http://[2001:db8::10]:8080/video.mjpg",
+        "http://kamera.müller.example/bild.jpg",
+        "http://nvr_01.lan/snap%20shot.jpg",
+        "http://localhost/snap.jpg",
+        "http://cam.example./snap.jpg",
+    ],
+)
+def test_good_urls_are_accepted(tmp_path, url):
+    config = load_config(write(tmp_path, f'[[cameras]]\nid = "c"\nsource = "snapshot"\nurl = "{url}"\n'), environ={})
+    assert config.cameras[0].url == url
+
+
 # --- fps -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "fps_toml",
-    ["0.05", "31", "0", "-1", '"5"', "true", "nan", "inf"],
+    ["0.06", "31", "0", "-1", '"5"', "true", "nan", "inf"],
     ids=["too-low", "too-high", "zero", "negative", "string", "boolean", "nan", "inf"],
 )
 @pytest.mark.parametrize("base", [DEMO, SNAPSHOT], ids=["demo", "snapshot"])
@@ -198,7 +270,7 @@ def test_bad_fps_names_file_camera_and_field(tmp_path, base, fps_toml):
     assert_names(message, camera, "fps")
 
 
-@pytest.mark.parametrize("fps", [0.1, 1, 30])
+@pytest.mark.parametrize("fps", [0.0625, 0.1, 1, 30])  # 0.0625: an EEN preview every 16 s, as the README says
 def test_fps_at_the_limits_is_accepted(tmp_path, fps):
     config = load_config(write(tmp_path, DEMO + f"fps = {fps}\n"), environ={})
     assert config.cameras[0].fps == fps
@@ -372,7 +444,7 @@ def test_several_cameras_keep_their_order(tmp_path):
 
 EEN = '[een]\nusername = "preview@example.com"\npassword_env = "EEN_PASSWORD"\n'
 EEN_CAMERA = '[[cameras]]\nid = "front-door"\nsource = "een"\nesn = "1006073B"\n'
-EEN_ENV = {"EEN_PASSWORD": "pw-een", "EEN_API_KEY": "key-een"}
+EEN_ENV = {"EEN_PASSWORD": "pw-een", "EEN_API_KEY": "key-een", "EMPTY": "", "BROKEN": "key\r\nX-Injected: 1"}
 
 
 def test_een_account_and_camera_parse(tmp_path):
@@ -398,6 +470,10 @@ def test_een_account_and_camera_parse(tmp_path):
         ('[een]\nusername = "u"\n' + EEN_CAMERA, "[een]", "password_env"),
         ('[een]\nusername = "u"\npassword_env = "UNSET_VAR"\n' + EEN_CAMERA, "[een]", "password_env"),
         (EEN + 'api_key_env = "UNSET_VAR"\n' + EEN_CAMERA, "[een]", "api_key_env"),
+        ('[een]\nusername = "u"\npassword_env = "EMPTY"\n' + EEN_CAMERA, "[een]", "password_env"),
+        (EEN + 'api_key_env = "EMPTY"\n' + EEN_CAMERA, "[een]", "api_key_env"),
+        (EEN + 'api_key_env = "BROKEN"\n' + EEN_CAMERA, "[een]", "api_key_env"),
+        (EEN + 'base_url = "https://log in.eagleeyenetworks.com"\n' + EEN_CAMERA, "[een]", "base_url"),
         (EEN + 'base_url = "ftp://x"\n' + EEN_CAMERA, "[een]", "base_url"),
         (EEN + "use_brand_subdomain = 1\n" + EEN_CAMERA, "[een]", "use_brand_subdomain"),
         (EEN + "colour = 1\n" + EEN_CAMERA, "[een]", "colour"),
@@ -412,6 +488,10 @@ def test_een_account_and_camera_parse(tmp_path):
         "no-password-env",
         "unset-password",
         "unset-api-key",
+        "empty-password",
+        "empty-api-key",
+        "api-key-with-line-break",
+        "base-url-with-space",
         "bad-base-url",
         "brand-not-bool",
         "unknown-key",
@@ -443,6 +523,7 @@ def test_een_esn_shortcut_adds_to_a_config_file_and_uses_its_account(tmp_path):
     [
         (["1006073b"], {}, "set EEN_USERNAME and EEN_PASSWORD"),
         (["1006073b"], {"EEN_USERNAME": "u"}, "set EEN_PASSWORD"),
+        (["1006073b"], {"EEN_USERNAME": "u", "EEN_PASSWORD": ""}, "set EEN_PASSWORD"),
         (["nothex!!"], {"EEN_USERNAME": "u", "EEN_PASSWORD": "p"}, "is not an ESN"),
         (["1006073b", "1006073B"], {"EEN_USERNAME": "u", "EEN_PASSWORD": "p"}, "already configured"),
     ],
