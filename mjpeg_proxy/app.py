@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import functools
+import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiohttp
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from mjpeg_proxy import __version__, limits, metrics, pages, status, streaming
-from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, WRITER
-from mjpeg_proxy.camera import Camera
-from mjpeg_proxy.config import CameraConfig, Config
-from mjpeg_proxy.hub import FrameHub
+from mjpeg_proxy import limits, metrics, pages, status, streaming
+from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERA_SET, CAMERAS, CONFIG, WRITER
+from mjpeg_proxy.camera_set import CameraSet, SourceFactory
+from mjpeg_proxy.config import Config, LiveConfig
+from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.multipart_writer import MultipartWriter, new_boundary
-from mjpeg_proxy.sources import Source, Upstreams, build_source
-from mjpeg_proxy.sources.een_session import EenSession
+from mjpeg_proxy.sources import build_source
 
-SourceFactory = Callable[[CameraConfig, Upstreams], Source]
+log = logging.getLogger(__name__)
 
 
 def create_app(config: Config, source_factory: SourceFactory = build_source) -> web.Application:
@@ -40,7 +38,7 @@ def create_app(config: Config, source_factory: SourceFactory = build_source) -> 
             pages.error_pages,
         ]
     )
-    app[CONFIG] = config
+    app[CONFIG] = LiveConfig(config)
     limits.setup(app)
     metrics.setup(app)
     boundary = new_boundary()
@@ -51,7 +49,14 @@ def create_app(config: Config, source_factory: SourceFactory = build_source) -> 
         loader=jinja2.FileSystemLoader(templates_dir()),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    app.cleanup_ctx.append(functools.partial(_run_cameras, source_factory=source_factory))
+    writer, browser_writer = app[WRITER], app[BROWSER_WRITER]
+
+    def build_part(frame: Frame) -> tuple[bytes, bytes]:
+        return writer.part(frame.jpeg, frame.timestamp), browser_writer.part(frame.jpeg, frame.timestamp)
+
+    app[CAMERAS] = {}
+    app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, build_part)
+    app.cleanup_ctx.append(_run_cameras)
     app.on_shutdown.append(_end_streams)
     app.router.add_get("/", pages.index, name="index")
     app.router.add_get("/healthz", pages.healthz, name="healthz")
@@ -84,31 +89,32 @@ def templates_dir() -> Path:
     raise FileNotFoundError("mjpeg-proxy's templates/ folder was not found; reinstall the package")
 
 
-async def _run_cameras(app: web.Application, source_factory: SourceFactory) -> AsyncIterator[None]:
-    config = app[CONFIG]
-    writer, browser_writer = app[WRITER], app[BROWSER_WRITER]
-    upstreams = Upstreams(
-        http=aiohttp.ClientSession(headers={"User-Agent": f"mjpeg-proxy/{__version__}"}),
-        een=EenSession(config.een) if config.een and any(c.source == "een" for c in config.cameras) else None,
-    )
-    cameras: dict[str, Camera] = {}
-    for camera_config in config.cameras:
-        hub = FrameHub(
-            lambda frame: (writer.part(frame.jpeg, frame.timestamp), browser_writer.part(frame.jpeg, frame.timestamp))
-        )
-        source = source_factory(camera_config, upstreams)
-        cameras[camera_config.id] = Camera(camera_config, source, hub)
-    app[CAMERAS] = cameras
-    tasks = [asyncio.create_task(camera.run(), name=f"camera {camera.id}") for camera in cameras.values()]
-    tasks.append(asyncio.create_task(streaming.keep_streams(app), name="stream care"))
+async def _run_cameras(app: web.Application) -> AsyncIterator[None]:
+    cameras = app[CAMERA_SET]
+    await cameras.start(app[CONFIG].current)
+    care = asyncio.create_task(streaming.keep_streams(app), name="stream care")
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for camera in cameras.values():
-            await camera.source.close()
-        if upstreams.een is not None:
-            await upstreams.een.close()
-        await upstreams.http.close()
+        care.cancel()
+        await asyncio.gather(care, return_exceptions=True)
+        await cameras.close()
+
+
+async def apply_config(app: web.Application, config: Config) -> None:
+    """Put ``config`` in force in the running ``app`` (a reload): server settings at once,
+    except those that need a restart (``config.RESTART_KEYS``: logged, and kept as they
+    were); cameras added, removed or changed as ``CameraSet.apply`` does. One log line says
+    what changed."""
+    pending = app[CONFIG].apply(config)
+    changes = await app[CAMERA_SET].apply(app[CONFIG].current)
+    log.info(
+        "configuration reloaded from %s: cameras added %s, removed %s, changed %s; %d unchanged",
+        config.path or "defaults",
+        changes.added or "none",
+        changes.removed or "none",
+        changes.changed or "none",
+        len(changes.unchanged),
+    )
+    for change in pending:
+        log.warning("configuration reload: [server] %s needs a restart to take effect", change)

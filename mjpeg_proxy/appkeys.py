@@ -7,11 +7,16 @@ import collections
 from aiohttp import web
 
 from mjpeg_proxy.camera import Camera
-from mjpeg_proxy.config import Config
+from mjpeg_proxy.camera_set import CameraSet
+from mjpeg_proxy.config import LiveConfig
 from mjpeg_proxy.multipart_writer import MultipartWriter
 
-CONFIG = web.AppKey("config", Config)
+CONFIG = web.AppKey("config", LiveConfig)
+"""The configuration in force (a reload replaces what it holds)."""
 CAMERAS = web.AppKey("cameras", dict[str, Camera])
+"""The running cameras by id, in configuration order (a reload changes it in place)."""
+CAMERA_SET = web.AppKey("camera_set", CameraSet)
+"""What starts, changes and stops the cameras in ``CAMERAS``."""
 WRITER = web.AppKey("writer", MultipartWriter)
 """Framing for players and tools."""
 BROWSER_WRITER = web.AppKey("browser_writer", MultipartWriter)

@@ -139,6 +139,21 @@ class Camera:
         self._drawing: asyncio.Task[Frame] | None = None
         self.demand = Demand(lambda: self.hub.viewers, always_on=config.always_on)
 
+    def reconfigure(self, config: CameraConfig, source: Source) -> None:
+        """Take a changed configuration and its new ``source`` (a reload), while the fetch
+        loop is stopped. The hub, its viewers and the counters stay; the error and backoff
+        state start afresh (the change may be the fix: a new password, a new URL)."""
+        self.config, self.source = config, source
+        self.stall_timeout_s = config.stall_timeout or max(MIN_STALL_TIMEOUT_S, 3.0 / config.fps)
+        self.demand.always_on = config.always_on
+        self.last_frame = None
+        self._error_state = None
+        self._retry_at = 0.0
+        self._failures_in_burst = 0
+        self._backoff.reset()
+        self._auth_backoff.reset()
+        self._offline = None
+
     @property
     def id(self) -> str:
         """The camera's id from the configuration."""

@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import resource
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
 from mjpeg_proxy import __version__, limits
-from mjpeg_proxy.app import create_app
+from mjpeg_proxy.app import apply_config, create_app
 from mjpeg_proxy.config import Config, ConfigError, default_config, load_config, with_een_cameras
 from mjpeg_proxy.logs import setup_logging
 
@@ -85,14 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value is not None and not value.strip():
             parser.error(f"{option} must not be empty")
     setup_logging(args.log_level, args.log_format)
+    # Until the reload handler is in place, a SIGHUP (logrotate, systemctl reload) must not
+    # kill the proxy, which is what it does by default.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        config = load_config(args.config, require_cameras=not args.een_esn) if args.config else None
-        if args.een_esn:
-            config = with_een_cameras(config, args.een_esn, os.environ)
+        config = _load(args)
     except ConfigError as error:
         print(f"mjpeg-proxy: configuration error: {error}", file=sys.stderr)
         return 2
-    config = _with_overrides(config or default_config(), args.host, args.port)
     if not 1 <= config.server.port <= 65535:
         print(f"mjpeg-proxy: --port must be from 1 to 65535, got {config.server.port}", file=sys.stderr)
         return 2
@@ -105,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("open-file limit: %d (each viewer takes one)", raise_open_file_limit())
     log.info("event loop: %s", type(loop).__module__.split(".")[0])
     app = create_app(config)
+    app.cleanup_ctx.append(functools.partial(_reload_on_sighup, args=args))
     try:
         web.run_app(
             app,
@@ -160,6 +163,56 @@ def raise_open_file_limit() -> int:
         except (ValueError, OSError):
             pass
     return soft
+
+
+def _load(args: argparse.Namespace) -> Config:
+    """The configuration the command line asks for: the file, the ``--een-esn`` cameras, the
+    ``--host`` and ``--port`` overrides; the demo camera without a file.
+
+    Raises:
+        ConfigError: the file or the ESNs are wrong.
+    """
+    config = load_config(args.config, require_cameras=not args.een_esn) if args.config else None
+    if args.een_esn:
+        config = with_een_cameras(config, args.een_esn, os.environ)
+    return _with_overrides(config or default_config(), args.host, args.port)
+
+
+async def _reload_on_sighup(app: web.Application, args: argparse.Namespace) -> AsyncIterator[None]:
+    """While the app runs, on SIGHUP (``systemctl reload``, logrotate's ``postrotate``) read
+    the configuration again and apply it (``app.apply_config``); a configuration that does
+    not load is logged and the running one kept. Reloads run one at a time."""
+    loop = asyncio.get_running_loop()
+    lock = asyncio.Lock()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        async with lock:
+            if args.config is None:
+                log.info("SIGHUP: started without --config; nothing to reload")
+                return
+            try:
+                config = _load(args)
+            except ConfigError as error:
+                log.error("configuration not reloaded, the running one is kept: %s", error)
+                return
+            await apply_config(app, config)
+
+    def on_sighup() -> None:
+        log.info("SIGHUP: reloading the configuration")
+        task = loop.create_task(reload(), name="configuration reload")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # not the default, which kills: shutdown goes on
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _with_overrides(config: Config, host: str | None, port: int | None) -> Config:

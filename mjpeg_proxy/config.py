@@ -162,6 +162,52 @@ class Config:
     een: EenConfig | None = None
 
 
+RESTART_KEYS = ("host", "port", "request_timeout", "max_header_bytes")
+"""``[server]`` keys the listening socket and the HTTP parser take at start-up: a reload
+cannot change them."""
+
+
+class LiveConfig:
+    """The configuration in force: the one the proxy started with, then each one a reload
+    applied (``apply``). Read it like a ``Config``: ``server``, ``cameras``, ``een``, ``path``."""
+
+    def __init__(self, config: Config) -> None:
+        self.current = config
+
+    @property
+    def server(self) -> ServerConfig:
+        """The ``[server]`` settings in force."""
+        return self.current.server
+
+    @property
+    def cameras(self) -> tuple[CameraConfig, ...]:
+        """The cameras in force, in configuration order."""
+        return self.current.cameras
+
+    @property
+    def een(self) -> EenConfig | None:
+        """The EEN account in force, if any."""
+        return self.current.een
+
+    @property
+    def path(self) -> str | None:
+        """The file the configuration in force came from."""
+        return self.current.path
+
+    def apply(self, config: Config) -> list[str]:
+        """Put ``config`` in force, except the ``RESTART_KEYS``, which keep their values;
+        return the ones ``config`` would change, as ``key: old -> new`` texts."""
+        old = self.current.server
+        pending = [
+            f"{key}: {getattr(old, key)!r} -> {getattr(config.server, key)!r}"
+            for key in RESTART_KEYS
+            if getattr(old, key) != getattr(config.server, key)
+        ]
+        kept = {key: getattr(old, key) for key in RESTART_KEYS}
+        self.current = replace(config, server=replace(config.server, **kept))
+        return pending
+
+
 def default_config() -> Config:
     """The configuration used without ``--config``: one demo camera with id ``demo``."""
     return Config(

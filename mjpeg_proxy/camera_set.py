@@ -1,0 +1,117 @@
+"""The running cameras: one Camera and fetch task per configured camera, the upstream
+clients they share, and a new configuration applied to them while viewers watch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import aiohttp
+
+from mjpeg_proxy import __version__
+from mjpeg_proxy.camera import Camera
+from mjpeg_proxy.config import CameraConfig, Config, EenConfig
+from mjpeg_proxy.frame import Frame
+from mjpeg_proxy.hub import FrameHub
+from mjpeg_proxy.sources import Source, Upstreams
+from mjpeg_proxy.sources.een_session import EenSession
+
+log = logging.getLogger(__name__)
+
+SourceFactory = Callable[[CameraConfig, Upstreams], Source]
+PartBuilder = Callable[[Frame], tuple[bytes, bytes]]
+
+
+@dataclass
+class Changes:
+    """What applying a configuration did: camera ids ``added``, ``removed``, ``changed``
+    (restarted on a new source, viewers kept) and ``unchanged``."""
+
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+class CameraSet:
+    """Runs one ``Camera`` with its fetch task per configured camera, in ``by_id`` (the
+    application's camera table, kept in configuration order and changed in place).
+
+    ``start`` makes the upstream clients the cameras share and starts every camera.
+    ``apply`` brings the set to a new configuration: added cameras start; removed ones end
+    their streams (with the close delimiter) and stop; changed ones (any key, or the EEN
+    account they use) keep their hub and viewers and restart their fetch loop on a new
+    source; unchanged ones are not touched. ``close`` stops them all and the clients.
+    """
+
+    def __init__(self, by_id: dict[str, Camera], source_factory: SourceFactory, build_part: PartBuilder) -> None:
+        self.by_id = by_id
+        self._source_factory = source_factory
+        self._build_part = build_part
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._upstreams: Upstreams | None = None
+        self._een_config: EenConfig | None = None
+
+    async def start(self, config: Config) -> None:
+        """Make the shared clients and start every camera of ``config``."""
+        self._upstreams = Upstreams(http=aiohttp.ClientSession(headers={"User-Agent": f"mjpeg-proxy/{__version__}"}))
+        await self.apply(config)
+
+    async def apply(self, config: Config) -> Changes:
+        """Bring the running cameras to ``config``; return what changed."""
+        assert self._upstreams is not None, "start() first"
+        changes = Changes()
+        old_een = self._upstreams.een
+        een_changed = config.een != self._een_config
+        if een_changed:
+            self._een_config = config.een
+            needed = config.een is not None and any(c.source == "een" for c in config.cameras)
+            self._upstreams = replace(self._upstreams, een=EenSession(config.een) if needed else None)
+        wanted = {camera.id: camera for camera in config.cameras}
+        for camera_id in [camera_id for camera_id in self.by_id if camera_id not in wanted]:
+            await self._stop(camera_id)
+            self.by_id[camera_id].hub.close()  # its viewers' streams end with the close delimiter
+            changes.removed.append(camera_id)
+        ordered: dict[str, Camera] = {}
+        for camera_config in config.cameras:
+            camera = self.by_id.get(camera_config.id)
+            if camera is None:
+                camera = Camera(camera_config, self._new_source(camera_config), FrameHub(self._build_part))
+                changes.added.append(camera.id)
+            elif camera.config != camera_config or (een_changed and camera_config.source == "een"):
+                await self._stop(camera.id)
+                camera.reconfigure(camera_config, self._new_source(camera_config))
+                changes.changed.append(camera.id)
+            else:
+                changes.unchanged.append(camera.id)
+            ordered[camera.id] = camera
+            if camera.id not in self._tasks:
+                self._tasks[camera.id] = asyncio.create_task(camera.run(), name=f"camera {camera.id}")
+        # One step, no await: a request never sees half of the old set and half of the new.
+        self.by_id.clear()
+        self.by_id.update(ordered)
+        if een_changed and old_een is not None:
+            await old_een.close()
+        return changes
+
+    async def close(self) -> None:
+        """Stop every camera, then close the shared clients."""
+        for camera_id in list(self._tasks):
+            await self._stop(camera_id)
+        if self._upstreams is not None:
+            if self._upstreams.een is not None:
+                await self._upstreams.een.close()
+            await self._upstreams.http.close()
+
+    def _new_source(self, camera: CameraConfig) -> Source:
+        assert self._upstreams is not None
+        return self._source_factory(camera, self._upstreams)
+
+    async def _stop(self, camera_id: str) -> None:
+        """Cancel the camera's fetch task, wait for it, and close its source."""
+        task = self._tasks.pop(camera_id)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await self.by_id[camera_id].source.close()

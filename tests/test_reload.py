@@ -1,0 +1,107 @@
+"""SIGHUP reloads the configuration of a real ``run.py`` process (``systemctl reload``,
+logrotate's ``postrotate``): cameras added, removed and changed, viewers of unchanged and
+changed cameras kept, a broken file logged and the running configuration kept."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import aiohttp
+
+from tests.helpers import MjpegViewer, eventually
+from tests.test_operations import proxy_process
+
+
+def cameras_toml(*cameras: tuple[str, float], server: str = "") -> str:
+    """A configuration of demo cameras given as (id, fps), with an optional [server] table."""
+    tables = [f'[[cameras]]\nid = "{camera_id}"\nsource = "demo"\nfps = {fps}\n' for camera_id, fps in cameras]
+    return server + "\n".join(tables)
+
+
+async def camera_ids(base: str) -> list[str]:
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/api/cameras") as response:
+        assert response.status == 200
+        return [camera["id"] for camera in (await response.json())["cameras"]]
+
+
+async def until_ids(base: str, expected: list[str]) -> None:
+    """Wait (5 s at most) until /api/cameras lists ``expected``, in that order."""
+    async with asyncio.timeout(5):
+        while await camera_ids(base) != expected:
+            await asyncio.sleep(0.05)
+
+
+async def test_sighup_applies_added_removed_and_changed_cameras_and_keeps_viewers(tmp_path: Path):
+    config = tmp_path / "cameras.toml"
+    config.write_text(cameras_toml(("a", 5), ("b", 5), ("c", 5)), encoding="utf-8")
+    async with proxy_process(tmp_path, "--config", str(config)) as proxy:
+        async with (
+            MjpegViewer(f"{proxy.base}/cameras/a/stream.mjpg") as kept,
+            MjpegViewer(f"{proxy.base}/cameras/b/stream.mjpg") as changed,
+            aiohttp.ClientSession() as session,
+            session.get(f"{proxy.base}/cameras/c/stream.mjpg") as removed,
+        ):
+            await kept.new_parts(2)
+            await changed.new_parts(2)
+            config.write_text(cameras_toml(("a", 5), ("b", 2), ("d", 5)), encoding="utf-8")
+            proxy.process.send_signal(signal.SIGHUP)
+            await until_ids(proxy.base, ["a", "b", "d"])
+
+            # The removed camera's stream ends cleanly, with the close delimiter.
+            body = await asyncio.wait_for(removed.content.read(), 5)
+            assert body.rstrip().endswith(b"--"), body[-80:]
+            # The same connections go on with new frames: the unchanged camera's and the
+            # changed camera's, now from its new source.
+            await kept.new_parts(3)
+            await changed.new_parts(2)
+        await eventually(lambda: "configuration reloaded" in proxy.stderr())
+        log = proxy.stderr()
+        assert "added ['d'], removed ['c'], changed ['b']; 1 unchanged" in log, log
+        async with MjpegViewer(f"{proxy.base}/cameras/d/stream.mjpg") as added:
+            await added.new_parts(2)
+        assert await proxy.stop() < 5 and proxy.process.returncode == 0
+
+
+async def test_a_broken_file_is_logged_and_the_running_configuration_kept(tmp_path: Path):
+    config = tmp_path / "cameras.toml"
+    config.write_text(cameras_toml(("a", 5), ("b", 5)), encoding="utf-8")
+    async with proxy_process(tmp_path, "--config", str(config)) as proxy:
+        async with MjpegViewer(f"{proxy.base}/cameras/a/stream.mjpg") as viewer:
+            await viewer.new_parts(1)
+            for broken in ("[[cameras]\nid = ", cameras_toml(("a", 5), ("b", 500))):
+                config.write_text(broken, encoding="utf-8")
+                before = proxy.stderr().count("configuration not reloaded")
+                proxy.process.send_signal(signal.SIGHUP)
+                await eventually(lambda before=before: proxy.stderr().count("configuration not reloaded") > before)
+                assert await camera_ids(proxy.base) == ["a", "b"]
+                await viewer.new_parts(1)
+        assert "field 'fps'" in proxy.stderr()  # the one-line reason, as at start-up
+        assert proxy.process.returncode is None
+
+
+async def test_settings_that_need_a_restart_say_so_and_the_others_apply(tmp_path: Path):
+    config = tmp_path / "cameras.toml"
+    config.write_text(cameras_toml(("a", 5)), encoding="utf-8")
+    async with proxy_process(tmp_path, "--config", str(config)) as proxy:
+        server = "[server]\nrequest_timeout = 60\nmax_viewers_per_camera = 1\n"
+        config.write_text(cameras_toml(("a", 5), server=server), encoding="utf-8")
+        proxy.process.send_signal(signal.SIGHUP)
+        await eventually(lambda: "needs a restart" in proxy.stderr())
+        assert "request_timeout: 15.0 -> 60.0" in proxy.stderr()
+        async with MjpegViewer(f"{proxy.base}/cameras/a/stream.mjpg") as viewer:
+            await viewer.new_parts(1)
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"{proxy.base}/cameras/a/stream.mjpg") as second,
+            ):
+                assert second.status == 503  # max_viewers_per_camera = 1 is in force
+
+
+async def test_sighup_without_a_configuration_file_keeps_serving(tmp_path: Path):
+    async with proxy_process(tmp_path) as proxy:
+        proxy.process.send_signal(signal.SIGHUP)
+        await eventually(lambda: "nothing to reload" in proxy.stderr())
+        assert await camera_ids(proxy.base) == ["demo"]
+        assert await proxy.stop() < 5 and proxy.process.returncode == 0
