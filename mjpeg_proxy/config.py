@@ -23,6 +23,10 @@ DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
 MIN_FPS, MAX_FPS = 0.1, 30.0
 SOURCES = ("demo", "snapshot", "mjpeg", "een")
 EEN_DEFAULT_BASE_URL = "https://login.eagleeyenetworks.com"
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1"))
+"""The default ``trusted_proxies``: a reverse proxy on the same machine. gunicorn's
+``forwarded_allow_ips`` defaults to ``127.0.0.1,::1`` and uvicorn's to ``127.0.0.1``; this
+takes the whole IPv4 loopback network, which is all this machine."""
 
 _CAMERA_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -74,7 +78,8 @@ class ServerConfig:
     is taken from ``X-Forwarded-For`` only for requests coming from an address or network
     in ``trusted_proxies``; ``max_header_bytes`` (longest request line or header field;
     400 past it); ``request_timeout`` (seconds a connection may take to send a complete
-    request head, and may stay idle between requests).
+    request head, and may stay idle between requests). ``trusted_proxies`` defaults to
+    LOOPBACK; an empty tuple trusts nobody.
     """
 
     host: str = DEFAULT_HOST
@@ -85,7 +90,7 @@ class ServerConfig:
     max_viewers_per_camera: int = 1000
     max_viewers: int = 5000
     max_connections_per_client: int = 100
-    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = LOOPBACK
     max_header_bytes: int = 8190
     request_timeout: float = 15.0
 
@@ -299,7 +304,7 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
     request_timeout = data.get("request_timeout", ServerConfig.request_timeout)
     if not _is_number(request_timeout) or not 1 <= request_timeout <= 3600:
         raise fail("request_timeout", f"must be a number of seconds from 1 to 3600, got {request_timeout!r}")
-    proxies = data.get("trusted_proxies", [])
+    proxies = data.get("trusted_proxies", [str(network) for network in LOOPBACK])
     if not isinstance(proxies, list):
         raise fail("trusted_proxies", f'must be a list of addresses or networks such as ["127.0.0.1"], got {proxies!r}')
     networks = []
