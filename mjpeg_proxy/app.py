@@ -25,13 +25,19 @@ from mjpeg_proxy.sources.een_session import EenSession
 SourceFactory = Callable[[CameraConfig, Upstreams], Source]
 
 
-def create_app(config: Config, source_factory: SourceFactory = build_source) -> web.Application:
+def create_app(
+    config: Config,
+    source_factory: SourceFactory = build_source,
+    *,
+    refusal_log_interval_s: float = limits.REFUSAL_LOG_INTERVAL_S,
+) -> web.Application:
     """Return the application serving ``config``'s cameras.
 
     The cameras, their hubs and their fetch tasks start with the application and
     stop with it (``cleanup_ctx``); ``app[CAMERAS]`` holds them while it runs.
     ``source_factory`` makes each camera's Source from its configuration and the
-    shared upstream clients (tests give sources of their own).
+    shared upstream clients (tests give sources of their own). Refused requests are
+    summarised in the log every ``refusal_log_interval_s`` seconds.
     """
     app = web.Application(
         middlewares=[
@@ -41,7 +47,7 @@ def create_app(config: Config, source_factory: SourceFactory = build_source) -> 
         ]
     )
     app[CONFIG] = config
-    limits.setup(app)
+    limits.setup(app, refusal_log_interval_s)
     metrics.setup(app)
     boundary = new_boundary()
     app[WRITER] = MultipartWriter(boundary)

@@ -1,5 +1,5 @@
 """Admission limits: viewers per camera and in all, requests per client address, and
-the count of every refusal."""
+the count and log of every refusal."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from mjpeg_proxy.appkeys import CAMERAS, CONFIG, REFUSALS
 from mjpeg_proxy.camera import Camera
+from mjpeg_proxy.logs import SummarisedLog
 from mjpeg_proxy.pages import Handler
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,9 @@ REASONS = ("camera_full", "server_full", "client_limit", "bad_request")
 ``max_viewers`` reached (503), a client's ``max_connections_per_client`` reached (429),
 or a malformed request, header lines over ``max_header_bytes`` included (400)."""
 RETRY_AFTER_S = 10
+REFUSAL_LOG_INTERVAL_S = 60.0
+"""Refusals are logged at most once per reason in this many seconds: the first of a quiet
+period at once, the rest counted in one summary line (one client can send thousands)."""
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # An X-Forwarded-For hop with a port, as Azure Application Gateway and IIS ARR write it.
@@ -40,6 +44,7 @@ class _Admission:
 
 
 _ADMISSION = web.AppKey("admission", _Admission)
+_REFUSAL_LOG = web.AppKey("refusal_log", SummarisedLog)
 
 
 def client_address(request: web.Request) -> str:
@@ -99,9 +104,13 @@ def _is_in(ip: IPAddress, networks: Iterable[ipaddress.IPv4Network | ipaddress.I
 
 def refuse(request: web.Request, reason: str, error: type[web.HTTPException], message: str) -> web.HTTPException:
     """Count a refusal of ``reason`` (one of REASONS) and return the error to raise, with
-    ``Retry-After``; the refusal is logged at info level."""
+    ``Retry-After``. The refusal is logged at info level, the first of a quiet period at
+    once and the rest in one summary line per REFUSAL_LOG_INTERVAL_S (``SummarisedLog``)."""
     request.app[REFUSALS][reason] += 1
-    log.info("refused %s %s from %s: %s", request.method, request.path, client_address(request), message)
+    address = client_address(request)
+    request.app[_REFUSAL_LOG].event(
+        f"refusals ({reason})", address, f"refused {request.method} {request.path} from {address} ({reason}): {message}"
+    )
     return error(text=message, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
@@ -177,11 +186,18 @@ def _log_proxy_hint(peer: str, limit: int) -> None:
     )
 
 
-def setup(app: web.Application) -> None:
-    """Install the per-client limit and the refusal counters on ``app``."""
+def setup(app: web.Application, refusal_log_interval_s: float = REFUSAL_LOG_INTERVAL_S) -> None:
+    """Install the per-client limit, the refusal counters and the refusal log on ``app``;
+    refusals are summarised in the log every ``refusal_log_interval_s`` seconds."""
     app[REFUSALS] = collections.Counter({reason: 0 for reason in REASONS})
     app[_ADMISSION] = _Admission()
+    app[_REFUSAL_LOG] = SummarisedLog(log, refusal_log_interval_s)
     app.middlewares.append(per_client_limit)
+    app.on_cleanup.append(_close_refusal_log)
+
+
+async def _close_refusal_log(app: web.Application) -> None:
+    app[_REFUSAL_LOG].close()
 
 
 def access_logger_class(app: web.Application) -> type[AbstractAccessLogger]:
