@@ -13,7 +13,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from mjpeg_proxy import __version__, limits, metrics, pages, status, streaming
+from mjpeg_proxy import __version__, cors, limits, metrics, pages, status, streaming
 from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, WRITER
 from mjpeg_proxy.camera import Camera
 from mjpeg_proxy.config import CameraConfig, Config
@@ -68,6 +68,7 @@ def create_app(
     app.router.add_get("/api/cameras/{camera_id}", status.camera_json, name="api_camera")
     app.router.add_get("/status", status.status_page, name="status")
     app.router.add_get("/metrics", metrics.metrics, name="metrics")
+    cors.setup(app, (app.router[name] for name in ("stream", "snapshot", "api_cameras", "api_camera")))
     return app
 
 
