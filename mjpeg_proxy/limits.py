@@ -36,11 +36,11 @@ _ADDRESS_WITH_PORT_RE = re.compile(r"\[(?P<v6>[^\]]+)\](?::\d+)?|(?P<v4>[\d.]+):
 
 @dataclass
 class _Admission:
-    """Per-client state: requests in progress by client address, and whether the hint about
-    an untrusted reverse proxy was logged (once per process)."""
+    """Per-client state: requests in progress by client address, and which hints about a
+    reverse proxy were logged (each once per process)."""
 
     in_progress: collections.Counter[str] = field(default_factory=collections.Counter)
-    proxy_hint_logged: bool = False
+    hints_logged: set[str] = field(default_factory=set)
 
 
 _ADMISSION = web.AppKey("admission", _Admission)
@@ -154,10 +154,7 @@ async def per_client_limit(request: web.Request, handler: Handler) -> web.Stream
     in_progress = admission.in_progress
     limit = request.app[CONFIG].server.max_connections_per_client
     if in_progress[address] >= limit:
-        peer, peer_is_trusted = _peer(request)
-        if not admission.proxy_hint_logged and not peer_is_trusted and "X-Forwarded-For" in request.headers:
-            admission.proxy_hint_logged = True
-            _log_proxy_hint(peer, limit)
+        _hint_at_proxy_settings(request, admission.hints_logged, limit)
         raise refuse(
             request,
             "client_limit",
@@ -173,17 +170,32 @@ async def per_client_limit(request: web.Request, handler: Handler) -> web.Stream
             del in_progress[address]
 
 
-def _log_proxy_hint(peer: str, limit: int) -> None:
-    # nginx without trusted_proxies: every viewer seems to come from nginx, and the whole
-    # site shares one client's limit with nothing else saying why.
-    log.warning(
-        "requests from %s carry X-Forwarded-For, but that address is not in [server] trusted_proxies, so every "
-        "client behind it shares one per-client limit (max_connections_per_client = %d); if %s is your reverse "
-        "proxy, add it to trusted_proxies",
-        peer,
-        limit,
-        peer,
-    )
+def _hint_at_proxy_settings(request: web.Request, hints_logged: set[str], limit: int) -> None:
+    """Say once, at warning, which setting to change when a refusal by the per-client
+    limit looks like a reverse proxy's clients sharing one address: nginx without
+    ``trusted_proxies``, or without ``X-Forwarded-For`` (nginx sends none by default)."""
+    peer, peer_is_trusted = _peer(request)
+    forwarded = "X-Forwarded-For" in request.headers
+    if not peer_is_trusted and forwarded and "untrusted" not in hints_logged:
+        hints_logged.add("untrusted")
+        log.warning(
+            "requests from %s carry X-Forwarded-For, but that address is not in [server] trusted_proxies, so "
+            "every client behind it shares one per-client limit (max_connections_per_client = %d); if %s is "
+            "your reverse proxy, add it to trusted_proxies",
+            peer,
+            limit,
+            peer,
+        )
+    elif peer_is_trusted and not forwarded and "unforwarded" not in hints_logged:
+        hints_logged.add("unforwarded")
+        log.warning(
+            "requests from %s, a trusted proxy, carry no X-Forwarded-For, so every client behind it shares one "
+            "per-client limit (max_connections_per_client = %d); if %s is a reverse proxy, have it send the "
+            "client's address (nginx: proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;)",
+            peer,
+            limit,
+            peer,
+        )
 
 
 def setup(app: web.Application, refusal_log_interval_s: float = REFUSAL_LOG_INTERVAL_S) -> None:

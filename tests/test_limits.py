@@ -267,6 +267,20 @@ async def test_a_refusal_behind_an_untrusted_proxy_says_once_which_setting_to_ch
     assert "127.0.0.2" in message and "X-Forwarded-For" in message and "trusted_proxies" in message, message
 
 
+async def test_a_refusal_from_a_trusted_proxy_without_forwarded_for_says_once_to_send_it(start_proxy, caplog):
+    caplog.set_level(logging.WARNING, logger="mjpeg_proxy")
+    # nginx with proxy_pass alone sends no X-Forwarded-For: its clients all look like 127.0.0.1.
+    proxy = await start_proxy(push_camera("cam"), max_connections_per_client=1)
+    async with Streams(proxy) as streams:
+        await streams.accepted("cam")
+        await wait_viewers(proxy, "cam", 1)
+        for _ in range(3):
+            await assert_refused(await streams.get("cam"), 429)
+    hints = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(hints) == 1, caplog.text
+    assert "127.0.0.1" in hints[0] and "proxy_set_header X-Forwarded-For" in hints[0], hints[0]
+
+
 async def test_forwarded_for_is_ignored_from_an_untrusted_peer(start_proxy):
     proxy = await start_proxy(
         push_camera("cam"),
