@@ -14,10 +14,10 @@ from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JSON_FIELDS = ("levelname", "name", "message")
-"""Fields of each JSON log line after ``time``, renamed to ``level``, ``logger``, ``message``."""
+"""Fields of each JSON log line besides ``time``, renamed to ``level``, ``logger``, ``message``."""
 MAX_SOURCES = 10_000
-"""Distinct sources a summary line counts exactly; past it, it says "10000+" (a flood from
-random addresses must not grow memory without bound)."""
+"""Distinct sources a summary line counts exactly; past it, the count ends in "+" (a flood
+from random addresses must not grow memory without bound)."""
 
 
 class _Rfc3339Encoder(JsonEncoder):
