@@ -12,7 +12,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from mjpeg_proxy import limits, metrics, pages, status, streaming
+from mjpeg_proxy import cors, limits, metrics, pages, status, streaming
 from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERA_SET, CAMERAS, CONFIG, WRITER
 from mjpeg_proxy.camera_set import CameraSet, SourceFactory
 from mjpeg_proxy.config import Config, LiveConfig
@@ -23,13 +23,19 @@ from mjpeg_proxy.sources import build_source
 log = logging.getLogger(__name__)
 
 
-def create_app(config: Config, source_factory: SourceFactory = build_source) -> web.Application:
+def create_app(
+    config: Config,
+    source_factory: SourceFactory = build_source,
+    *,
+    refusal_log_interval_s: float = limits.REFUSAL_LOG_INTERVAL_S,
+) -> web.Application:
     """Return the application serving ``config``'s cameras.
 
     The cameras, their hubs and their fetch tasks start with the application and
     stop with it (``cleanup_ctx``); ``app[CAMERAS]`` holds them while it runs.
     ``source_factory`` makes each camera's Source from its configuration and the
-    shared upstream clients (tests give sources of their own).
+    shared upstream clients (tests give sources of their own). Refused requests are
+    summarised in the log every ``refusal_log_interval_s`` seconds.
     """
     app = web.Application(
         middlewares=[
@@ -39,7 +45,7 @@ def create_app(config: Config, source_factory: SourceFactory = build_source) -> 
         ]
     )
     app[CONFIG] = LiveConfig(config)
-    limits.setup(app)
+    limits.setup(app, refusal_log_interval_s)
     metrics.setup(app)
     boundary = new_boundary()
     app[WRITER] = MultipartWriter(boundary)
@@ -67,6 +73,7 @@ def create_app(config: Config, source_factory: SourceFactory = build_source) -> 
     app.router.add_get("/api/cameras/{camera_id}", status.camera_json, name="api_camera")
     app.router.add_get("/status", status.status_page, name="status")
     app.router.add_get("/metrics", metrics.metrics, name="metrics")
+    cors.setup(app, (app.router[name] for name in ("stream", "snapshot", "api_cameras", "api_camera")))
     return app
 
 

@@ -25,9 +25,16 @@ MIN_FPS, MAX_FPS = 1 / 16, 30.0
 v1 docs, Asset), and camera streams rarely exceed 30."""
 SOURCES = ("demo", "snapshot", "mjpeg", "een")
 EEN_DEFAULT_BASE_URL = "https://login.eagleeyenetworks.com"
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1"))
+"""The default ``trusted_proxies``: a reverse proxy on the same machine. gunicorn's
+``forwarded_allow_ips`` defaults to ``127.0.0.1,::1`` and uvicorn's to ``127.0.0.1``; this
+takes the whole IPv4 loopback network, which is all this machine."""
+ANY_ORIGIN = "*"
 
 _CAMERA_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A host as yarl gives it: a name in lowercase punycode, an IPv4 or IPv6 address.
+_ORIGIN_HOST_RE = re.compile(r"[0-9a-z._:-]+")
 _COMMON_KEYS = {"id", "name", "source", "fps", "stall_timeout", "linger_seconds", "always_on"}
 _HTTP_CAMERA_KEYS = {"url", "username", "password_env", "auth", "max_frame_bytes"}
 _SOURCE_KEYS = {
@@ -48,6 +55,7 @@ _SERVER_KEYS = {
     "trusted_proxies",
     "max_header_bytes",
     "request_timeout",
+    "cors_origins",
 }
 _EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
 # An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
@@ -81,7 +89,12 @@ class ServerConfig:
     is taken from ``X-Forwarded-For`` only for requests coming from an address or network
     in ``trusted_proxies``; ``max_header_bytes`` (longest request line or header field;
     400 past it); ``request_timeout`` (seconds a connection may take to send a complete
-    request head, and may stay idle between requests).
+    request head, and may stay idle between requests). ``trusted_proxies`` defaults to
+    LOOPBACK; an empty tuple trusts nobody.
+
+    ``cors_origins``: the origins (``scheme://host[:port]``, lowercase, without a default
+    port) whose pages may read streams, snapshots and the JSON API across origins;
+    ``(ANY_ORIGIN,)`` for any origin, an empty tuple for none.
     """
 
     host: str = DEFAULT_HOST
@@ -92,9 +105,10 @@ class ServerConfig:
     max_viewers_per_camera: int = 1000
     max_viewers: int = 5000
     max_connections_per_client: int = 100
-    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = LOOPBACK
     max_header_bytes: int = 8190
     request_timeout: float = 15.0
+    cors_origins: tuple[str, ...] = (ANY_ORIGIN,)
 
 
 @dataclass(frozen=True)
@@ -356,7 +370,7 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
     request_timeout = data.get("request_timeout", ServerConfig.request_timeout)
     if not _is_number(request_timeout) or not 1 <= request_timeout <= 3600:
         raise fail("request_timeout", f"must be a number of seconds from 1 to 3600, got {request_timeout!r}")
-    proxies = data.get("trusted_proxies", [])
+    proxies = data.get("trusted_proxies", [str(network) for network in LOOPBACK])
     if not isinstance(proxies, list):
         raise fail("trusted_proxies", f'must be a list of addresses or networks such as ["127.0.0.1"], got {proxies!r}')
     networks = []
@@ -377,8 +391,47 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
         max_stream_seconds=None if max_stream is None else float(max_stream),
         trusted_proxies=tuple(networks),
         request_timeout=float(request_timeout),
+        cors_origins=_parse_origins(data.get("cors_origins", [ANY_ORIGIN]), fail),
         **limits,
     )
+
+
+def _parse_origins(value: Any, fail: Callable[[str, str], ConfigError]) -> tuple[str, ...]:
+    """``cors_origins`` as browsers write an ``Origin`` header (the serialization of an
+    origin, WHATWG HTML 7.1.1: lowercase scheme and host, the host in punycode, no default
+    port), so that a header can be compared with it as a string."""
+    if not isinstance(value, list):
+        raise fail(
+            "cors_origins", f'must be a list of origins such as ["https://www.example.com"], or ["*"], got {value!r}'
+        )
+    if ANY_ORIGIN in value:
+        if value != [ANY_ORIGIN]:
+            raise fail("cors_origins", '"*" already allows every origin; list either "*" alone or origins')
+        return (ANY_ORIGIN,)
+    origins = []
+    for entry in value:
+        problem = f'{entry!r} is not an origin such as "https://www.example.com" (scheme and host, no path)'
+        if not isinstance(entry, str):
+            raise fail("cors_origins", problem)
+        try:
+            url = URL(entry)
+        except ValueError:
+            raise fail("cors_origins", problem) from None
+        if url.user is not None or url.password is not None:
+            raise fail("cors_origins", 'an origin holds no user or password; write it as "https://www.example.com"')
+        host = url.raw_host or ""
+        if (
+            url.scheme not in ("http", "https")
+            or not _ORIGIN_HOST_RE.fullmatch(host)
+            or url.raw_path not in ("", "/")
+            or url.query_string
+            or url.fragment
+        ):
+            raise fail("cors_origins", problem)
+        host = f"[{host}]" if ":" in host else host
+        port = "" if url.is_default_port() else f":{url.port}"
+        origins.append(f"{url.scheme}://{host}{port}")
+    return tuple(origins)
 
 
 def _parse_een(data: Any, path: str, environ: Mapping[str, str]) -> EenConfig:

@@ -1,17 +1,21 @@
 """Admission limits: viewers per camera and in all, requests per client address, and
-the count of every refusal."""
+the count and log of every refusal."""
 
 from __future__ import annotations
 
 import collections
 import ipaddress
 import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from mjpeg_proxy.appkeys import CAMERAS, CONFIG, REFUSALS
 from mjpeg_proxy.camera import Camera
+from mjpeg_proxy.logs import SummarisedLog
 from mjpeg_proxy.pages import Handler
 
 log = logging.getLogger(__name__)
@@ -21,7 +25,26 @@ REASONS = ("camera_full", "server_full", "client_limit", "bad_request")
 ``max_viewers`` reached (503), a client's ``max_connections_per_client`` reached (429),
 or a malformed request, header lines over ``max_header_bytes`` included (400)."""
 RETRY_AFTER_S = 10
-_IN_PROGRESS = web.AppKey("requests_in_progress", collections.Counter)
+REFUSAL_LOG_INTERVAL_S = 60.0
+"""Refusals are logged at most once per reason in this many seconds: the first of a quiet
+period at once, the rest counted in one summary line (one client can send thousands)."""
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# An X-Forwarded-For hop with a port, as Azure Application Gateway and IIS ARR write it.
+_ADDRESS_WITH_PORT_RE = re.compile(r"\[(?P<v6>[^\]]+)\](?::\d+)?|(?P<v4>[\d.]+):\d+")
+
+
+@dataclass
+class _Admission:
+    """Per-client state: requests in progress by client address, and which hints about a
+    reverse proxy were logged (each once per process)."""
+
+    in_progress: collections.Counter[str] = field(default_factory=collections.Counter)
+    hints_logged: set[str] = field(default_factory=set)
+
+
+_ADMISSION = web.AppKey("admission", _Admission)
+_REFUSAL_LOG = web.AppKey("refusal_log", SummarisedLog)
 
 
 def client_address(request: web.Request) -> str:
@@ -30,37 +53,64 @@ def client_address(request: web.Request) -> str:
     The peer's address, unless the peer is in ``trusted_proxies``: then the rightmost
     address in ``X-Forwarded-For`` that is not itself a trusted proxy (each proxy appends
     the address it got the request from; the ones left of an untrusted hop could be
-    forged). A malformed header counts as no header.
+    forged), or the leftmost when all are trusted. A malformed header counts as no header.
+    An IPv4-mapped IPv6 address counts as its IPv4 address, and a hop may carry a port.
     """
-    peer = request.remote or ""
-    trusted = request.app[CONFIG].server.trusted_proxies
-    if not trusted or not _is_in(peer, trusted):
+    peer, peer_is_trusted = _peer(request)
+    if not peer_is_trusted:
         return peer
+    trusted = request.app[CONFIG].server.trusted_proxies
     forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
+    hop_ips = [parse_address(hop) for hop in forwarded.split(",") if hop.strip()]
+    for hop_ip in reversed(hop_ips):
+        if hop_ip is None:
             return peer
-        if not _is_in(hop, trusted):
-            return hop
-    return hops[0] if hops else peer
+        if not _is_in(hop_ip, trusted):
+            return str(hop_ip)
+    return str(hop_ips[0] if hop_ips else peer)
 
 
-def _is_in(address: str, networks) -> bool:
+def _peer(request: web.Request) -> tuple[str, bool]:
+    """The peer's address (as ``parse_address`` reads it, when it can) and whether it is
+    in ``trusted_proxies``."""
+    peer_ip = parse_address(request.remote or "")
+    if peer_ip is None:
+        return request.remote or "", False
+    return str(peer_ip), _is_in(peer_ip, request.app[CONFIG].server.trusted_proxies)
+
+
+def parse_address(text: str) -> IPAddress | None:
+    """The IP address in ``text`` (a peer address or an ``X-Forwarded-For`` hop), or None.
+
+    Takes ``192.0.2.1``, ``2001:db8::1``, and with a port ``192.0.2.1:4711`` or
+    ``[2001:db8::1]:4711``; an IPv4-mapped IPv6 address (``::ffff:192.0.2.1``, a
+    dual-stack socket's view of an IPv4 peer) is returned as the IPv4 address."""
+    text = text.strip()
+    match = _ADDRESS_WITH_PORT_RE.fullmatch(text)
+    if match:
+        text = match["v6"] or match["v4"]
     try:
-        ip = ipaddress.ip_address(address)
+        ip = ipaddress.ip_address(text)
     except ValueError:
-        return False
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _is_in(ip: IPAddress, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
     return any(ip in network for network in networks)
 
 
 def refuse(request: web.Request, reason: str, error: type[web.HTTPException], message: str) -> web.HTTPException:
     """Count a refusal of ``reason`` (one of REASONS) and return the error to raise, with
-    ``Retry-After``; the refusal is logged at info level."""
+    ``Retry-After``. The refusal is logged at info level, the first of a quiet period at
+    once and the rest in one summary line per REFUSAL_LOG_INTERVAL_S (``SummarisedLog``)."""
     request.app[REFUSALS][reason] += 1
-    log.info("refused %s %s from %s: %s", request.method, request.path, client_address(request), message)
+    address = client_address(request)
+    request.app[_REFUSAL_LOG].event(
+        f"refusals ({reason})", address, f"refused {request.method} {request.path} from {address} ({reason}): {message}"
+    )
     return error(text=message, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
@@ -100,9 +150,11 @@ async def per_client_limit(request: web.Request, handler: Handler) -> web.Stream
     if request.path in MONITORING_PATHS:
         return await handler(request)
     address = client_address(request)
-    in_progress = request.app[_IN_PROGRESS]
+    admission = request.app[_ADMISSION]
+    in_progress = admission.in_progress
     limit = request.app[CONFIG].server.max_connections_per_client
     if in_progress[address] >= limit:
+        _hint_at_proxy_settings(request, admission.hints_logged, limit)
         raise refuse(
             request,
             "client_limit",
@@ -118,11 +170,46 @@ async def per_client_limit(request: web.Request, handler: Handler) -> web.Stream
             del in_progress[address]
 
 
-def setup(app: web.Application) -> None:
-    """Install the per-client limit and the refusal counters on ``app``."""
+def _hint_at_proxy_settings(request: web.Request, hints_logged: set[str], limit: int) -> None:
+    """Say once, at warning, which setting to change when a refusal by the per-client
+    limit looks like a reverse proxy's clients sharing one address: nginx without
+    ``trusted_proxies``, or without ``X-Forwarded-For`` (nginx sends none by default)."""
+    peer, peer_is_trusted = _peer(request)
+    forwarded = "X-Forwarded-For" in request.headers
+    if not peer_is_trusted and forwarded and "untrusted" not in hints_logged:
+        hints_logged.add("untrusted")
+        log.warning(
+            "requests from %s carry X-Forwarded-For, but that address is not in [server] trusted_proxies, so "
+            "every client behind it shares one per-client limit (max_connections_per_client = %d); if %s is "
+            "your reverse proxy, add it to trusted_proxies",
+            peer,
+            limit,
+            peer,
+        )
+    elif peer_is_trusted and not forwarded and "unforwarded" not in hints_logged:
+        hints_logged.add("unforwarded")
+        log.warning(
+            "requests from %s, a trusted proxy, carry no X-Forwarded-For, so every client behind it shares one "
+            "per-client limit (max_connections_per_client = %d); if %s is a reverse proxy, have it send the "
+            "client's address (nginx: proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;)",
+            peer,
+            limit,
+            peer,
+        )
+
+
+def setup(app: web.Application, refusal_log_interval_s: float = REFUSAL_LOG_INTERVAL_S) -> None:
+    """Install the per-client limit, the refusal counters and the refusal log on ``app``;
+    refusals are summarised in the log every ``refusal_log_interval_s`` seconds."""
     app[REFUSALS] = collections.Counter({reason: 0 for reason in REASONS})
-    app[_IN_PROGRESS] = collections.Counter()
+    app[_ADMISSION] = _Admission()
+    app[_REFUSAL_LOG] = SummarisedLog(log, refusal_log_interval_s)
     app.middlewares.append(per_client_limit)
+    app.on_cleanup.append(_close_refusal_log)
+
+
+async def _close_refusal_log(app: web.Application) -> None:
+    app[_REFUSAL_LOG].close()
 
 
 def access_logger_class(app: web.Application) -> type[AbstractAccessLogger]:

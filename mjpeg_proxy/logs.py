@@ -1,15 +1,33 @@
-"""Logging set-up for the command line: one line per event, no noise from scanners."""
+"""Logging: the set-up for the command line (one line per event, no noise from scanners),
+and a summary for events that come in floods."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import logging
+import time
+from dataclasses import dataclass, field
 
 from aiohttp.http_exceptions import HttpProcessingError
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-JSON_FIELDS = ("asctime", "levelname", "name", "message")
-"""Fields of each JSON log line, renamed to ``time``, ``level``, ``logger``, ``message``."""
+JSON_FIELDS = ("levelname", "name", "message")
+"""Fields of each JSON log line besides ``time``, renamed to ``level``, ``logger``, ``message``."""
+MAX_SOURCES = 10_000
+"""Distinct sources a summary line counts exactly; past it, the count ends in "+" (a flood
+from random addresses must not grow memory without bound)."""
+
+
+class _Rfc3339Encoder(JsonEncoder):
+    """Writes times as RFC 3339 (section 5.6) in UTC to the millisecond:
+    ``2026-12-05T22:42:12.630Z``."""
+
+    def format_datetime_obj(self, o: datetime.time | datetime.date | datetime.datetime) -> str:
+        if isinstance(o, datetime.datetime):
+            return o.astimezone(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return super().format_datetime_obj(o)
 
 
 class MalformedRequestFilter(logging.Filter):
@@ -36,15 +54,97 @@ class MalformedRequestFilter(logging.Filter):
 def setup_logging(level: str, log_format: str = "text") -> None:
     """Log to stderr at ``level`` (``"debug"``, ``"info"``, ``"warning"`` or ``"error"``),
     one line per event: plain text, or with ``log_format="json"`` one JSON object per line
-    (keys ``time``, ``level``, ``logger``, ``message``, and ``exc_info`` with a traceback)
-    for log shippers, written by python-json-logger."""
+    (see ``json_formatter``) for log shippers."""
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
     if log_format == "json":
-        formatter = JsonFormatter(
-            JSON_FIELDS,
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            json_ensure_ascii=False,
-        )
+        formatter = json_formatter()
         for handler in logging.getLogger().handlers:
             handler.setFormatter(formatter)
     logging.getLogger("aiohttp.server").addFilter(MalformedRequestFilter())
+
+
+def json_formatter() -> logging.Formatter:
+    """python-json-logger's formatter writing one JSON object per record, with the keys
+    ``time`` (RFC 3339 in UTC, such as ``2026-12-05T22:42:12.630Z``), ``level``,
+    ``logger``, ``message``, and ``exc_info`` with a traceback."""
+    return JsonFormatter(
+        JSON_FIELDS,
+        timestamp="time",
+        rename_fields={"levelname": "level", "name": "logger"},
+        json_encoder=_Rfc3339Encoder,
+        json_ensure_ascii=False,
+    )
+
+
+@dataclass
+class _Burst:
+    """The events of one key since its interval began: how many, their sources, the latest."""
+
+    timer: asyncio.TimerHandle
+    started: float = field(default_factory=time.monotonic)
+    count: int = 0
+    sources: set[str] = field(default_factory=set)
+    latest: str = ""
+
+
+class SummarisedLog:
+    """Log lines for a kind of event that can come in floods (refused requests): at most
+    one line per key in each ``interval_s`` seconds.
+
+    The first event of a key after a quiet interval is logged at once, so an operator sees
+    a flood begin. The ones that follow within the interval are counted, and when it ends
+    one line says how many came, from how many sources (addresses), and the latest
+    message; while they go on, one such line per interval. A timer runs only while a key's
+    interval is open, so a server with nothing to report does no work for this.
+    """
+
+    def __init__(self, logger: logging.Logger, interval_s: float, level: int = logging.INFO) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._level = level
+        self._bursts: dict[str, _Burst] = {}
+
+    def event(self, key: str, source: str, message: str) -> None:
+        """Log ``message`` now, or count it in ``key``'s next summary line.
+
+        Must be called from the event loop (the summary is a timer on it)."""
+        burst = self._bursts.get(key)
+        if burst is None:
+            self._logger.log(self._level, "%s", message)
+            self._open(key)
+            return
+        burst.count += 1
+        if len(burst.sources) < MAX_SOURCES:
+            burst.sources.add(source)
+        burst.latest = message
+
+    def close(self) -> None:
+        """Log every count not yet reported and stop the timers (when the server stops)."""
+        for key, burst in self._bursts.items():
+            burst.timer.cancel()
+            if burst.count:
+                self._summarise(key, burst)
+        self._bursts.clear()
+
+    def _open(self, key: str) -> None:
+        timer = asyncio.get_running_loop().call_later(self._interval_s, self._interval_ended, key)
+        self._bursts[key] = _Burst(timer)
+
+    def _interval_ended(self, key: str) -> None:
+        burst = self._bursts.pop(key)
+        if burst.count:
+            self._summarise(key, burst)
+            self._open(key)  # the flood may go on: the next events are counted again
+
+    def _summarise(self, key: str, burst: _Burst) -> None:
+        sources = f"{len(burst.sources)}{'+' if len(burst.sources) >= MAX_SOURCES else ''}"
+        self._logger.log(
+            self._level,
+            "%s: %d more in the last %.0f s, from %s %s; the latest: %s",
+            key,
+            burst.count,
+            time.monotonic() - burst.started,
+            sources,
+            "address" if sources == "1" else "addresses",
+            burst.latest,
+        )

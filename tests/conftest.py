@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import aiohttp
 import pytest
@@ -53,10 +54,15 @@ def start_proxy(aiohttp_server) -> StartProxy:
     with ``proxy.push(id, jpeg)``; any other source is built as in production."""
 
     async def start(
-        *cameras: CameraConfig, een: EenConfig | None = None, on_demand: bool = False, **server_options
+        *cameras: CameraConfig,
+        een: EenConfig | None = None,
+        on_demand: bool = False,
+        app_options: Mapping[str, Any] | None = None,
+        **server_options,
     ) -> Proxy:
-        """``server_options`` are ServerConfig fields. Cameras are ``always_on`` unless
-        ``on_demand``, so a test's frames flow before anyone watches."""
+        """``server_options`` are ServerConfig fields, ``app_options`` keyword arguments of
+        ``create_app``. Cameras are ``always_on`` unless ``on_demand``, so a test's frames
+        flow before anyone watches."""
         pushed: dict[str, PushSource] = {}
 
         def source_factory(camera: CameraConfig, upstreams):
@@ -70,7 +76,7 @@ def start_proxy(aiohttp_server) -> StartProxy:
         if not on_demand:
             cameras = tuple(dataclasses.replace(camera, always_on=True) for camera in cameras)
         config = Config(server=ServerConfig(**server_options), cameras=cameras, een=een)
-        server = await aiohttp_server(create_app(config, source_factory))
+        server = await aiohttp_server(create_app(config, source_factory, **(app_options or {})))
         return Proxy(server, pushed)
 
     return start

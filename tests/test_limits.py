@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import os
 import selectors
 import socket
@@ -18,6 +19,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mjpeg_proxy.config import LOOPBACK, parse_config
 from tests.conftest import push_camera
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,13 +27,15 @@ LOCALHOST = (ipaddress.ip_network("127.0.0.1/32"),)
 
 
 class Streams:
-    """Stream requests from one test client, kept open until closed or the block ends."""
+    """Stream requests from one test client, kept open until closed or the block ends;
+    ``local_address`` is the loopback address the client connects from."""
 
-    def __init__(self, proxy) -> None:
+    def __init__(self, proxy, local_address: str = "127.0.0.1") -> None:
         self.proxy = proxy
+        self.local_address = local_address
 
     async def __aenter__(self) -> Streams:
-        self.session = aiohttp.ClientSession()
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(self.local_address, 0)))
         self.open: list[aiohttp.ClientResponse] = []
         return self
 
@@ -196,8 +200,21 @@ async def test_trusted_proxy_counts_each_forwarded_client_separately(start_proxy
     assert counted["client_limit"] == 3
 
 
-async def test_forwarded_for_is_ignored_without_trusted_proxies(start_proxy):
+async def test_a_reverse_proxy_on_this_machine_is_trusted_by_default(start_proxy, caplog):
+    # The README's nginx recipe without trusted_proxies: nginx connects from 127.0.0.1.
     proxy = await start_proxy(push_camera("cam"), max_connections_per_client=2)
+    async with Streams(proxy) as streams:
+        for client in ("10.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.2", "10.0.0.3"):
+            await streams.accepted("cam", forwarded_for=client)
+        await wait_viewers(proxy, "cam", 5)
+        await assert_refused(await streams.get("cam", forwarded_for="10.0.0.1"), 429)
+    assert (await refusals(proxy))["client_limit"] == 1
+    # A real client at its limit behind a trusted proxy is no configuration mistake.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+async def test_empty_trusted_proxies_trusts_nobody(start_proxy):
+    proxy = await start_proxy(push_camera("cam"), max_connections_per_client=2, trusted_proxies=())
     async with Streams(proxy) as streams:
         await streams.accepted("cam", forwarded_for="10.0.0.1")
         await streams.accepted("cam", forwarded_for="10.0.0.2")
@@ -206,6 +223,62 @@ async def test_forwarded_for_is_ignored_without_trusted_proxies(start_proxy):
         await wait_viewers(proxy, "cam", 2)
     await wait_viewers(proxy, "cam", 0)
     assert (await refusals(proxy))["client_limit"] == 1
+
+
+def test_trusted_proxies_default_to_loopback_and_an_empty_list_is_kept():
+    def trusted(server_toml: str) -> list[str]:
+        config = parse_config({"server": server_toml, "cameras": [{"id": "demo", "source": "demo"}]}, "p.toml", {})
+        return [str(network) for network in config.server.trusted_proxies]
+
+    assert trusted({}) == ["127.0.0.0/8", "::1/128"] == [str(network) for network in LOOPBACK]
+    assert trusted({"trusted_proxies": []}) == []
+    assert trusted({"trusted_proxies": ["10.0.0.5"]}) == ["10.0.0.5/32"]
+
+
+async def test_forwarded_hops_with_ports_or_ipv4_mapped_count_as_their_address(start_proxy):
+    # Azure Application Gateway and IIS ARR write the client's port into the hop.
+    proxy = await start_proxy(push_camera("cam"), max_connections_per_client=2, trusted_proxies=LOCALHOST)
+    async with Streams(proxy) as streams:
+        await streams.accepted("cam", forwarded_for="10.0.0.1:4711")
+        await streams.accepted("cam", forwarded_for="::ffff:10.0.0.1")
+        await assert_refused(await streams.get("cam", forwarded_for="10.0.0.1"), 429)
+        await streams.accepted("cam", forwarded_for="[2001:db8::1]:443")
+        await streams.accepted("cam", forwarded_for="2001:db8::1")
+        await assert_refused(await streams.get("cam", forwarded_for="[2001:DB8:0::1]"), 429)
+        await streams.accepted("cam", forwarded_for="10.0.0.2:4711")
+    assert (await refusals(proxy))["client_limit"] == 2
+
+
+async def test_a_refusal_behind_an_untrusted_proxy_says_once_which_setting_to_change(start_proxy, caplog):
+    caplog.set_level(logging.WARNING, logger="mjpeg_proxy")
+    # A reverse proxy at 127.0.0.2 that the configuration does not trust.
+    proxy = await start_proxy(push_camera("cam"), max_connections_per_client=1, trusted_proxies=LOCALHOST)
+    async with Streams(proxy, local_address="127.0.0.2") as streams:
+        await streams.accepted("cam", forwarded_for="10.0.0.1")
+        await wait_viewers(proxy, "cam", 1)
+        # A client at its limit without a proxy in between: nothing to hint at.
+        await assert_refused(await streams.get("cam"), 429)
+        assert not caplog.records, caplog.text
+        for client in ("10.0.0.2", "10.0.0.3", "10.0.0.4"):
+            await assert_refused(await streams.get("cam", forwarded_for=client), 429)
+    hints = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(hints) == 1, caplog.text
+    message = hints[0].getMessage()
+    assert "127.0.0.2" in message and "X-Forwarded-For" in message and "trusted_proxies" in message, message
+
+
+async def test_a_refusal_from_a_trusted_proxy_without_forwarded_for_says_once_to_send_it(start_proxy, caplog):
+    caplog.set_level(logging.WARNING, logger="mjpeg_proxy")
+    # nginx with proxy_pass alone sends no X-Forwarded-For: its clients all look like 127.0.0.1.
+    proxy = await start_proxy(push_camera("cam"), max_connections_per_client=1)
+    async with Streams(proxy) as streams:
+        await streams.accepted("cam")
+        await wait_viewers(proxy, "cam", 1)
+        for _ in range(3):
+            await assert_refused(await streams.get("cam"), 429)
+    hints = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(hints) == 1, caplog.text
+    assert "127.0.0.1" in hints[0] and "proxy_set_header X-Forwarded-For" in hints[0], hints[0]
 
 
 async def test_forwarded_for_is_ignored_from_an_untrusted_peer(start_proxy):
@@ -231,8 +304,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_serving(process: subprocess.Popen, timeout_s: float = 15.0) -> None:
-    """Wait for the log line run_app prints once it listens (no polling)."""
+def wait_until_serving(process: subprocess.Popen, timeout_s: float = 15.0) -> bytes:
+    """Wait for the log line run_app prints once it listens (no polling); return what was
+    read of stderr until then."""
     output = b""
     deadline = time.monotonic() + timeout_s
     with selectors.DefaultSelector() as selector:
@@ -244,6 +318,7 @@ def wait_until_serving(process: subprocess.Popen, timeout_s: float = 15.0) -> No
                 chunk = os.read(process.stderr.fileno(), 65536)
                 assert chunk, f"the server exited ({process.wait()}): {output.decode(errors='replace')}"
                 output += chunk
+    return output
 
 
 def raw_exchange(port: int, request: bytes, timeout_s: float = 5.0) -> bytes:
