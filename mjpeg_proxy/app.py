@@ -17,6 +17,7 @@ from mjpeg_proxy import __version__, limits, metrics, pages, status, streaming
 from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, WRITER
 from mjpeg_proxy.camera import Camera
 from mjpeg_proxy.config import CameraConfig, Config
+from mjpeg_proxy.fonts import TextFonts, shared_fonts
 from mjpeg_proxy.hub import FrameHub
 from mjpeg_proxy.multipart_writer import MultipartWriter, new_boundary
 from mjpeg_proxy.sources import Source, Upstreams, build_source
@@ -25,13 +26,17 @@ from mjpeg_proxy.sources.een_session import EenSession
 SourceFactory = Callable[[CameraConfig, Upstreams], Source]
 
 
-def create_app(config: Config, source_factory: SourceFactory = build_source) -> web.Application:
+def create_app(
+    config: Config, source_factory: SourceFactory = build_source, fonts: TextFonts | None = None
+) -> web.Application:
     """Return the application serving ``config``'s cameras.
 
     The cameras, their hubs and their fetch tasks start with the application and
     stop with it (``cleanup_ctx``); ``app[CAMERAS]`` holds them while it runs.
     ``source_factory`` makes each camera's Source from its configuration and the
-    shared upstream clients (tests give sources of their own).
+    shared upstream clients (tests give sources of their own). ``fonts`` draw the text
+    on the offline picture and the demo camera (default: those of ``[server] font`` and
+    the system's, ``fonts.shared_fonts``).
     """
     app = web.Application(
         middlewares=[
@@ -51,7 +56,8 @@ def create_app(config: Config, source_factory: SourceFactory = build_source) -> 
         loader=jinja2.FileSystemLoader(templates_dir()),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    app.cleanup_ctx.append(functools.partial(_run_cameras, source_factory=source_factory))
+    fonts = fonts or shared_fonts(config.server.font)
+    app.cleanup_ctx.append(functools.partial(_run_cameras, source_factory=source_factory, fonts=fonts))
     app.on_shutdown.append(_end_streams)
     app.router.add_get("/", pages.index, name="index")
     app.router.add_get("/healthz", pages.healthz, name="healthz")
@@ -84,12 +90,13 @@ def templates_dir() -> Path:
     raise FileNotFoundError("mjpeg-proxy's templates/ folder was not found; reinstall the package")
 
 
-async def _run_cameras(app: web.Application, source_factory: SourceFactory) -> AsyncIterator[None]:
+async def _run_cameras(app: web.Application, source_factory: SourceFactory, fonts: TextFonts) -> AsyncIterator[None]:
     config = app[CONFIG]
     writer, browser_writer = app[WRITER], app[BROWSER_WRITER]
     upstreams = Upstreams(
         http=aiohttp.ClientSession(headers={"User-Agent": f"mjpeg-proxy/{__version__}"}),
         een=EenSession(config.een) if config.een and any(c.source == "een" for c in config.cameras) else None,
+        fonts=fonts,
     )
     cameras: dict[str, Camera] = {}
     for camera_config in config.cameras:
@@ -97,7 +104,7 @@ async def _run_cameras(app: web.Application, source_factory: SourceFactory) -> A
             lambda frame: (writer.part(frame.jpeg, frame.timestamp), browser_writer.part(frame.jpeg, frame.timestamp))
         )
         source = source_factory(camera_config, upstreams)
-        cameras[camera_config.id] = Camera(camera_config, source, hub)
+        cameras[camera_config.id] = Camera(camera_config, source, hub, fonts=fonts)
     app[CAMERAS] = cameras
     tasks = [asyncio.create_task(camera.run(), name=f"camera {camera.id}") for camera in cameras.values()]
     tasks.append(asyncio.create_task(streaming.keep_streams(app), name="stream care"))

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from mjpeg_proxy.backoff import Backoff
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.errors import AuthError, SourceError, Stalled, UpstreamUnavailable
+from mjpeg_proxy.fonts import TextFonts
 from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.hub import FrameHub, Subscriber
 from mjpeg_proxy.placeholder import jpeg_size, render_placeholder
@@ -91,7 +92,8 @@ class Camera:
     between failed logins). A source that yields no frame for
     ``stall_timeout_s`` seconds (default: the larger of 10 s and three frame intervals)
     is stalled and restarted the same way. Each burst of errors is logged once when it
-    starts and once when it ends.
+    starts and once when it ends. ``fonts`` draw the offline picture's text (default:
+    ``fonts.shared_fonts()``).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class Camera:
         *,
         stall_timeout_s: float | None = None,
         backoff: Backoff | None = None,
+        fonts: TextFonts | None = None,
     ) -> None:
         self.config = config
         self.source = source
@@ -123,6 +126,7 @@ class Camera:
         self.viewers_timed_out = 0
         """Viewers closed because their connection took no data for ``write_timeout`` seconds."""
         self._backoff = backoff or Backoff(*BACKOFF_S)
+        self._fonts = fonts
         self._auth_backoff = Backoff(*AUTH_BACKOFF_S)
         self._failures_in_burst = 0
         self._arrivals: collections.deque[float] = collections.deque()
@@ -284,7 +288,7 @@ class Camera:
             self.config.height,
         )
         jpeg = await asyncio.to_thread(
-            render_placeholder, self.config.display_name, REASONS[self.state], self.error_since, size
+            render_placeholder, self.config.display_name, REASONS[self.state], self.error_since, size, fonts=self._fonts
         )
         latest = self.hub.latest
         # A frame may have come while the picture was drawn.

@@ -17,6 +17,8 @@ from typing import Any
 
 from yarl import URL
 
+from mjpeg_proxy.fonts import FontError, read_font
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
@@ -46,7 +48,9 @@ _SERVER_KEYS = {
     "trusted_proxies",
     "max_header_bytes",
     "request_timeout",
+    "font",
 }
+_FONT_EXAMPLE = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 _EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
 # An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
 _ESN_RE = re.compile(r"[0-9a-fA-F]{8}")
@@ -75,6 +79,10 @@ class ServerConfig:
     in ``trusted_proxies``; ``max_header_bytes`` (longest request line or header field;
     400 past it); ``request_timeout`` (seconds a connection may take to send a complete
     request head, and may stay idle between requests).
+
+    ``font``: the path of a TrueType or OpenType font file to draw the text on pictures
+    (the offline picture, the demo camera) with, before the default fonts
+    (``mjpeg_proxy.fonts``); None for the defaults.
     """
 
     host: str = DEFAULT_HOST
@@ -88,6 +96,7 @@ class ServerConfig:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     max_header_bytes: int = 8190
     request_timeout: float = 15.0
+    font: str | None = None
 
 
 @dataclass(frozen=True)
@@ -312,6 +321,16 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
             raise fail(
                 "trusted_proxies", f'{e} (expected an address or network such as "10.0.0.0/8" or "::1")'
             ) from None
+    font = data.get("font")
+    if font is not None:
+        if not isinstance(font, str) or not font:
+            raise fail("font", f'must be the path of a font file, such as "{_FONT_EXAMPLE}", got {font!r}')
+        # A relative path is taken from the configuration file's folder, as people read it.
+        font = os.path.join(os.path.dirname(path), os.path.expanduser(font))
+        try:
+            read_font(font)
+        except FontError as e:
+            raise fail("font", f"{font}: {e}") from None
     return ServerConfig(
         host=host,
         port=port,
@@ -320,6 +339,7 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
         max_stream_seconds=None if max_stream is None else float(max_stream),
         trusted_proxies=tuple(networks),
         request_timeout=float(request_timeout),
+        font=font,
         **limits,
     )
 
