@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fontTools.fontBuilder import FontBuilder
 from fontTools.ttLib import TTFont
 from PIL import Image, ImageChops, ImageDraw
 
@@ -161,6 +162,32 @@ def test_runs_in_other_fonts_follow_the_direction_of_the_line(dejavu, cjk_font):
     assert where_chinese_is("Hello {}") > middle, "left to right: the Chinese word is on the right"
 
 
+def write_font_without_outlines(path: Path, text: str) -> None:
+    """A font whose character map has ``text`` but that has no outlines to draw it with,
+    like a colour emoji font (bitmaps at one size)."""
+    builder = FontBuilder(1000, isTTF=True)
+    builder.setupGlyphOrder([".notdef", "glyph"])
+    builder.setupCharacterMap(dict.fromkeys(map(ord, text), "glyph"))
+    builder.setupHorizontalMetrics({".notdef": (500, 0), "glyph": (1000, 0)})
+    builder.setupHorizontalHeader(ascent=800, descent=-200)
+    builder.setupNameTable({"familyName": "No Outlines", "styleName": "Regular"})
+    builder.setupOS2()
+    builder.setupPost()
+    builder.setupMaxp()
+    builder.save(str(path))
+
+
+def test_the_search_finds_a_font_for_what_the_default_lacks_past_files_it_cannot_use(tmp_path, dejavu, cjk_font):
+    (tmp_path / "DejaVuSans.ttf").symlink_to(dejavu)
+    # Searched first (by name): a file that is no font, and a font Pillow cannot draw with.
+    (tmp_path / "a-broken.ttf").write_bytes(b"not a font")
+    write_font_without_outlines(tmp_path / "a-no-outlines.ttf", "".join(CJK_NAMES))
+    (tmp_path / "cjk").mkdir()
+    (tmp_path / "cjk" / Path(cjk_font).name).symlink_to(cjk_font)
+    fonts = TextFonts(font_dirs=[str(tmp_path)])
+    assert_each_letter_drawn(offline_picture(fonts), "".join(CJK_NAMES) + "Москва")
+
+
 # --- through the proxy --------------------------------------------------------------
 
 
@@ -271,12 +298,14 @@ def test_a_font_setting_is_checked_and_read_relative_to_the_configuration_file(t
         ('font = "missing.ttf"', "missing.ttf: cannot read it: No such file or directory"),
         ('font = "proxy.toml"', "proxy.toml: not a TrueType or OpenType font"),
         ('font = "."', "cannot read it"),
+        ('font = "no-outlines.ttf"', "no-outlines.ttf: the font has no outlines"),
         ("font = 12", "must be the path of a font file"),
         ('font = ""', "must be the path of a font file"),
     ],
-    ids=["missing", "not-a-font", "a-folder", "a-number", "empty"],
+    ids=["missing", "not-a-font", "a-folder", "no-outlines", "a-number", "empty"],
 )
 def test_a_font_setting_that_cannot_be_used_stops_the_start_with_one_line(tmp_path, font_line, expected):
+    write_font_without_outlines(tmp_path / "no-outlines.ttf", "A")
     path = write_config(tmp_path, font_line)
     with pytest.raises(ConfigError) as info:
         load_config(path, environ={})
