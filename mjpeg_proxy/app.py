@@ -16,6 +16,7 @@ from mjpeg_proxy import cors, limits, metrics, pages, status, streaming
 from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERA_SET, CAMERAS, CONFIG, WRITER
 from mjpeg_proxy.camera_set import CameraSet, SourceFactory
 from mjpeg_proxy.config import Config, LiveConfig
+from mjpeg_proxy.fonts import TextFonts, shared_fonts
 from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.multipart_writer import MultipartWriter, new_boundary
 from mjpeg_proxy.sources import build_source
@@ -28,6 +29,7 @@ def create_app(
     source_factory: SourceFactory = build_source,
     *,
     refusal_log_interval_s: float = limits.REFUSAL_LOG_INTERVAL_S,
+    fonts: TextFonts | None = None,
 ) -> web.Application:
     """Return the application serving ``config``'s cameras.
 
@@ -35,7 +37,9 @@ def create_app(
     stop with it (``cleanup_ctx``); ``app[CAMERAS]`` holds them while it runs.
     ``source_factory`` makes each camera's Source from its configuration and the
     shared upstream clients (tests give sources of their own). Refused requests are
-    summarised in the log every ``refusal_log_interval_s`` seconds.
+    summarised in the log every ``refusal_log_interval_s`` seconds. ``fonts`` draw the text
+    on the offline picture and the demo camera (default: those of ``[server] font`` and
+    the system's, ``fonts.shared_fonts``).
     """
     app = web.Application(
         middlewares=[
@@ -61,7 +65,7 @@ def create_app(
         return writer.part(frame.jpeg, frame.timestamp), browser_writer.part(frame.jpeg, frame.timestamp)
 
     app[CAMERAS] = {}
-    app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, build_part)
+    app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, build_part, fonts or shared_fonts(config.server.font))
     app.cleanup_ctx.append(_run_cameras)
     app.on_shutdown.append(_end_streams)
     app.router.add_get("/", pages.index, name="index")

@@ -14,6 +14,7 @@ from mjpeg_proxy.backoff import Backoff
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.demand import Demand
 from mjpeg_proxy.errors import AuthError, SourceError, Stalled, UpstreamUnavailable
+from mjpeg_proxy.fonts import TextFonts
 from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.hub import FrameHub, Subscriber
 from mjpeg_proxy.placeholder import ago_text, jpeg_size, render_placeholder
@@ -92,7 +93,8 @@ class Camera:
     between failed logins). A source that yields no frame for
     ``stall_timeout_s`` seconds (default: the larger of 10 s and three frame intervals)
     is stalled and restarted the same way. Each burst of errors is logged once when it
-    starts and once when it ends.
+    starts and once when it ends. ``fonts`` draw the offline picture's text (default:
+    ``fonts.shared_fonts()``).
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class Camera:
         *,
         stall_timeout_s: float | None = None,
         backoff: Backoff | None = None,
+        fonts: TextFonts | None = None,
     ) -> None:
         self.config = config
         self.source = source
@@ -124,6 +127,7 @@ class Camera:
         self.viewers_timed_out = 0
         """Viewers closed because their connection took no data for ``write_timeout`` seconds."""
         self._backoff = backoff or Backoff(*BACKOFF_S)
+        self._fonts = fonts
         self._auth_backoff = Backoff(*AUTH_BACKOFF_S)
         self._failures_in_burst = 0
         self._arrivals: collections.deque[float] = collections.deque()
@@ -305,7 +309,7 @@ class Camera:
             self.config.width,
             self.config.height,
         )
-        jpeg = await asyncio.to_thread(render_placeholder, name, reason, since, size, now)
+        jpeg = await asyncio.to_thread(render_placeholder, name, reason, since, size, now, fonts=self._fonts)
         frame = Frame(jpeg, placeholder=True)
         self._offline = (text, frame)
         return frame

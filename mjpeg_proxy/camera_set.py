@@ -13,6 +13,7 @@ import aiohttp
 from mjpeg_proxy import __version__
 from mjpeg_proxy.camera import Camera
 from mjpeg_proxy.config import CameraConfig, Config, EenConfig
+from mjpeg_proxy.fonts import TextFonts
 from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.hub import FrameHub
 from mjpeg_proxy.sources import Source, Upstreams
@@ -44,10 +45,14 @@ class CameraSet:
     their streams (with the close delimiter) and stop; changed ones (any key, or the EEN
     account they use) keep their hub and viewers and restart their fetch loop on a new
     source; unchanged ones are not touched. ``close`` stops them all and the clients.
+    ``fonts`` draw the text on the cameras' offline pictures and the demo cameras' frames.
     """
 
-    def __init__(self, by_id: dict[str, Camera], source_factory: SourceFactory, build_part: PartBuilder) -> None:
+    def __init__(
+        self, by_id: dict[str, Camera], source_factory: SourceFactory, build_part: PartBuilder, fonts: TextFonts
+    ) -> None:
         self.by_id = by_id
+        self._fonts = fonts
         self._source_factory = source_factory
         self._build_part = build_part
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -56,7 +61,8 @@ class CameraSet:
 
     async def start(self, config: Config) -> None:
         """Make the shared clients and start every camera of ``config``."""
-        self._upstreams = Upstreams(http=aiohttp.ClientSession(headers={"User-Agent": f"mjpeg-proxy/{__version__}"}))
+        http = aiohttp.ClientSession(headers={"User-Agent": f"mjpeg-proxy/{__version__}"})
+        self._upstreams = Upstreams(http=http, fonts=self._fonts)
         await self.apply(config)
 
     async def apply(self, config: Config) -> Changes:
@@ -78,7 +84,8 @@ class CameraSet:
         for camera_config in config.cameras:
             camera = self.by_id.get(camera_config.id)
             if camera is None:
-                camera = Camera(camera_config, self._new_source(camera_config), FrameHub(self._build_part))
+                source = self._new_source(camera_config)
+                camera = Camera(camera_config, source, FrameHub(self._build_part), fonts=self._fonts)
                 changes.added.append(camera.id)
             elif camera.config != camera_config or (een_changed and camera_config.source == "een"):
                 await self._stop(camera.id)

@@ -17,6 +17,8 @@ from typing import Any
 
 from yarl import URL
 
+from mjpeg_proxy.fonts import FontError, read_font
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
@@ -56,7 +58,9 @@ _SERVER_KEYS = {
     "max_header_bytes",
     "request_timeout",
     "cors_origins",
+    "font",
 }
+_FONT_EXAMPLE = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 _EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
 # An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
 _ESN_RE = re.compile(r"[0-9a-fA-F]{8}")
@@ -95,6 +99,10 @@ class ServerConfig:
     ``cors_origins``: the origins (``scheme://host[:port]``, lowercase, without a default
     port) whose pages may read streams, snapshots and the JSON API across origins;
     ``(ANY_ORIGIN,)`` for any origin, an empty tuple for none.
+
+    ``font``: the path of a TrueType or OpenType font file to draw the text on pictures
+    (the offline picture, the demo camera) with, before the default fonts
+    (``mjpeg_proxy.fonts``); None for the defaults.
     """
 
     host: str = DEFAULT_HOST
@@ -109,6 +117,7 @@ class ServerConfig:
     max_header_bytes: int = 8190
     request_timeout: float = 15.0
     cors_origins: tuple[str, ...] = (ANY_ORIGIN,)
+    font: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,9 +185,9 @@ class Config:
     een: EenConfig | None = None
 
 
-RESTART_KEYS = ("host", "port", "request_timeout", "max_header_bytes")
-"""``[server]`` keys the listening socket and the HTTP parser take at start-up: a reload
-cannot change them."""
+RESTART_KEYS = ("host", "port", "request_timeout", "max_header_bytes", "font")
+"""``[server]`` keys taken at start-up (by the listening socket, the HTTP parser, the fonts
+every camera shares): a reload cannot change them."""
 
 
 class LiveConfig:
@@ -383,6 +392,16 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
             raise fail(
                 "trusted_proxies", f'{e} (expected an address or network such as "10.0.0.0/8" or "::1")'
             ) from None
+    font = data.get("font")
+    if font is not None:
+        if not isinstance(font, str) or not font:
+            raise fail("font", f'must be the path of a font file, such as "{_FONT_EXAMPLE}", got {font!r}')
+        # A relative path is taken from the configuration file's folder, as people read it.
+        font = os.path.join(os.path.dirname(path), os.path.expanduser(font))
+        try:
+            read_font(font)
+        except FontError as e:
+            raise fail("font", f"{font}: {e}") from None
     return ServerConfig(
         host=host,
         port=port,
@@ -392,6 +411,7 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
         trusted_proxies=tuple(networks),
         request_timeout=float(request_timeout),
         cors_origins=_parse_origins(data.get("cors_origins", [ANY_ORIGIN]), fail),
+        font=font,
         **limits,
     )
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import time
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
+
+from mjpeg_proxy.fonts import TextFonts, shared_fonts
 
 BACKGROUND = (32, 32, 36)
 TITLE_COLOUR = (240, 240, 240)
@@ -27,13 +29,23 @@ def utc_text(wall: float) -> str:
 
 
 def render_placeholder(
-    camera_name: str, reason: str, since_wall: float, size: tuple[int, int], now_wall: float | None = None
+    camera_name: str,
+    reason: str,
+    since_wall: float,
+    size: tuple[int, int],
+    now_wall: float | None = None,
+    *,
+    fonts: TextFonts | None = None,
 ) -> bytes:
     """A baseline JPEG of ``size`` (width, height in pixels) showing ``camera_name``,
     ``reason`` (one line of plain words) and since when (``since_wall``, seconds since the
-    epoch, shown as UTC with the time elapsed up to ``now_wall``, default now)."""
+    epoch, shown as UTC with the time elapsed up to ``now_wall``, default now).
+
+    The text is drawn with ``fonts`` (default: ``shared_fonts()``), each line shrunk to
+    fit the width if it must."""
     width, height = size
     now_wall = time.time() if now_wall is None else now_wall
+    fonts = fonts or shared_fonts()
     image = Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(image)
     lines = [
@@ -43,24 +55,15 @@ def render_placeholder(
          f"({ago_text(now_wall - since_wall)})", TEXT_COLOUR, 0.55),
     ]  # fmt: skip
     base = max(8, height // 12)
-    fonts = [_fitting_font(draw, text, int(base * scale), width * 0.92) for text, _, scale in lines]
-    heights = [font.size * 1.5 for font in fonts]
+    sizes = [fonts.fitting_size(text, int(base * scale), width * 0.92) for text, _, scale in lines]
+    heights = [text_size * 1.5 for text_size in sizes]
     y = (height - sum(heights)) / 2
-    for (text, colour, _), font, line_height in zip(lines, fonts, heights, strict=True):
-        draw.text((width / 2, y + line_height / 2), text, fill=colour, font=font, anchor="mm")
+    for (text, colour, _), text_size, line_height in zip(lines, sizes, heights, strict=True):
+        fonts.draw(draw, (width / 2, y + line_height / 2), text, text_size, fill=colour, anchor="mm")
         y += line_height
     out = io.BytesIO()
     image.save(out, "JPEG", quality=80)
     return out.getvalue()
-
-
-def _fitting_font(draw: ImageDraw.ImageDraw, text: str, size: int, max_width: float) -> ImageFont.FreeTypeFont:
-    """Pillow's built-in font at ``size`` pixels, smaller if ``text`` would be wider than ``max_width``."""
-    font = ImageFont.load_default(size=size)
-    width = draw.textlength(text, font=font)
-    if width > max_width and size > 6:
-        font = ImageFont.load_default(size=max(6, int(size * max_width / width)))
-    return font
 
 
 def ago_text(seconds: float) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.fonts import TextFonts
 from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.demo import DemoSource
 from mjpeg_proxy.sources.een import EenPreviewSource
@@ -20,16 +21,18 @@ __all__ = ["Source", "Upstreams", "build_source"]
 @dataclass(frozen=True)
 class Upstreams:
     """Clients shared by cameras: one HTTP session for plain cameras, and the EEN
-    account's session (None when no camera uses EEN)."""
+    account's session (None when no camera uses EEN); and the fonts the demo camera
+    draws its text with (None for ``fonts.shared_fonts()``)."""
 
     http: aiohttp.ClientSession
     een: EenSession | None = None
+    fonts: TextFonts | None = None
 
 
 def build_source(camera: CameraConfig, upstreams: Upstreams) -> Source:
     """Return the Source for ``camera``'s ``source`` kind, using the shared ``upstreams``."""
     if camera.source == "demo":
-        return DemoSource(camera.display_name, camera.fps, camera.width, camera.height)
+        return DemoSource(camera.display_name, camera.fps, camera.width, camera.height, upstreams.fonts)
     if camera.source in ("snapshot", "mjpeg"):
         assert camera.url is not None  # checked by the config loader
         http_camera = {

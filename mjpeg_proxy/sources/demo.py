@@ -9,8 +9,9 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from mjpeg_proxy.fonts import TextFonts, shared_fonts
 from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.sources.base import Pacer, Source
 
@@ -23,17 +24,19 @@ class DemoSource(Source):
 
     Each frame shows colour bars, a sweeping marker, the camera name, the UTC time
     to the millisecond and a frame counter, so every frame differs from the last and
-    a viewer can see the stream is live.
+    a viewer can see the stream is live. The text is drawn with ``fonts`` (default:
+    ``shared_fonts()``), each line shrunk to fit the width if it must.
     """
 
-    def __init__(self, name: str, fps: float, width: int, height: int) -> None:
+    def __init__(self, name: str, fps: float, width: int, height: int, fonts: TextFonts | None = None) -> None:
         self.name = name
         self.fps = fps
         self.width = width
         self.height = height
         self._count = 0
         self._background = self._draw_background()
-        self._font = ImageFont.load_default(size=max(10, height // 14))
+        self._fonts = fonts or shared_fonts()
+        self._text_size = max(10, height // 14)
 
     async def frames(self) -> AsyncIterator[Frame]:
         pacer = Pacer(self.fps)
@@ -55,12 +58,13 @@ class DemoSource(Source):
         draw.rectangle((x, h * 2 // 3, x + h // 6, h * 2 // 3 + h // 6), fill=(255, 255, 255))
         stamp = datetime.fromtimestamp(wall_time, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
         lines = (self.name, stamp, f"frame {count}")
-        line_h = self._font.size * 1.3
+        line_h = self._text_size * 1.3
         for i, text in enumerate(lines):
-            draw.text(
+            self._fonts.draw(
+                draw,
                 (w // 20, h // 20 + i * line_h),
                 text,
-                font=self._font,
+                self._fonts.fitting_size(text, self._text_size, w * 0.9),
                 fill=(255, 255, 255),
                 stroke_width=2,
                 stroke_fill=(0, 0, 0),
