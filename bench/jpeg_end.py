@@ -41,15 +41,18 @@ def cases() -> dict[str, list[bytes]]:
     return found
 
 
+def seconds_per_frame(jpegs: list[bytes], number: int) -> float:
+    return timeit.timeit(lambda: [cut_jpeg(jpeg) for jpeg in jpegs], number=number) / number / len(jpegs)
+
+
 def main() -> None:
     stale = (FRAMES / "opencv-vtest-pets2009" / "frame_002.jpg").read_bytes()[-3000:]
     print(f"{'frames':40} {'size':>8} {'whole':>16} {'+3000 B appended':>18} {'30 fps':>8}")
     for name, jpegs in cases().items():
         size = sum(map(len, jpegs)) / len(jpegs)
         number = max(20, int(200_000_000 / size / len(jpegs)))
-        whole = timeit.timeit(lambda: [cut_jpeg(j) for j in jpegs], number=number) / number / len(jpegs)
-        appended = [j + stale for j in jpegs]
-        junk = timeit.timeit(lambda: [cut_jpeg(j) for j in appended], number=number) / number / len(jpegs)
+        whole = seconds_per_frame(jpegs, number)
+        junk = seconds_per_frame([jpeg + stale for jpeg in jpegs], number)
         print(
             f"{name:40} {size / 1000:6.0f} KB {whole * 1e6:7.1f} us {size / whole / 1e9:4.1f} GB/s"
             f" {junk * 1e6:9.1f} us {junk * 30 * 100:9.2f} %"
