@@ -115,6 +115,8 @@ class Camera:
         self.state_since = time.time()
         """When the state last changed, in seconds since the epoch."""
         self.frames_received = 0
+        self.frames_trimmed = 0
+        """Frames received with bytes after their JPEG's end marker, cut off (``Frame.trimmed``)."""
         self.frames_sent = 0
         """Parts written to viewers (offline pictures included); ``bytes_sent`` their bytes."""
         self.bytes_sent = 0
@@ -344,6 +346,7 @@ class Camera:
                 self.hub.publish(frame)
                 self.last_frame = frame
                 self.frames_received += 1
+                self.frames_trimmed += frame.trimmed
                 self._arrivals.append(frame.received_monotonic)
                 self._forget_arrivals(frame.received_monotonic)
         finally:

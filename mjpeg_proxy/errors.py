@@ -55,3 +55,18 @@ class BadFrame(SourceError):
     """The upstream answered, but what it sent is not one complete JPEG within the size cap."""
 
     kind = "bad_frame"
+
+
+def error_kinds() -> tuple[str, ...]:
+    """The ``kind`` of ``SourceError`` and of every subclass of it, sorted, each once.
+
+    Read from the classes when called, so a kind added anywhere is listed: these are the
+    label values that the error counters show from the start, at 0 until they happen.
+    """
+    kinds: set[str] = set()
+    classes: list[type[SourceError]] = [SourceError]
+    while classes:
+        cls = classes.pop()
+        kinds.add(cls.kind)
+        classes.extend(cls.__subclasses__())
+    return tuple(sorted(kinds))

@@ -16,6 +16,8 @@ class Frame:
     ``received_wall`` and ``upstream_time`` are seconds since the Unix epoch, the
     latter when the upstream stamps its frames. ``placeholder`` marks the offline picture
     the proxy renders itself (``mjpeg_proxy.placeholder``), not a camera's frame.
+    ``trimmed`` says the upstream sent bytes after the JPEG's EOI that were cut off
+    (``mjpeg_proxy.jpeg.CutJpeg``); the Camera counts such frames.
     """
 
     jpeg: bytes
@@ -24,6 +26,7 @@ class Frame:
     received_wall: float = field(default_factory=time.time)
     upstream_time: float | None = None
     placeholder: bool = False
+    trimmed: bool = False
 
     @property
     def timestamp(self) -> float:

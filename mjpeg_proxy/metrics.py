@@ -2,7 +2,9 @@
 
 Values are read from the cameras when scraped (a custom collector), so the fan-out hot
 path only bumps plain integers. Names follow Prometheus conventions: a
-``mjpeg_proxy_`` prefix, ``_total`` for counters, base units (bytes, seconds).
+``mjpeg_proxy_`` prefix, ``_total`` for counters, base units (bytes, seconds). Every
+label value a counter can take (each error kind, each refusal reason) is there from the
+first scrape, at 0: ``increase()`` needs a series before its first event to see it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from prometheus_client.registry import Collector
 from mjpeg_proxy import __version__
 from mjpeg_proxy.appkeys import CAMERAS, REFUSALS
 from mjpeg_proxy.camera import CameraState
+from mjpeg_proxy.errors import error_kinds
 
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 
@@ -40,6 +43,11 @@ class ProxyCollector(Collector):
         families = {
             "frames_received": CounterMetricFamily(
                 "mjpeg_proxy_frames_received", "Frames received from the upstream", labels=label
+            ),
+            "frames_trimmed": CounterMetricFamily(
+                "mjpeg_proxy_frames_trimmed",
+                "Frames from the upstream with bytes after the JPEG's end marker, cut off before relaying",
+                labels=label,
             ),
             "frames_sent": CounterMetricFamily(
                 "mjpeg_proxy_frames_sent", "Parts written to viewers (offline pictures included)", labels=label
@@ -72,6 +80,7 @@ class ProxyCollector(Collector):
         state = GaugeMetricFamily(
             "mjpeg_proxy_camera_state", "1 for the camera's current state, 0 for the others", labels=["camera", "state"]
         )
+        kinds = error_kinds()
         for camera in cameras.values():
             for key, family in families.items():
                 family.add_metric([camera.id], getattr(camera, key))
@@ -79,8 +88,8 @@ class ProxyCollector(Collector):
             if camera.frame_age_s is not None:
                 age.add_metric([camera.id], camera.frame_age_s)
             fps.add_metric([camera.id], camera.input_fps)
-            for kind, count in sorted(camera.errors.items()):
-                errors.add_metric([camera.id, kind], count)
+            for kind in kinds:
+                errors.add_metric([camera.id, kind], camera.errors[kind])
             for each in CameraState:
                 state.add_metric([camera.id, str(each)], 1.0 if camera.state is each else 0.0)
         yield from families.values()

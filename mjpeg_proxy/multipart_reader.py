@@ -11,12 +11,14 @@ liberal in what it takes and strict in what it gives:
   optional closing ``--``, trailing blanks, and CRLF or LF;
 - a preamble or a first part with no delimiter before it, doubled delimiter lines and
   headers without a space after ``:`` are accepted;
-- ``Content-Length`` is used when it is right (the body is one complete JPEG); when it
+- ``Content-Length`` is used when it is right (the body is one complete JPEG, perhaps
+  with bytes appended after its EOI, but with no delimiter line among those); when it
   lies or is missing, the body ends at the next delimiter line;
 - header blocks over ``max_header_bytes`` and bodies over ``max_frame_bytes`` are
   dropped without being held, and the reader resynchronises on the next delimiter;
-- only complete JPEGs (SOI ``FF D8`` to EOI ``FF D9``) leave it; everything else is
-  counted as dropped.
+- only complete JPEGs (SOI ``FF D8`` to EOI ``FF D9``) leave it, each cut at its real
+  end (``mjpeg_proxy.jpeg.cut_jpeg``: bytes a camera appends after EOI are not part of
+  the picture); everything else is counted as dropped.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import re
 from dataclasses import dataclass
 
 from mjpeg_proxy.errors import BadFrame
-from mjpeg_proxy.jpeg import SOI, complete_jpeg
+from mjpeg_proxy.jpeg import SOI, CutJpeg, cut_jpeg
 
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 
@@ -69,7 +71,8 @@ class _State(enum.Enum):
 
 
 class MultipartReader:
-    """An incremental MJPEG parser: ``feed()`` bytes as they arrive, get complete JPEGs.
+    """An incremental MJPEG parser: ``feed()`` bytes as they arrive, get complete JPEGs
+    (``CutJpeg``: the picture, and whether bytes after its end marker were cut off).
 
     Bytes may arrive in pieces of any size, split anywhere. Memory held is bounded by
     about ``max_frame_bytes`` + ``max_header_bytes``, whatever the upstream sends.
@@ -97,11 +100,11 @@ class MultipartReader:
         self._header_bytes = 0  # size of the header block read so far
         self.stats = stats if stats is not None else ReaderStats()
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes) -> list[CutJpeg]:
         """Take the next bytes of the stream; return the JPEGs completed by them, in order."""
         self.stats.bytes_in += len(data)
         self._buf += data
-        frames: list[bytes] = []
+        frames: list[CutJpeg] = []
         while self._step(frames):
             pass
         return frames
@@ -115,7 +118,7 @@ class MultipartReader:
 
     # --- the state machine: each step consumes what it can and says whether to go on ---
 
-    def _step(self, frames: list[bytes]) -> bool:
+    def _step(self, frames: list[CutJpeg]) -> bool:
         if self._state is _State.HEADERS:
             return self._headers_step()
         if self._state is _State.BODY:
@@ -163,7 +166,7 @@ class MultipartReader:
         self._scan_from = 0
         self._header_bytes = 0
 
-    def _body_step(self, frames: list[bytes]) -> bool:
+    def _body_step(self, frames: list[CutJpeg]) -> bool:
         buf = self._buf
         length = self._content_length
         if length is not None and length > self._max_frame:
@@ -176,8 +179,8 @@ class MultipartReader:
                 # A length that is too large would hold this frame back until the next
                 # one fills it up: a delimiter after a complete JPEG ends the body too.
                 return self._split_at_delimiter(frames, only_complete=True)
-            jpeg = _complete_or_none(buf, length)
-            if jpeg is not None:
+            jpeg = _cut_or_none(buf, length)
+            if jpeg is not None and not (jpeg.trimmed and self._delimiter_may_start(len(jpeg.jpeg), length)):
                 # Given out at once, without waiting for the delimiter that should follow:
                 # some servers send it only with the next frame, a frame late.
                 self._emit(frames, jpeg)
@@ -188,7 +191,7 @@ class MultipartReader:
             self._scan_from = 0
         return self._split_at_delimiter(frames, only_complete=False)
 
-    def _split_at_delimiter(self, frames: list[bytes], *, only_complete: bool) -> bool:
+    def _split_at_delimiter(self, frames: list[CutJpeg], *, only_complete: bool) -> bool:
         """End the body at the next delimiter line, if one has arrived.
 
         With ``only_complete``, only when the bytes before it are a complete JPEG (the
@@ -203,7 +206,7 @@ class MultipartReader:
             # Search again from near the end next time; a delimiter may straddle the feeds.
             self._scan_from = max(0, len(buf) - self._max_delimiter_line())
             return False
-        jpeg = _complete_or_none(buf, start) if start <= self._max_frame else None
+        jpeg = _cut_or_none(buf, start) if start <= self._max_frame else None
         if jpeg is None:
             if only_complete:
                 self._scan_from = end  # a delimiter-like line inside the body: look further on
@@ -254,7 +257,7 @@ class MultipartReader:
 
     # --- helpers ------------------------------------------------------------------------
 
-    def _emit(self, frames: list[bytes], jpeg: bytes) -> None:
+    def _emit(self, frames: list[CutJpeg], jpeg: CutJpeg) -> None:
         self.stats.frames += 1
         frames.append(jpeg)
 
@@ -279,6 +282,26 @@ class MultipartReader:
         if core.endswith(b"--") and core[:-2].lstrip(b"-").endswith(token):
             core = core[:-2]  # a close delimiter: "--token--"
         return core.lstrip(b"-") == token
+
+    def _delimiter_may_start(self, start: int, end: int) -> bool:
+        """Whether a line in the buffer from ``start`` to ``end`` starts as a delimiter line
+        does, or could if it were not cut off at ``end``.
+
+        Bytes after a JPEG's EOI within its Content-Length are a camera's appended data
+        only if no such line is among them; otherwise the length may lie and reach into
+        the next part, and the body ends at its delimiter instead.
+        """
+        token = self._token
+        if not token:
+            return False  # no delimiter can be recognised yet
+        buf = self._buf
+        at = buf.find(b"\n", start, end)
+        while at >= 0:
+            head = bytes(buf[at + 1 : min(end, at + 1 + self._max_delimiter_line())]).lstrip().lstrip(b"-")
+            if token.startswith(head) or head.startswith(token):
+                return True
+            at = buf.find(b"\n", at + 1, end)
+        return False
 
     def _find_delimiter(self, start: int) -> tuple[int, int]:
         """Find the next delimiter line in the buffer from ``start``.
@@ -310,13 +333,11 @@ class MultipartReader:
             at += len(token)
 
 
-def _complete_or_none(buf: bytearray, end: int) -> bytes | None:
-    """``buf[:end]`` as one complete JPEG (trailing padding trimmed), or None."""
+def _cut_or_none(buf: bytearray, end: int) -> CutJpeg | None:
+    """The JPEG that ``buf[:end]`` starts with, cut at its EOI (one copy), or None."""
     if not buf.startswith(SOI):
         return None
-    with memoryview(buf) as view:
-        data = bytes(view[:end])  # the one copy a frame costs
     try:
-        return complete_jpeg(data)
+        return cut_jpeg(buf, end)
     except BadFrame:
         return None

@@ -20,8 +20,9 @@ def camera_status(camera: Camera) -> dict[str, Any]:
 
     Keys: ``id``, ``name``, ``source`` (the source kind), ``state`` and ``state_since``
     (ISO 8601 UTC), ``fetching`` (whether the upstream is open), ``viewers``,
-    ``frames_received``, ``frames_sent`` and ``bytes_sent`` (to viewers, offline pictures
-    included), ``frames_dropped`` (parts viewers skipped while behind), ``input_fps``
+    ``frames_received``, ``frames_trimmed`` (of those, frames that had bytes after the
+    JPEG's end marker, cut off), ``frames_sent`` and ``bytes_sent`` (to viewers, offline
+    pictures included), ``frames_dropped`` (parts viewers skipped while behind), ``input_fps``
     (frames per second over the last 10 s), ``frame_age_seconds`` (None before the first
     frame), ``last_error`` (text without credentials, None if none), ``errors`` (count by
     kind) and ``upstream_requests``.
@@ -36,6 +37,7 @@ def camera_status(camera: Camera) -> dict[str, Any]:
         "fetching": camera.state != "idle",
         "viewers": camera.hub.viewers,
         "frames_received": camera.frames_received,
+        "frames_trimmed": camera.frames_trimmed,
         "frames_sent": camera.frames_sent,
         "bytes_sent": camera.bytes_sent,
         "frames_dropped": camera.frames_dropped,

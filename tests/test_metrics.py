@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from mjpeg_proxy import __version__
+from mjpeg_proxy import __version__, errors, limits
 from mjpeg_proxy.camera import CameraState
+from mjpeg_proxy.errors import error_kinds
 from tests.conftest import push_camera
 from tests.scripted_run import BASIC_CREDENTIALS, PASSWORD, scripted_run
 
 REASONS = ("bad_request", "camera_full", "client_limit", "server_full")
+KINDS = {"error", "auth_failed", "forbidden", "not_found", "unavailable", "stalled", "bad_frame"}
+"""The kind of each error class in mjpeg_proxy/errors.py."""
 
 
 class Scrape:
@@ -73,13 +77,13 @@ async def test_metrics_after_a_scripted_run(start_proxy, aiohttp_server, fast_re
     assert m.value("mjpeg_proxy_viewer_frames_dropped_total", camera="cam") == 0
     assert m.value("mjpeg_proxy_viewers_timed_out_total", camera="cam") == 0
     assert m.value("mjpeg_proxy_upstream_requests_total", camera="cam") == 0
+    assert m.value("mjpeg_proxy_frames_trimmed_total", camera="cam") == 0
     assert m.value("mjpeg_proxy_viewers", camera="cam") == 2  # the refused third is not counted
     since_start = max(1.0, time.monotonic() - run.started_at)  # under the 10 s window: divided by this
     assert 3 / since_start - 0.01 <= m.value("mjpeg_proxy_input_frames_per_second", camera="cam") <= 3.0
     assert 0 <= m.value("mjpeg_proxy_frame_age_seconds", camera="cam") < 5
-    assert not any(
-        name == "mjpeg_proxy_upstream_errors_total" and ("camera", "cam") in labels for name, labels in m.samples
-    )
+    for kind in KINDS:  # none happened, each is there at 0
+        assert m.value("mjpeg_proxy_upstream_errors_total", camera="cam", kind=kind) == 0, kind
 
     # The failing camera: no frames, errors by kind, its requests counted.
     assert m.value("mjpeg_proxy_frames_received_total", camera="yard") == 0
@@ -93,6 +97,8 @@ async def test_metrics_after_a_scripted_run(start_proxy, aiohttp_server, fast_re
     assert upstream_requests >= 2
     errors = m.value("mjpeg_proxy_upstream_errors_total", camera="yard", kind="unavailable")
     assert upstream_requests - 1 <= errors <= upstream_requests
+    for kind in KINDS - {"unavailable"}:
+        assert m.value("mjpeg_proxy_upstream_errors_total", camera="yard", kind=kind) == 0, kind
 
     # Exactly one state is 1 per camera.
     for camera, current in (("cam", "live"), ("yard", "offline")):
@@ -146,3 +152,40 @@ async def test_metrics_of_an_idle_server_are_zero_not_missing(start_proxy):
         assert not m.has("mjpeg_proxy_frame_age_seconds", camera=camera)
     for reason in REASONS:
         assert m.value("mjpeg_proxy_refused_requests_total", reason=reason) == 0
+
+
+async def test_every_labelled_counter_is_at_zero_from_the_first_scrape(start_proxy):
+    """Prometheus' increase() needs a series before its first event: every error kind of
+    every camera and every refusal reason is there, at 0, on a proxy that has done nothing."""
+    proxy = await start_proxy(push_camera("cam"), push_camera("other"), on_demand=True)
+    async with aiohttp.ClientSession() as session:
+        _, text = await scrape(session, proxy.url("/metrics"))
+    m = Scrape(text)
+
+    for camera in ("cam", "other"):
+        kinds = {
+            labels["kind"]
+            for labels in (dict(labels) for name, labels in m.samples if name == "mjpeg_proxy_upstream_errors_total")
+            if labels["camera"] == camera
+        }
+        assert kinds == KINDS, camera
+        for kind in kinds:
+            assert m.value("mjpeg_proxy_upstream_errors_total", camera=camera, kind=kind) == 0
+        assert m.value("mjpeg_proxy_frames_trimmed_total", camera=camera) == 0
+    reasons = {dict(labels)["reason"] for name, labels in m.samples if name == "mjpeg_proxy_refused_requests_total"}
+    assert reasons == set(REASONS) == set(limits.REASONS)
+    for reason in reasons:
+        assert m.value("mjpeg_proxy_refused_requests_total", reason=reason) == 0
+
+
+def test_error_kinds_are_read_from_the_classes():
+    """A kind added as a class is listed without a list to keep in step."""
+    assert set(error_kinds()) == KINDS
+
+    class Throttled(errors.UpstreamUnavailable):
+        kind = "throttled"
+
+    assert "throttled" in error_kinds()
+    del Throttled
+    gc.collect()  # the class is gone: no stray kind in later tests' metrics
+    assert set(error_kinds()) == KINDS

@@ -21,6 +21,7 @@ from mjpeg_proxy.multipart_reader import (
     MultipartReader,
     boundary_from_content_type,
 )
+from tests.jpeg_samples import JUNK, variants
 
 DATA = Path(__file__).parent / "data"
 CAPTURES = DATA / "captures"
@@ -41,6 +42,7 @@ CAPTURE_FILES = {
     "axis-overhead-160x120-myboundary.mjpg": (16, False),
 }
 MODES = ["whole", "1-byte", "random-1-7"]
+PETS_FRAME = (FRAMES_DIR / "frame_003.jpg").read_bytes()
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -124,12 +126,24 @@ def chunks(data: bytes, size: int = CHUNK) -> Iterator[bytes]:
         yield data[i : i + size]
 
 
-def reader(boundary: str | None = "myboundary", **kwargs) -> MultipartReader:
+class JpegReader(MultipartReader):
+    """The reader under test, giving the JPEGs' bytes; ``trimmed`` counts those that had
+    bytes after their EOI cut off."""
+
+    trimmed = 0
+
+    def feed(self, data: bytes) -> list[bytes]:  # type: ignore[override]
+        cuts = super().feed(data)
+        self.trimmed += sum(cut.trimmed for cut in cuts)
+        return [cut.jpeg for cut in cuts]
+
+
+def reader(boundary: str | None = "myboundary", **kwargs) -> JpegReader:
     kwargs.setdefault("max_frame_bytes", MAX_FRAME)
-    return MultipartReader(boundary, **kwargs)
+    return JpegReader(boundary, **kwargs)
 
 
-def feed_all(r: MultipartReader, data_pieces) -> list[bytes]:
+def feed_all(r: JpegReader, data_pieces) -> list[bytes]:
     out: list[bytes] = []
     for piece in data_pieces:
         out += r.feed(piece)
@@ -616,3 +630,70 @@ def test_too_large_content_length_does_not_hold_a_complete_frame_back():
     assert r.feed(DELIM + b"\r\n") == [j1]
     assert r.feed(b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(j2) + j2 + b"\r\n") == [j2]
     assert (r.stats.frames, r.stats.dropped) == (2, 0)
+
+
+# --- bytes a camera appends after each JPEG's end marker ---------------------------------
+
+# Four codings, each followed by a different kind of appended bytes (tests/jpeg_samples.py).
+APPENDED = [
+    ("baseline", "vendor block ending in FF D9"),
+    ("EXIF thumbnail", "random bytes"),
+    ("progressive", "stale buffer bytes"),
+    ("arithmetic-restart (file)", "FF fill bytes"),
+]
+LENGTHS = {
+    "right": lambda jpeg, junk: len(jpeg) + len(junk),  # the whole body, appended bytes included
+    "too short": lambda jpeg, junk: len(jpeg) // 2,
+    "too long": lambda jpeg, junk: len(jpeg) + len(junk) + 3000,  # reaches into the next part
+    "into the next delimiter": lambda jpeg, junk: len(jpeg) + len(junk) + 5,  # "\r\n--m"
+    "none": lambda jpeg, junk: None,
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("length", list(LENGTHS))
+def test_bytes_appended_after_each_jpeg_are_cut_off(length, mode):
+    samples = variants()
+    jpegs = [samples[name] for name, _ in APPENDED]
+    stream = b"".join(
+        part(samples[name] + JUNK[junk], length=LENGTHS[length](samples[name], JUNK[junk])) for name, junk in APPENDED
+    )
+    stream += part(PETS_FRAME) + DELIM + b"--\r\n"  # and one plain part to end with
+    r = reader()
+
+    got = feed_all(r, pieces(stream, mode, seed=14))
+    r.close()
+
+    assert got == [*jpegs, PETS_FRAME]
+    assert r.trimmed == len(APPENDED)
+    assert r.stats.dropped == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_bytes_after_a_body_of_the_jpegs_length_are_skipped_not_relayed(mode):
+    """Content-Length counts the JPEG alone; the appended bytes come between the parts."""
+    samples = variants()
+    stream = b"".join(_part_then(samples[name], JUNK[junk]) for name, junk in APPENDED)
+    stream += part(PETS_FRAME) + DELIM + b"--\r\n"
+    r = reader()
+
+    got = feed_all(r, pieces(stream, mode, seed=19))
+    r.close()
+
+    assert got == [*(samples[name] for name, _ in APPENDED), PETS_FRAME]
+    assert r.trimmed == 0  # the part's body was the JPEG: nothing of it was cut
+    assert r.stats.dropped == 0
+
+
+def _part_then(jpeg: bytes, junk: bytes) -> bytes:
+    """A part whose Content-Length is the JPEG's, with ``junk`` after the body."""
+    return DELIM + b"\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + junk + b"\r\n"
+
+
+def test_a_right_length_with_appended_bytes_gives_the_frame_before_its_delimiter():
+    """Servers that send the delimiter only with the next frame: no frame of lag."""
+    jpeg, junk = variants()["EXIF thumbnail"], JUNK["stale buffer bytes"]
+    r = reader()
+
+    assert r.feed(DELIM + b"\r\nContent-Length: %d\r\n\r\n" % len(jpeg + junk) + jpeg + junk) == [jpeg]
+    assert r.trimmed == 1

@@ -69,7 +69,7 @@ def assert_no_secret(error: BaseException) -> None:
 async def test_jpeg_answer_is_returned_byte_identical(http, upstream, jpeg):
     upstream.get(URL_, status=200, body=jpeg, content_type="image/jpeg")
 
-    assert await snapshot(http).fetch() == jpeg
+    assert (await snapshot(http).fetch()).jpeg == jpeg
 
 
 async def test_each_fetch_is_a_new_request_returning_the_new_picture(http, upstream):
@@ -78,21 +78,21 @@ async def test_each_fetch_is_a_new_request_returning_the_new_picture(http, upstr
     upstream.get(URL_, body=second, content_type="image/jpeg")
     source = snapshot(http)
 
-    assert await source.fetch() == first
-    assert await source.fetch() == second
+    assert (await source.fetch()).jpeg == first
+    assert (await source.fetch()).jpeg == second
     assert len(upstream.requests[("GET", URL(URL_))]) == 2
 
 
 async def test_padding_after_the_picture_is_trimmed(http, upstream, jpeg):
     upstream.get(URL_, body=jpeg + b"\r\n", content_type="image/jpeg")
 
-    assert await snapshot(http).fetch() == jpeg
+    assert (await snapshot(http).fetch()).jpeg == jpeg
 
 
 async def test_body_of_exactly_the_cap_is_accepted(http, upstream, jpeg):
     upstream.get(URL_, body=jpeg, content_type="image/jpeg", headers={"Content-Length": str(len(jpeg))})
 
-    assert await snapshot(http, max_frame_bytes=len(jpeg)).fetch() == jpeg
+    assert (await snapshot(http, max_frame_bytes=len(jpeg)).fetch()).jpeg == jpeg
 
 
 # --- fetch: HTTP status ----------------------------------------------------------------

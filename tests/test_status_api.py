@@ -13,8 +13,9 @@ from tests.conftest import push_camera
 from tests.scripted_run import BASIC_CREDENTIALS, FRAMES, PASSWORD, scripted_run
 
 KEYS = {
-    "id", "name", "source", "state", "state_since", "fetching", "viewers", "frames_received", "frames_sent",
-    "bytes_sent", "frames_dropped", "input_fps", "frame_age_seconds", "last_error", "errors", "upstream_requests",
+    "id", "name", "source", "state", "state_since", "fetching", "viewers", "frames_received", "frames_trimmed",
+    "frames_sent", "bytes_sent", "frames_dropped", "input_fps", "frame_age_seconds", "last_error", "errors",
+    "upstream_requests",
 }  # fmt: skip
 
 
@@ -49,6 +50,7 @@ async def test_api_cameras_reports_what_the_run_did(start_proxy, aiohttp_server,
         assert_recent_iso(cam["state_since"])
         assert cam["viewers"] == 2
         assert cam["frames_received"] == 3
+        assert cam["frames_trimmed"] == 0
         assert run.parts_received == 6
         assert cam["frames_sent"] == run.parts_received
         assert cam["bytes_sent"] == run.part_bytes_received

@@ -10,7 +10,7 @@ import aiohttp
 
 from mjpeg_proxy.errors import BadFrame, NotFoundError, UpstreamUnavailable
 from mjpeg_proxy.frame import Frame
-from mjpeg_proxy.jpeg import complete_jpeg
+from mjpeg_proxy.jpeg import cut_jpeg
 from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.een_session import EenSession
 
@@ -49,7 +49,8 @@ class EenPreviewSource(Source):
     after a reconnect returns the picture we already have).
 
     Raises (from ``frames()``): the errors of ``EenSession.get``; UpstreamUnavailable
-    for another non-2xx answer; BadFrame for a body that is not one complete JPEG.
+    for another non-2xx answer; BadFrame for a body that does not hold one complete JPEG
+    (bytes after its end marker are cut off, ``mjpeg_proxy.jpeg.cut_jpeg``).
     """
 
     def __init__(self, session: EenSession, esn: str, max_frame_bytes: int) -> None:
@@ -87,11 +88,11 @@ class EenPreviewSource(Source):
         if not 200 <= status < 300:
             raise UpstreamUnavailable(f"EEN answered HTTP {status} for {path} of camera {self.esn}")
         try:
-            jpeg = complete_jpeg(body)
+            cut = cut_jpeg(body)
         except BadFrame as e:
             raise BadFrame(f"EEN {path} of camera {self.esn}: {e}") from None
         stamp = headers.get("x-ee-timestamp")
         if stamp is not None and stamp == self._last_stamp:
             return None
         self._last_stamp = stamp
-        return Frame(jpeg, upstream_time=parse_een_timestamp(stamp))
+        return Frame(cut.jpeg, upstream_time=parse_een_timestamp(stamp), trimmed=cut.trimmed)

@@ -51,7 +51,7 @@ class MjpegSource(HttpCameraSource):
                 stats=self.stats,
             )
             async for chunk in response.content.iter_any():
-                for jpeg in reader.feed(chunk):
-                    yield Frame(jpeg)
+                for cut in reader.feed(chunk):
+                    yield Frame(cut.jpeg, trimmed=cut.trimmed)
             reader.close()
         raise UpstreamUnavailable(f"{self.where} ended its stream")

@@ -8,7 +8,7 @@ import aiohttp
 
 from mjpeg_proxy.errors import BadFrame
 from mjpeg_proxy.frame import Frame
-from mjpeg_proxy.jpeg import complete_jpeg
+from mjpeg_proxy.jpeg import cut_jpeg
 from mjpeg_proxy.sources.base import Pacer
 from mjpeg_proxy.sources.http_client import HttpCameraSource, read_capped
 
@@ -22,6 +22,8 @@ class SnapshotSource(HttpCameraSource):
     ``auth`` chooses HTTP Basic (RFC 7617) or Digest (RFC 7616, via aiohttp's
     ``DigestAuthMiddleware``). A body over ``max_frame_bytes`` bytes is refused
     without being read whole.
+
+    Bytes after the JPEG's end marker are cut off (``mjpeg_proxy.jpeg.cut_jpeg``).
 
     Raises (from ``frames()``): AuthError on 401, ForbiddenError on 403, NotFoundError
     on 404, UpstreamUnavailable on any other non-2xx answer, network error or a
@@ -38,13 +40,14 @@ class SnapshotSource(HttpCameraSource):
         self._pacer.restart()
         while True:
             await self._pacer.tick()
-            yield Frame(await self.fetch())
+            yield await self.fetch()
 
-    async def fetch(self) -> bytes:
-        """GET the URL once and return the JPEG; raises as described on the class."""
+    async def fetch(self) -> Frame:
+        """GET the URL once and return its JPEG as a frame; raises as described on the class."""
         async with self.get(aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S), REQUEST_TIMEOUT_S) as response:
             body = await read_capped(response, self._max_frame_bytes, self.where)
         try:
-            return complete_jpeg(body)
+            cut = cut_jpeg(body)
         except BadFrame as e:
             raise BadFrame(f"{self.where}: {e}") from None
+        return Frame(cut.jpeg, trimmed=cut.trimmed)
