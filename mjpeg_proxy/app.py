@@ -35,8 +35,7 @@ def create_app(config: Config, source_factory: SourceFactory = build_source) -> 
     """
     app = web.Application(
         middlewares=[
-            # /cameras/demo/ is what people type; send them to /cameras/demo.
-            web.normalize_path_middleware(append_slash=False, remove_slash=True),
+            pages.remove_extra_slashes,
             pages.error_pages,
         ]
     )

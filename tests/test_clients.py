@@ -1,0 +1,233 @@
+"""Who is a browser: each real client's headers (``tests/client_headers.py``) get the stream,
+the snapshot and the errors in the form that client can show: a page for a browser
+navigating, pictures for an ``<img>``, raw streams and JSON for players and tools."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+from markupsafe import escape
+from PIL import Image
+
+from mjpeg_proxy.camera import REASONS
+from mjpeg_proxy.clients import ClientKind
+from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.pages import ERROR_PICTURE_SIZE
+from tests.client_headers import BROWSER_IMAGE, BROWSER_PAGE, CLIENTS, TOOL, Client
+from tests.conftest import Proxy, push_camera
+from tests.fake_camera import FakeSnapshotCamera
+from tests.helpers import boundary_of, real_frames
+
+FRAMES = real_frames()
+# The client's own headers only: aiohttp would add its Accept and User-Agent.
+AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent")
+
+
+@contextlib.asynccontextmanager
+async def request(
+    proxy: Proxy, path: str, headers: dict[str, str], method: str = "GET"
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """``path`` asked for with exactly ``headers`` (and Host)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, proxy.url(path), headers=headers, skip_auto_headers=AUTO_HEADERS) as response,
+    ):
+        yield response
+
+
+def decoded(jpeg: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(jpeg)) as image:
+        assert image.format == "JPEG"
+        image.load()
+        return image.convert("RGB")
+
+
+@pytest.mark.parametrize("client", CLIENTS, ids=lambda client: client.name)
+async def test_each_client_gets_the_stream_in_the_form_it_can_show(start_proxy, client: Client):
+    proxy = await start_proxy(push_camera(), resend_seconds=60)
+    await proxy.publish("cam", FRAMES[0])
+    async with request(proxy, "/cameras/cam/stream.mjpg", client.headers) as response:
+        assert response.status == 200
+        if client.kind is ClientKind.PAGE:
+            assert response.content_type == "text/html"
+            assert '<img src="stream.mjpg"' in await response.text()
+            return
+        boundary = boundary_of(response.headers["Content-Type"]).encode()
+        start = b"--" + boundary + b"\r\nContent-Type: image/jpeg\r\n"
+        if client.kind is ClientKind.IMAGE:
+            # The browser framing: headers sent ahead of the JPEG, which Chromium needs to
+            # paint each picture at once (and a still camera's first picture at all).
+            expected = start + b"\r\n" + FRAMES[0][:2]
+        else:
+            # Players and tools: every part with its exact length (ffmpeg splits wrongly without).
+            expected = start + b"Content-Length: %d\r\n" % len(FRAMES[0])
+        assert await asyncio.wait_for(response.content.readexactly(len(expected)), 5) == expected
+
+
+async def assert_error_form(response: aiohttp.ClientResponse, kind: ClientKind, status: int, message: str) -> None:
+    """The error reached the client as ``status``, in the form ``kind`` can show: the HTML
+    page saying ``message``, a picture (never a broken-image icon), or JSON saying it."""
+    assert response.status == status
+    if kind is ClientKind.PAGE:
+        assert response.content_type == "text/html"
+        page = await response.text()
+        assert f"{status} {response.reason}" in page and escape(message) in page
+    elif kind is ClientKind.IMAGE:
+        assert response.content_type == "image/jpeg"
+        assert "no-store" in response.headers["Cache-Control"]
+        assert decoded(await response.read()).size == ERROR_PICTURE_SIZE
+    else:
+        assert response.content_type == "application/json"
+        assert await response.json() == {"error": response.reason, "status": status, "message": message}
+
+
+@pytest.mark.parametrize("client", CLIENTS, ids=lambda client: client.name)
+async def test_each_client_gets_a_bad_parameter_error_in_a_form_it_can_show(start_proxy, client: Client):
+    proxy = await start_proxy(push_camera(), resend_seconds=60)
+    await proxy.publish("cam", FRAMES[0])
+    async with request(proxy, "/cameras/cam/stream.mjpg?fps=abc", client.headers) as response:
+        await assert_error_form(response, client.kind, 400, "?fps= must be a number from 0.01 to 100, got 'abc'")
+
+
+KINDS = {ClientKind.PAGE: BROWSER_PAGE, ClientKind.IMAGE: BROWSER_IMAGE, ClientKind.TOOL: TOOL}
+
+BAD_REQUESTS = [
+    ("/cameras/nope/stream.mjpg", 404, "no camera with id 'nope'"),
+    ("/cameras/nope/snapshot.jpg", 404, "no camera with id 'nope'"),
+    ("/cameras/nope", 404, "no camera with id 'nope'"),
+    ("/nothing/here", 404, "404: Not Found"),
+    ("/cameras/cam/stream.mjpg?fps=0", 400, "?fps= must be a number from 0.01 to 100, got '0'"),
+    ("/cameras/cam/stream.mjpg?fps=nan", 400, "?fps= must be a number from 0.01 to 100, got 'nan'"),
+    ("/cameras/cam/stream.mjpg?fps=1e999", 400, "?fps= must be a number from 0.01 to 100, got '1e999'"),
+    ("/cameras/cam/stream.mjpg?max_seconds=abc", 400, "?max_seconds= must be a number from 1 to 31536000, got 'abc'"),
+    ("/cameras/cam/stream.mjpg?max_seconds=-5", 400, "?max_seconds= must be a number from 1 to 31536000, got '-5'"),
+    ("/cameras/cam/stream.mjpg?fps=2&max_seconds=", 400, "?max_seconds= must be a number from 1 to 31536000, got ''"),
+]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize(("path", "status", "message"), BAD_REQUESTS)
+async def test_every_bad_request_is_explained_to_every_kind_of_client(start_proxy, kind, path, status, message):
+    proxy = await start_proxy(push_camera(), resend_seconds=60)
+    await proxy.publish("cam", FRAMES[0])
+    async with request(proxy, path, KINDS[kind]) as response:
+        await assert_error_form(response, kind, status, message)
+
+
+async def test_a_method_not_allowed_is_explained_to_every_kind_of_client(start_proxy):
+    proxy = await start_proxy(push_camera())
+    for kind, headers in KINDS.items():
+        async with request(proxy, "/cameras/cam/stream.mjpg", headers, method="POST") as response:
+            await assert_error_form(response, kind, 405, "405: Method Not Allowed")
+            assert "GET" in response.headers["Allow"]
+
+
+LIMITS = [
+    ({"max_viewers_per_camera": 1}, 503, "camera 'cam' has 1 viewers, the most it serves; try again later"),
+    ({"max_viewers": 1}, 503, "the server has 1 viewers, the most it serves; try again later"),
+    (
+        {"max_connections_per_client": 1},
+        429,
+        "this address already has 1 requests in progress, the most allowed; close some streams",
+    ),
+]
+
+
+@pytest.mark.parametrize(("limit", "status", "message"), LIMITS, ids=["camera_full", "server_full", "client_limit"])
+async def test_a_limit_is_explained_to_an_img_and_to_a_tool(start_proxy, limit, status, message):
+    proxy = await start_proxy(push_camera(), resend_seconds=60, **limit)
+    await proxy.publish("cam", FRAMES[0])
+    async with request(proxy, "/cameras/cam/stream.mjpg", TOOL) as holder:
+        assert holder.status == 200
+        for kind in (ClientKind.IMAGE, ClientKind.TOOL):
+            async with request(proxy, "/cameras/cam/stream.mjpg", KINDS[kind]) as response:
+                await assert_error_form(response, kind, status, message)
+                assert int(response.headers["Retry-After"]) > 0
+
+
+# --- snapshots of cameras that are down ----------------------------------------------------
+
+
+class RefusingCamera:
+    """A camera web server that answers every snapshot request with ``status``."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/snapshot.jpg", self._refuse)
+        return app
+
+    async def _refuse(self, request: web.Request) -> web.Response:
+        return web.Response(status=self.status, text=f"<html>{self.status}</html>", content_type="text/html")
+
+
+@pytest.fixture
+def refused_url():
+    """A snapshot URL on 127.0.0.1 where connections are refused: a port bound but not listening."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/snapshot.jpg"
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+async def down_cameras(aiohttp_server, refused_url) -> dict[str, CameraConfig]:
+    """Snapshot cameras that are down, by the state each ends in: a refused port, a camera
+    that refuses the proxy's password (401, Digest), and one that forbids it (403)."""
+    password_camera = await aiohttp_server(FakeSnapshotCamera(FRAMES, username="admin", password="right").app())
+    forbidding_camera = await aiohttp_server(RefusingCamera(403).app())
+    return {
+        "offline": CameraConfig(id="refused", source="snapshot", url=refused_url),
+        "auth_failed": CameraConfig(
+            id="wrong-password",
+            source="snapshot",
+            url=str(password_camera.make_url("/snapshot.jpg")),
+            username="admin",
+            password="wrong",
+            auth="digest",
+        ),
+        "forbidden": CameraConfig(
+            id="forbidden", source="snapshot", url=str(forbidding_camera.make_url("/snapshot.jpg"))
+        ),
+    }
+
+
+@pytest.mark.parametrize("state", ["offline", "auth_failed", "forbidden"])
+async def test_snapshot_of_a_down_camera_is_its_offline_picture_for_an_img_and_says_why_to_others(
+    start_proxy, down_cameras, state
+):
+    camera_config = down_cameras[state]
+    # On demand: the snapshot wakes the camera, which is in no error state until it has tried.
+    proxy = await start_proxy(camera_config, on_demand=True)
+    camera = proxy.camera(camera_config.id)
+    path = f"/cameras/{camera_config.id}/snapshot.jpg"
+
+    async with request(proxy, path, BROWSER_IMAGE) as response:
+        assert response.status == 503
+        assert response.content_type == "image/jpeg"
+        assert int(response.headers["Retry-After"]) > 0
+        assert "no-store" in response.headers["Cache-Control"]
+        picture = await response.read()
+    assert camera.state == state
+    offline = await camera.offline_picture()
+    assert offline is not None
+    assert picture == offline.jpeg, "the camera's offline picture, which says why"
+    assert decoded(picture).size == (camera_config.width, camera_config.height)
+
+    async with request(proxy, path, TOOL) as response:
+        await assert_error_form(response, ClientKind.TOOL, 503, (await response.json())["message"])
+        assert REASONS[state] in (await response.json())["message"]
+    async with request(proxy, path, BROWSER_PAGE) as response:
+        assert response.status == 503 and response.content_type == "text/html"
+        assert escape(REASONS[state]) in await response.text()
