@@ -7,22 +7,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
 from markupsafe import escape
 from PIL import Image
 
 from mjpeg_proxy.camera import REASONS
 from mjpeg_proxy.clients import ClientKind
-from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.pages import ERROR_PICTURE_SIZE
 from tests.client_headers import BROWSER_IMAGE, BROWSER_PAGE, CLIENTS, TOOL, Client
 from tests.conftest import Proxy, push_camera
-from tests.fake_camera import FakeSnapshotCamera
+from tests.down_cameras import down_cameras_fixture  # noqa: F401 (the down_cameras fixture)
 from tests.helpers import boundary_of, real_frames
 
 FRAMES = real_frames()
@@ -153,54 +150,6 @@ async def test_a_limit_is_explained_to_an_img_and_to_a_tool(start_proxy, limit, 
 
 
 # --- snapshots of cameras that are down ----------------------------------------------------
-
-
-class RefusingCamera:
-    """A camera web server that answers every snapshot request with ``status``."""
-
-    def __init__(self, status: int) -> None:
-        self.status = status
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/snapshot.jpg", self._refuse)
-        return app
-
-    async def _refuse(self, request: web.Request) -> web.Response:
-        return web.Response(status=self.status, text=f"<html>{self.status}</html>", content_type="text/html")
-
-
-@pytest.fixture
-def refused_url():
-    """A snapshot URL on 127.0.0.1 where connections are refused: a port bound but not listening."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/snapshot.jpg"
-    finally:
-        sock.close()
-
-
-@pytest.fixture
-async def down_cameras(aiohttp_server, refused_url) -> dict[str, CameraConfig]:
-    """Snapshot cameras that are down, by the state each ends in: a refused port, a camera
-    that refuses the proxy's password (401, Digest), and one that forbids it (403)."""
-    password_camera = await aiohttp_server(FakeSnapshotCamera(FRAMES, username="admin", password="right").app())
-    forbidding_camera = await aiohttp_server(RefusingCamera(403).app())
-    return {
-        "offline": CameraConfig(id="refused", source="snapshot", url=refused_url),
-        "auth_failed": CameraConfig(
-            id="wrong-password",
-            source="snapshot",
-            url=str(password_camera.make_url("/snapshot.jpg")),
-            username="admin",
-            password="wrong",
-            auth="digest",
-        ),
-        "forbidden": CameraConfig(
-            id="forbidden", source="snapshot", url=str(forbidding_camera.make_url("/snapshot.jpg"))
-        ),
-    }
 
 
 @pytest.mark.parametrize("state", ["offline", "auth_failed", "forbidden"])
