@@ -27,7 +27,7 @@ The rules, first match wins:
    ``image/png``: the Fetch standard's image default and every current browser's).
 5. Everything else is a tool: curl, wget, ffmpeg and OpenCV (``Lavf``), VLC, GStreamer,
    Python (requests, urllib, aiohttp), Go, Java, Home Assistant, motion and motionEye send
-   ``Accept: */*`` or none. ``tests/test_clients.py`` holds each one's real headers.
+   ``Accept: */*`` or none. ``tests/client_headers.py`` holds each one's real headers.
 """
 
 from __future__ import annotations

@@ -91,13 +91,18 @@ async def remove_extra_slashes(request: web.Request, handler: Handler) -> web.St
 
 ERROR_PICTURE_SIZE = (640, 360)
 """Width and height, in pixels, of the picture an ``<img>`` gets for an error."""
+ERROR_PICTURE_MAX_CHARS = 100
+"""The longest message an error picture shows; longer ones (a 404 repeats the camera id of
+the request, up to ``max_header_bytes`` long) are cut, so drawing one costs a few ms."""
 
 
 @functools.lru_cache(maxsize=32)
 def error_picture(title: str, message: str) -> bytes:
-    """A JPEG of ERROR_PICTURE_SIZE saying ``title`` (``404 Not Found``) and ``message``:
-    what an ``<img>`` shows instead of a broken-image icon. Recent ones are kept (an index
-    page asks for a down camera's snapshot every second)."""
+    """A JPEG of ERROR_PICTURE_SIZE saying ``title`` (``404 Not Found``) and ``message`` (cut
+    to ERROR_PICTURE_MAX_CHARS): what an ``<img>`` shows instead of a broken-image icon.
+    Recent ones are kept (an index page asks for a down camera's snapshot every second)."""
+    if len(message) > ERROR_PICTURE_MAX_CHARS:
+        message = message[: ERROR_PICTURE_MAX_CHARS - 3] + "..."
     return render_lines([(title, TITLE_COLOUR, 1.0), (message, TEXT_COLOUR, 0.55)], ERROR_PICTURE_SIZE)
 
 

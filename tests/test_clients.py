@@ -15,7 +15,7 @@ from markupsafe import escape
 from PIL import Image
 
 from mjpeg_proxy.camera import REASONS
-from mjpeg_proxy.clients import ClientKind
+from mjpeg_proxy.clients import ClientKind, media_ranges
 from mjpeg_proxy.pages import ERROR_PICTURE_SIZE
 from tests.client_headers import BROWSER_IMAGE, BROWSER_PAGE, CLIENTS, TOOL, Client
 from tests.conftest import Proxy, push_camera
@@ -68,6 +68,11 @@ async def test_each_client_gets_the_stream_in_the_form_it_can_show(start_proxy, 
         assert await asyncio.wait_for(response.content.readexactly(len(expected)), 5) == expected
 
 
+def test_accept_is_read_as_its_listed_media_ranges_less_the_refused_ones():
+    accept = "text/html;q=0, application/xhtml+xml; Q=0.0, image/*;q=abc, IMAGE/PNG ; level=1, *; q=.2, */*;q=0.2"
+    assert media_ranges(accept) == ["image/*", "image/png", "*/*"]
+
+
 async def assert_error_form(response: aiohttp.ClientResponse, kind: ClientKind, status: int, message: str) -> None:
     """The error reached the client as ``status``, in the form ``kind`` can show: the HTML
     page saying ``message``, a picture (never a broken-image icon), or JSON saying it."""
@@ -100,6 +105,7 @@ BAD_REQUESTS = [
     ("/cameras/nope/snapshot.jpg", 404, "no camera with id 'nope'"),
     ("/cameras/nope", 404, "no camera with id 'nope'"),
     ("/nothing/here", 404, "404: Not Found"),
+    (f"/cameras/{'x' * 5000}/stream.mjpg", 404, f"no camera with id '{'x' * 5000}'"),  # cut in a picture
     ("/cameras/cam/stream.mjpg?fps=0", 400, "?fps= must be a number from 0.01 to 100, got '0'"),
     ("/cameras/cam/stream.mjpg?fps=nan", 400, "?fps= must be a number from 0.01 to 100, got 'nan'"),
     ("/cameras/cam/stream.mjpg?fps=1e999", 400, "?fps= must be a number from 0.01 to 100, got '1e999'"),
@@ -110,7 +116,7 @@ BAD_REQUESTS = [
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-@pytest.mark.parametrize(("path", "status", "message"), BAD_REQUESTS)
+@pytest.mark.parametrize(("path", "status", "message"), BAD_REQUESTS, ids=lambda value: str(value)[:60])
 async def test_every_bad_request_is_explained_to_every_kind_of_client(start_proxy, kind, path, status, message):
     proxy = await start_proxy(push_camera(), resend_seconds=60)
     await proxy.publish("cam", FRAMES[0])
