@@ -132,24 +132,34 @@ async def test_a_method_not_allowed_is_explained_to_every_kind_of_client(start_p
             assert "GET" in response.headers["Allow"]
 
 
+IMAGE_AND_TOOL = (ClientKind.IMAGE, ClientKind.TOOL)
 LIMITS = [
-    ({"max_viewers_per_camera": 1}, 503, "camera 'cam' has 1 viewers, the most it serves; try again later"),
-    ({"max_viewers": 1}, 503, "the server has 1 viewers, the most it serves; try again later"),
+    # A browser navigating to a full camera's stream gets the page; its <img> gets the picture.
+    (
+        {"max_viewers_per_camera": 1},
+        503,
+        "camera 'cam' has 1 viewers, the most it serves; try again later",
+        IMAGE_AND_TOOL,
+    ),
+    ({"max_viewers": 1}, 503, "the server has 1 viewers, the most it serves; try again later", IMAGE_AND_TOOL),
     (
         {"max_connections_per_client": 1},
         429,
         "this address already has 1 requests in progress, the most allowed; close some streams",
+        tuple(ClientKind),
     ),
 ]
 
 
-@pytest.mark.parametrize(("limit", "status", "message"), LIMITS, ids=["camera_full", "server_full", "client_limit"])
-async def test_a_limit_is_explained_to_an_img_and_to_a_tool(start_proxy, limit, status, message):
+@pytest.mark.parametrize(
+    ("limit", "status", "message", "kinds"), LIMITS, ids=["camera_full", "server_full", "client_limit"]
+)
+async def test_a_limit_is_explained_to_every_kind_of_client_it_refuses(start_proxy, limit, status, message, kinds):
     proxy = await start_proxy(push_camera(), resend_seconds=60, **limit)
     await proxy.publish("cam", FRAMES[0])
     async with request(proxy, "/cameras/cam/stream.mjpg", TOOL) as holder:
         assert holder.status == 200
-        for kind in (ClientKind.IMAGE, ClientKind.TOOL):
+        for kind in kinds:
             async with request(proxy, "/cameras/cam/stream.mjpg", KINDS[kind]) as response:
                 await assert_error_form(response, kind, status, message)
                 assert int(response.headers["Retry-After"]) > 0
