@@ -43,8 +43,7 @@ def create_app(
     """
     app = web.Application(
         middlewares=[
-            # /cameras/demo/ is what people type; send them to /cameras/demo.
-            web.normalize_path_middleware(append_slash=False, remove_slash=True),
+            pages.remove_extra_slashes,
             pages.error_pages,
         ]
     )

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from mjpeg_proxy.appkeys import CAMERAS, CONFIG, camera_from_request
+from mjpeg_proxy.clients import ClientKind, client_kind
+from mjpeg_proxy.placeholder import TEXT_COLOUR, TITLE_COLOUR, render_lines
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +61,56 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def wants_html(request: web.Request) -> bool:
-    """True when the client is a browser asking for a page (its Accept lists text/html)."""
-    return "text/html" in request.headers.get("Accept", "")
+def root_path(request: web.Request) -> str:
+    """The relative reference from the URL of ``request`` to the site's root: ``./`` for
+    ``/status``, ``../`` for ``/cameras/garage``, ``../../`` for ``/cameras/garage/stream.mjpg``.
+
+    Behind a reverse proxy that serves the site under a path prefix (``/webcam/`` ->
+    ``/``), it leads to the prefix, which a link to ``/`` would miss."""
+    return "../" * (request.rel_url.raw_path.count("/") - 1) or "./"
+
+
+@web.middleware
+async def remove_extra_slashes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Redirect (308) a path that has no route, but would have one without its trailing or
+    doubled slashes (``/cameras/garage/``, what people type), to that path.
+
+    The ``Location`` is relative (RFC 9110, 10.2.2, allows it), so the redirect stays under
+    a reverse proxy's path prefix without a ``proxy_redirect`` rule."""
+    if isinstance(request.match_info.http_exception, web.HTTPNotFound):
+        path = request.rel_url.raw_path
+        target = re.sub("/{2,}", "/", path).rstrip("/") or "/"
+        if target != path:
+            match_info = await request.app.router.resolve(request.clone(rel_url=target))
+            if match_info.http_exception is None:
+                query = request.rel_url.raw_query_string
+                location = root_path(request) + target.lstrip("/") + (f"?{query}" if query else "")
+                raise web.HTTPPermanentRedirect(location)
+    return await handler(request)
+
+
+ERROR_PICTURE_SIZE = (640, 360)
+"""Width and height, in pixels, of the picture an ``<img>`` gets for an error."""
+ERROR_PICTURE_MAX_CHARS = 100
+"""The longest message an error picture shows; longer ones (a 404 repeats the camera id of
+the request, up to ``max_header_bytes`` long) are cut, so drawing one costs a few ms."""
+
+
+@functools.lru_cache(maxsize=32)
+def error_picture(title: str, message: str) -> bytes:
+    """A JPEG of ERROR_PICTURE_SIZE saying ``title`` (``404 Not Found``) and ``message`` (cut
+    to ERROR_PICTURE_MAX_CHARS): what an ``<img>`` shows instead of a broken-image icon.
+    Recent ones are kept (an index page asks for a down camera's snapshot every second)."""
+    if len(message) > ERROR_PICTURE_MAX_CHARS:
+        message = message[: ERROR_PICTURE_MAX_CHARS - 3] + "..."
+    return render_lines([(title, TITLE_COLOUR, 1.0), (message, TEXT_COLOUR, 0.55)], ERROR_PICTURE_SIZE)
 
 
 @web.middleware
 async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer errors as a small HTML page for browsers and JSON for everything else.
+    """Answer errors in the form the client can show (``clients.client_kind``): a small
+    HTML page for a browser navigating, a picture of the error for an ``<img>`` (browsers
+    paint an image body whatever the status), JSON for everything else.
 
     An unexpected exception is logged with its traceback and answered 500 without it.
     """
@@ -72,18 +119,25 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return _error_response(request, error.status, error.reason, error.text or error.reason, error.headers)
+        return await _error_response(request, error.status, error.reason, error.text or error.reason, error.headers)
     except Exception:
         log.exception("error while answering %s %s", request.method, request.path)
-        return _error_response(request, 500, "Internal Server Error", "internal error; see the server log", {})
+        return await _error_response(request, 500, "Internal Server Error", "internal error; see the server log", {})
 
 
-def _error_response(request: web.Request, status: int, reason: str, message: str, headers: object) -> web.Response:
-    extra = {k: v for k, v in dict(headers).items() if k in ("Retry-After", "Allow", "Cache-Control")}  # type: ignore[call-overload]
-    if wants_html(request):
-        response = aiohttp_jinja2.render_template(
-            "error.html", request, {"status": status, "reason": reason, "message": message}, status=status
-        )
+async def _error_response(
+    request: web.Request, status: int, reason: str, message: str, headers: Mapping[str, str]
+) -> web.Response:
+    extra = {name: headers[name] for name in ("Retry-After", "Allow", "Cache-Control") if name in headers}
+    kind = client_kind(request)
+    if kind is ClientKind.PAGE:
+        context = {"status": status, "reason": reason, "message": message, "root": root_path(request)}
+        response = aiohttp_jinja2.render_template("error.html", request, context, status=status)
         response.headers.update(extra)
         return response
+    if kind is ClientKind.IMAGE:
+        jpeg = await asyncio.to_thread(error_picture, f"{status} {reason}", message)
+        # An error picture held in a browser's cache would hide the camera once it is back.
+        headers = {**extra, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        return web.Response(status=status, body=jpeg, content_type="image/jpeg", headers=headers)
     return web.json_response({"error": reason, "status": status, "message": message}, status=status, headers=extra)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
@@ -39,21 +40,29 @@ def render_placeholder(
 ) -> bytes:
     """A baseline JPEG of ``size`` (width, height in pixels) showing ``camera_name``,
     ``reason`` (one line of plain words) and since when (``since_wall``, seconds since the
-    epoch, shown as UTC with the time elapsed up to ``now_wall``, default now).
-
-    The text is drawn with ``fonts`` (default: ``shared_fonts()``), each line shrunk to
-    fit the width if it must."""
-    width, height = size
+    epoch, shown as UTC with the time elapsed up to ``now_wall``, default now), drawn with
+    ``fonts`` (see ``render_lines``)."""
     now_wall = time.time() if now_wall is None else now_wall
-    fonts = fonts or shared_fonts()
-    image = Image.new("RGB", size, BACKGROUND)
-    draw = ImageDraw.Draw(image)
     lines = [
         (camera_name, TITLE_COLOUR, 1.0),
         (reason, TEXT_COLOUR, 0.7),
         (f"since {utc_text(since_wall)} "
          f"({ago_text(now_wall - since_wall)})", TEXT_COLOUR, 0.55),
     ]  # fmt: skip
+    return render_lines(lines, size, fonts)
+
+
+def render_lines(
+    lines: Sequence[tuple[str, tuple[int, int, int], float]], size: tuple[int, int], fonts: TextFonts | None = None
+) -> bytes:
+    """A baseline JPEG of ``size`` (width, height in pixels) showing ``lines`` centred, each
+    ``(text, RGB colour, scale)``: a scale of 1 is a twelfth of the height, and a line too
+    wide for the picture is drawn smaller. The text is drawn with ``fonts`` (default:
+    ``fonts.shared_fonts()``)."""
+    width, height = size
+    fonts = fonts or shared_fonts()
+    image = Image.new("RGB", size, BACKGROUND)
+    draw = ImageDraw.Draw(image)
     base = max(8, height // 12)
     sizes = [fonts.fitting_size(text, int(base * scale), width * 0.92) for text, _, scale in lines]
     heights = [text_size * 1.5 for text_size in sizes]

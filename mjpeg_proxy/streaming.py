@@ -12,6 +12,7 @@ from aiohttp import web
 
 from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, WRITER, camera_from_request
 from mjpeg_proxy.camera import ERROR_STATES, REASONS
+from mjpeg_proxy.clients import ClientKind, client_kind
 from mjpeg_proxy.hub import HubClosed, Part
 from mjpeg_proxy.limits import check_viewer_limits
 from mjpeg_proxy.pages import reload_seconds
@@ -25,6 +26,8 @@ NO_CACHE_HEADERS = {
     "Expires": "0",
     "X-Content-Type-Options": "nosniff",
 }
+SNAPSHOT_RETRY_AFTER_S = 2
+"""``Retry-After`` of a snapshot that has no camera frame to show, in seconds."""
 
 
 SEND_BUFFER_BYTES = 256 * 1024
@@ -166,18 +169,6 @@ def _float_param(request: web.Request, name: str, low: float, high: float) -> fl
     return value
 
 
-def wants_page(request: web.Request) -> bool:
-    """True for a browser's top-level navigation (the address bar), not an ``<img>``.
-
-    Browsers send ``Sec-Fetch-Dest: document`` (Fetch Metadata) and an ``Accept`` that
-    starts with ``text/html`` for navigations; ``<img>``, curl, ffmpeg and VLC do not.
-    """
-    dest = request.headers.get("Sec-Fetch-Dest")
-    if dest is not None:
-        return dest == "document"
-    return request.headers.get("Accept", "").startswith("text/html")
-
-
 async def stream(request: web.Request) -> web.StreamResponse:
     """``GET /cameras/{camera_id}/stream.mjpg``: the camera's frames as ``multipart/x-mixed-replace``.
 
@@ -188,10 +179,18 @@ async def stream(request: web.Request) -> web.StreamResponse:
     at most the server's ``max_stream_seconds``. Ends with the close delimiter then, and
     when the server stops; ends at once when the viewer goes away or takes no bytes for
     ``write_timeout`` seconds. A browser navigating to the URL gets a page showing the
-    stream; a HEAD request gets the headers alone.
+    stream; a HEAD request gets the headers alone (see ``clients`` for who is which).
+
+    Raises:
+        web.HTTPNotFound: no such camera.
+        web.HTTPBadRequest: ``fps`` or ``max_seconds`` is not a number in its range.
+        web.HTTPServiceUnavailable: a viewer limit is reached (``limits.check_viewer_limits``).
     """
     camera = camera_from_request(request)
-    if request.method == "GET" and wants_page(request):
+    fps = _float_param(request, "fps", 0.01, 100)
+    max_seconds = _float_param(request, "max_seconds", 1, 31_536_000)
+    kind = client_kind(request)
+    if request.method == "GET" and kind is ClientKind.PAGE:
         # The address bar would show a never-ending download in some browsers; a page
         # holding the stream as <img> shows the picture in all of them.
         query = f"?{request.query_string}" if request.query_string else ""
@@ -199,12 +198,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
         return aiohttp_jinja2.render_template("kiosk.html", request, context)
     server = request.app[CONFIG].server
     check_viewer_limits(request, camera)
-    # <img> requests carry Sec-Fetch-Dest: image (Fetch Metadata); they get the framing
-    # browsers paint at once. Everything else gets parts with exact Content-Length.
-    browser = request.headers.get("Sec-Fetch-Dest") == "image"
+    # An <img> gets the framing browsers paint at once; everything else gets parts with
+    # exact Content-Length.
+    browser = kind is ClientKind.IMAGE
     writer = request.app[BROWSER_WRITER if browser else WRITER]
-    fps = _float_param(request, "fps", 0.01, 100)
-    max_seconds = _float_param(request, "max_seconds", 1, 31_536_000)
     if server.max_stream_seconds is not None:
         max_seconds = min(max_seconds or server.max_stream_seconds, server.max_stream_seconds)
     headers = {
@@ -258,9 +255,15 @@ async def snapshot(request: web.Request) -> web.Response:
     """``GET /cameras/{camera_id}/snapshot.jpg``: the latest frame as ``image/jpeg``.
 
     Starts the camera's upstream if it was idle. Before the camera's first frame, waits
-    up to 5 s for it (two frame intervals for a camera slower than 0.4 fps); answers 503
-    with ``Retry-After`` if none comes, or while viewers see the offline picture (then
-    with the reason in plain words, and since when).
+    up to SNAPSHOT_WAIT_S for it (two frame intervals for a slower camera); answers 503
+    with ``Retry-After`` if none comes, or while viewers see the offline picture: an
+    ``<img>`` then gets that picture as the body, anyone else the reason in plain words
+    and since when.
+
+    Raises:
+        web.HTTPNotFound: no such camera.
+        web.HTTPServiceUnavailable: no frame to show (but for an ``<img>`` of a camera
+            in an error state, which gets the offline picture).
     """
     camera = camera_from_request(request)
     camera.touch()
@@ -270,12 +273,16 @@ async def snapshot(request: web.Request) -> web.Response:
             part = await camera.hub.next_part(0, camera.snapshot_wait_s)
     except HubClosed:
         part = None
-    if part is None or part.frame.placeholder:
-        if camera.state in ERROR_STATES:
-            message = (
-                f"camera {camera.id!r}: {REASONS[camera.state]} since {utc_text(camera.error_since)} ({camera.state})"
-            )
-        else:
-            message = f"camera {camera.id!r} has no frame yet ({camera.state})"
-        raise web.HTTPServiceUnavailable(text=message, headers={"Retry-After": "2", "Cache-Control": "no-store"})
-    return web.Response(body=part.frame.jpeg, content_type="image/jpeg", headers=NO_CACHE_HEADERS)
+    if part is not None and not part.frame.placeholder:
+        return web.Response(body=part.frame.jpeg, content_type="image/jpeg", headers=NO_CACHE_HEADERS)
+    headers = {"Retry-After": str(SNAPSHOT_RETRY_AFTER_S), "Cache-Control": "no-store"}
+    state = camera.state
+    if state not in ERROR_STATES:
+        raise web.HTTPServiceUnavailable(text=f"camera {camera.id!r} has no frame yet ({state})", headers=headers)
+    message = f"camera {camera.id!r}: {REASONS[state]} since {utc_text(camera.error_since)} ({state})"
+    if client_kind(request) is ClientKind.IMAGE and (offline := await camera.offline_picture()) is not None:
+        # A 503 with a picture: browsers paint it (no broken-image icon on the index),
+        # while the status still tells caches and checkers that this is no camera frame.
+        headers.update(NO_CACHE_HEADERS)
+        return web.Response(status=503, body=offline.jpeg, content_type="image/jpeg", headers=headers)
+    raise web.HTTPServiceUnavailable(text=message, headers=headers)

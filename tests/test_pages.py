@@ -8,11 +8,12 @@ import aiohttp
 import pytest
 
 from mjpeg_proxy import camera as camera_module
+from tests.client_headers import BROWSER_PAGE
 from tests.conftest import push_camera
 from tests.helpers import eventually, real_frames
+from tests.prefix_proxy import resolve
 
 FRAMES = real_frames()
-BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
 
 async def test_index_lists_every_camera_as_a_live_image(start_proxy, aiohttp_client):
@@ -98,7 +99,7 @@ async def test_unknown_camera_or_path_is_404_json_for_tools(start_proxy, path):
 async def test_unknown_camera_is_404_page_for_browsers(start_proxy):
     proxy = await start_proxy(push_camera())
     async with aiohttp.ClientSession() as session:
-        async with session.get(proxy.url("/cameras/nope"), headers=BROWSER) as response:
+        async with session.get(proxy.url("/cameras/nope"), headers=BROWSER_PAGE) as response:
             assert response.status == 404
             assert response.content_type == "text/html"
             html = await response.text()
@@ -106,12 +107,33 @@ async def test_unknown_camera_is_404_page_for_browsers(start_proxy):
     assert "Traceback" not in html
 
 
-async def test_trailing_slash_redirects_to_the_page(start_proxy):
+@pytest.mark.parametrize(
+    ("path", "target"),
+    [
+        ("/cameras/garage/", "/cameras/garage"),
+        ("/cameras/garage//", "/cameras/garage"),
+        ("/cameras//garage", "/cameras/garage"),
+        ("/cameras/garage/stream.mjpg/?fps=2", "/cameras/garage/stream.mjpg?fps=2"),
+        ("/status/", "/status"),
+    ],
+)
+async def test_trailing_or_doubled_slash_redirects_to_the_page(start_proxy, path, target):
     proxy = await start_proxy(push_camera("garage"))
     async with aiohttp.ClientSession() as session:
-        async with session.get(proxy.url("/cameras/garage/"), allow_redirects=False) as response:
-            assert response.status in (301, 308)
-            assert response.headers["Location"] == "/cameras/garage"
+        async with session.get(proxy.url(path), allow_redirects=False) as response:
+            assert response.status == 308
+            location = response.headers["Location"]
+    # Relative, so that it stays under a reverse proxy's path prefix (see test_path_prefix.py).
+    assert location.startswith("../")
+    assert resolve(proxy.url(path), location) == proxy.url(target)
+
+
+async def test_a_path_that_has_no_page_with_or_without_slashes_is_404(start_proxy):
+    proxy = await start_proxy(push_camera("garage"))
+    async with aiohttp.ClientSession() as session:
+        for path in ("/nothing/", "/cameras/garage/nothing/", "/cameras/garage/nothing//"):
+            async with session.get(proxy.url(path), allow_redirects=False) as response:
+                assert response.status == 404, path
 
 
 async def test_pages_reload_themselves_when_streams_have_a_time_limit(start_proxy):

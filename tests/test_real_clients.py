@@ -12,14 +12,21 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+from yarl import URL
 
+from mjpeg_proxy.camera import REASONS
 from mjpeg_proxy.config import CameraConfig
-from tests.conftest import push_camera
+from mjpeg_proxy.pages import ERROR_PICTURE_SIZE
+from tests.conftest import Proxy, push_camera
+from tests.down_cameras import down_cameras_fixture  # noqa: F401 (the down_cameras fixture)
 from tests.helpers import eventually, real_frames
+from tests.prefix_proxy import PREFIX, PrefixProxy
 from tests.test_end_to_end import need_binary
 
 FRAMES = real_frames()
+LAN_HOST = "lan-camera.test"
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI runs as root
@@ -30,6 +37,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # A LAN name for 127.0.0.1: pages there are plain http on a host that is not potentially
+    # trustworthy, so Chromium sends them no Sec-Fetch-* headers, as on a real LAN.
+    f"--host-resolver-rules=MAP {LAN_HOST} 127.0.0.1",
 ]
 # The pixels of the first <img> as a short hash, read through a canvas.
 IMAGE_HASH_JS = """() => {
@@ -67,36 +77,49 @@ async def browser() -> AsyncIterator[object]:
             await chromium.close()
 
 
+ORIGINS = ["localhost", "plain-http-lan"]
+"""Where a test's pages come from: http://127.0.0.1 (potentially trustworthy: Chromium sends
+Fetch Metadata) or a LAN name on plain http (it sends none)."""
+
+
+def browser_url(proxy: Proxy, path: str, origin: str) -> str:
+    """The URL of ``path`` on ``proxy`` as a browser at ``origin`` (one of ORIGINS) opens it."""
+    url = URL(proxy.url(path))
+    return str(url.with_host(LAN_HOST)) if origin == "plain-http-lan" else str(url)
+
+
 async def screenshot(page, name: str) -> None:
     OUTPUT.mkdir(exist_ok=True)
     await page.screenshot(path=str(OUTPUT / name))
 
 
-async def test_img_paints_the_first_frame_at_once_on_a_still_camera_then_follows(start_proxy, browser):
+@pytest.mark.parametrize("origin", ORIGINS)
+async def test_img_paints_the_first_frame_at_once_on_a_still_camera_then_follows(start_proxy, browser, origin):
     # resend_seconds=60: nothing but the first part's own trailing boundary can make it paint.
     proxy = await start_proxy(push_camera("cam", name="Still camera"), resend_seconds=60)
     page = await browser.new_page(viewport={"width": 800, "height": 600})
-    await page.goto(proxy.url("/cameras/cam"), wait_until="domcontentloaded")  # the image loads for ever
+    await page.goto(browser_url(proxy, "/cameras/cam", origin), wait_until="domcontentloaded")  # loads for ever
     await proxy.camera("cam").hub.wait_viewers(lambda n: n == 1)
     proxy.push("cam", FRAMES[0])
     # Painted within 1 s of the frame being available, though no second frame follows.
     await page.wait_for_function("document.querySelector('img').naturalWidth > 0", timeout=1000)
     first = await page.evaluate(IMAGE_HASH_JS)
-    await screenshot(page, "kiosk-first-frame.png")
+    await screenshot(page, f"kiosk-first-frame-{origin}.png")
     proxy.push("cam", FRAMES[6])
     await page.wait_for_function(f"({IMAGE_HASH_JS})() !== {first}", timeout=2000)
     assert await page.evaluate("document.querySelector('img').naturalWidth") == 768
 
 
-async def test_address_bar_gets_a_page_showing_the_stream(start_proxy, browser):
+@pytest.mark.parametrize("origin", ORIGINS)
+async def test_address_bar_gets_a_page_showing_the_stream(start_proxy, browser, origin):
     proxy = await start_proxy(demo_camera("demo"))
     page = await browser.new_page(viewport={"width": 800, "height": 600})
-    response = await page.goto(proxy.url("/cameras/demo/stream.mjpg"))
+    response = await page.goto(browser_url(proxy, "/cameras/demo/stream.mjpg", origin))
     assert response.headers["content-type"].startswith("text/html")
     await page.wait_for_function("document.querySelector('img').naturalWidth === 320", timeout=5000)
     first = await page.evaluate(IMAGE_HASH_JS)
     await page.wait_for_function(f"({IMAGE_HASH_JS})() !== {first}", timeout=5000)
-    await screenshot(page, "stream-url-in-address-bar.png")
+    await screenshot(page, f"stream-url-in-address-bar-{origin}.png")
 
 
 async def test_index_with_8_cameras_shows_all_of_them_moving_and_stays_usable(start_proxy, browser):
@@ -127,6 +150,77 @@ async def test_index_with_4_cameras_plays_them_live(start_proxy, browser):
     await eventually(lambda: all(proxy.camera(f"cam{i}").hub.viewers == 1 for i in range(1, 5)))
     assert await page.evaluate("fetch('healthz').then(r => r.text())") == "ok"
     await screenshot(page, "index-4-cameras-live.png")
+
+
+# Every <img> of the page shows a picture: loaded, and not the broken-image icon (whose
+# naturalWidth is 0).
+ALL_IMAGES_PAINTED = "[...document.images].every(img => img.complete && img.naturalWidth > 0)"
+
+
+@pytest.mark.parametrize("origin", ORIGINS)
+async def test_index_shows_a_picture_for_every_camera_even_those_that_are_down(
+    start_proxy, browser, down_cameras, origin
+):
+    # Six cameras (more than the live tiles): the index polls snapshots. On demand, so each
+    # down camera is woken by the page's first snapshot and is in no error state before.
+    proxy = await start_proxy(*(demo_camera(f"cam{i}") for i in range(1, 4)), *down_cameras.values(), on_demand=True)
+    page = await browser.new_page(viewport={"width": 1400, "height": 900})
+    await page.goto(browser_url(proxy, "/", origin))
+    await page.wait_for_function(f"document.images.length === 6 && {ALL_IMAGES_PAINTED}", timeout=15000)
+    widths = await page.evaluate("Object.fromEntries([...document.images].map(i => [i.alt, i.naturalWidth]))")
+    # The down cameras show their offline picture (at the configured size, having had no frame).
+    assert widths == {
+        **{f"Demo cam{i}": 320 for i in range(1, 4)},
+        **{camera.display_name: camera.width for camera in down_cameras.values()},
+    }
+    await screenshot(page, f"index-with-down-cameras-{origin}.png")
+    # Tools still get a plain 503 saying why.
+    async with aiohttp.ClientSession() as session:
+        for state, camera in down_cameras.items():
+            async with session.get(proxy.url(f"/cameras/{camera.id}/snapshot.jpg")) as response:
+                assert (response.status, response.content_type) == (503, "application/json")
+                assert REASONS[state] in (await response.json())["message"]
+
+
+@pytest.mark.parametrize("origin", ORIGINS)
+async def test_a_browser_shows_what_is_wrong_with_a_bad_stream_url(start_proxy, browser, origin):
+    proxy = await start_proxy(demo_camera("demo"), max_viewers_per_camera=1)
+    page = await browser.new_page(viewport={"width": 800, "height": 600})
+    response = await page.goto(browser_url(proxy, "/cameras/demo/stream.mjpg?fps=abc", origin))
+    assert response.status == 400
+    assert "?fps= must be a number from 0.01 to 100, got 'abc'" in await page.inner_text("main")
+    await screenshot(page, f"bad-stream-url-in-address-bar-{origin}.png")
+    # As <img>: a picture of the error, not a broken-image icon; the same for a stream the
+    # camera has no room for (one viewer at most: one of the last two <img> is refused).
+    await page.goto(browser_url(proxy, "/status", origin))  # a page of the proxy that holds no stream
+    await page.evaluate(
+        """() => { document.body.innerHTML =
+            '<img src="cameras/demo/stream.mjpg?fps=abc"><img src="cameras/demo/stream.mjpg?max_seconds=0">' +
+            '<img src="cameras/nope/stream.mjpg"><img src="cameras/nope/snapshot.jpg">' +
+            '<img src="cameras/demo/stream.mjpg?fps=5"><img src="cameras/demo/stream.mjpg?fps=4">'; }"""
+    )
+    await page.wait_for_function(f"document.images.length === 6 && {ALL_IMAGES_PAINTED}", timeout=10000)
+    widths = await page.evaluate("[...document.images].map(i => i.naturalWidth)")
+    assert sorted(widths) == [320] + [ERROR_PICTURE_SIZE[0]] * 5, widths
+    await screenshot(page, f"bad-stream-urls-as-img-{origin}.png")
+
+
+async def test_under_a_path_prefix_a_browser_never_leaves_it(start_proxy, browser, aiohttp_server):
+    proxy = await start_proxy(demo_camera("demo"))
+    front = await aiohttp_server(PrefixProxy(proxy.url("/")).app())
+    root = str(front.make_url(PREFIX))
+    page = await browser.new_page(viewport={"width": 800, "height": 600})
+    # A trailing slash, as people type it, lands on the kiosk page under the prefix.
+    await page.goto(root + "cameras/demo/", wait_until="domcontentloaded")
+    assert page.url == root + "cameras/demo"
+    await page.wait_for_function("document.querySelector('img').naturalWidth === 320", timeout=5000)
+    # The 404 page's "All cameras", deep in a path, leads to the index under the prefix.
+    response = await page.goto(root + "cameras/nope/stream.mjpg")
+    assert response.status == 404
+    await page.click("text=All cameras")
+    await page.wait_for_url(root)
+    assert await page.title() == "Cameras · mjpeg-proxy"
+    await page.wait_for_function("document.querySelector('img').naturalWidth === 320", timeout=5000)
 
 
 async def run(*command: str, timeout_s: float = 60, text: bool = True) -> tuple[int, str | bytes, str | bytes]:

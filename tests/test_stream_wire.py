@@ -186,7 +186,7 @@ async def test_img_requests_get_the_next_parts_headers_ahead(start_proxy):
     ("headers", "page"),
     [
         ({"Sec-Fetch-Dest": "document", "Accept": "text/html,*/*"}, True),
-        ({"Accept": "text/html,application/xhtml+xml"}, True),  # a browser without Fetch Metadata
+        ({"User-Agent": "Mozilla/5.0", "Accept": "text/html,application/xhtml+xml"}, True),  # no Fetch Metadata
         ({"Sec-Fetch-Dest": "image", "Accept": "image/avif,image/webp,*/*"}, False),
         ({"Accept": "*/*"}, False),  # curl, ffmpeg, VLC
         ({}, False),
