@@ -4,13 +4,14 @@ bounded bodies, and error texts without URLs."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
 from mjpeg_proxy.errors import AuthError, BadFrame, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
 from mjpeg_proxy.redact import safe_url
 from mjpeg_proxy.sources.base import Source
+from mjpeg_proxy.sources.retry_after import answer_error
 
 
 class CameraAuth:
@@ -66,7 +67,7 @@ class HttpCameraSource(Source):
             async with self._http.get(
                 self.url, headers=self._auth.headers, middlewares=self._auth.middlewares, timeout=timeout
             ) as response:
-                raise_for_status(response.status, self.where)
+                raise_for_status(response.status, self.where, response.headers)
                 yield response
         except SourceError:
             raise
@@ -76,8 +77,11 @@ class HttpCameraSource(Source):
             raise UpstreamUnavailable(f"{self.where}: {describe(e)}") from None
 
 
-def raise_for_status(status: int, where: str) -> None:
+def raise_for_status(status: int, where: str, headers: Mapping[str, str]) -> None:
     """Raise the SourceError for a non-2xx ``status`` from the camera at ``where``.
+
+    A 429 or 503 whose ``headers`` say when to come back (``Retry-After``, read by
+    ``retry_after.retry_after_s``) sets the error's ``retry_after_s``.
 
     Raises:
         AuthError: 401. ForbiddenError: 403. NotFoundError: 404.
@@ -92,7 +96,7 @@ def raise_for_status(status: int, where: str) -> None:
         raise ForbiddenError(message)
     if status == 404:
         raise NotFoundError(message)
-    raise UpstreamUnavailable(message)
+    raise answer_error(UpstreamUnavailable, message, status, headers)
 
 
 async def read_capped(response: aiohttp.ClientResponse, max_bytes: int, what: str) -> bytes:
