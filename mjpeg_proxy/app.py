@@ -88,7 +88,13 @@ async def _run_cameras(app: web.Application, source_factory: SourceFactory) -> A
     config = app[CONFIG]
     writer, browser_writer = app[WRITER], app[BROWSER_WRITER]
     upstreams = Upstreams(
-        http=aiohttp.ClientSession(headers={"User-Agent": f"mjpeg-proxy/{__version__}"}),
+        http=aiohttp.ClientSession(
+            headers={"User-Agent": f"mjpeg-proxy/{__version__}"},
+            # No total limit (aiohttp's default is 100): each camera holds at most one
+            # connection, so a pool limit would only let silent MJPEG upstreams starve the
+            # other cameras.
+            connector=aiohttp.TCPConnector(limit=0),
+        ),
         een=EenSession(config.een) if config.een and any(c.source == "een" for c in config.cameras) else None,
     )
     cameras: dict[str, Camera] = {}
