@@ -21,6 +21,7 @@ from mjpeg_proxy.hub import FrameHub
 from mjpeg_proxy.multipart_writer import MultipartWriter, new_boundary
 from mjpeg_proxy.sources import Source, Upstreams, build_source
 from mjpeg_proxy.sources.een_session import EenSession
+from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
 
 SourceFactory = Callable[[CameraConfig, Upstreams], Source]
 
@@ -92,9 +93,10 @@ async def _run_cameras(app: web.Application, source_factory: SourceFactory) -> A
             headers={"User-Agent": f"mjpeg-proxy/{__version__}"},
             # No total limit (aiohttp's default is 100): each camera holds at most one
             # connection, so a pool limit would only let silent MJPEG upstreams starve the
-            # other cameras.
+            # other cameras. Requests per device are capped by `hosts` instead.
             connector=aiohttp.TCPConnector(limit=0),
         ),
+        hosts=UpstreamHosts(config.server.max_upstream_requests_per_host),
         een=EenSession(config.een) if config.een and any(c.source == "een" for c in config.cameras) else None,
     )
     cameras: dict[str, Camera] = {}

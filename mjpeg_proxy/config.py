@@ -46,6 +46,7 @@ _SERVER_KEYS = {
     "trusted_proxies",
     "max_header_bytes",
     "request_timeout",
+    "max_upstream_requests_per_host",
 }
 _EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
 # An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
@@ -75,6 +76,11 @@ class ServerConfig:
     in ``trusted_proxies``; ``max_header_bytes`` (longest request line or header field;
     400 past it); ``request_timeout`` (seconds a connection may take to send a complete
     request head, and may stay idle between requests).
+
+    ``max_upstream_requests_per_host``: short requests to one upstream host (scheme, host,
+    port) in progress at once: snapshots, and MJPEG streams until their first frame.
+    The default, 4, stays below the 6 users at once that small Dahua cameras allow, so
+    the device's own web page still gets in, and starts a wall of 16 channels in 4 rounds.
     """
 
     host: str = DEFAULT_HOST
@@ -88,6 +94,7 @@ class ServerConfig:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     max_header_bytes: int = 8190
     request_timeout: float = 15.0
+    max_upstream_requests_per_host: int = 4
 
 
 @dataclass(frozen=True)
@@ -291,6 +298,7 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
         ("max_viewers", 1, 1_000_000),
         ("max_connections_per_client", 1, 1_000_000),
         ("max_header_bytes", 1024, 1_048_576),
+        ("max_upstream_requests_per_host", 1, 1000),
     ):
         value = data.get(key, getattr(ServerConfig, key))
         if not _is_int(value) or not low <= value <= high:
