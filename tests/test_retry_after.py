@@ -38,6 +38,7 @@ NONSENSE = {
     "past-date": "Sun, 06 Nov 1994 08:49:37 GMT",
     "over-the-cap": str(int(MAX_RETRY_AFTER_S) + 1),
     "huge": "99999999999999999999999",
+    "thousands-of-digits": "9" * 5000,  # int() refuses over 4300 digits
     "far-date": "Fri, 31 Dec 9999 23:59:59 GMT",
     "impossible-date": "Mon, 32 Nov 2094 08:49:37 GMT",
 }

@@ -53,7 +53,7 @@ def retry_after_s(status: int, headers: Mapping[str, str], now: float | None = N
         return None
     value = value.strip()
     if _DELAY_SECONDS_RE.fullmatch(value):
-        seconds = float(int(value))
+        seconds = float(value)  # digits only: never raises (a 5000-digit value is inf)
     else:
         until = _http_date(value)
         if until is None:
