@@ -3,7 +3,8 @@ requests in progress, spaced start-ups, and which credentials work there.
 
 Dahua and similar devices answer 401 when their connection limit is full, not only for
 a wrong password, and their small web servers wedge under bursts of requests (for
-example rroller/dahua issue 603 and pull request 606).
+example rroller/dahua issue 603 and pull request 606); a small Dahua camera allows 6
+users at once (AlexxIT/WebRTC issue 959).
 """
 
 from __future__ import annotations
