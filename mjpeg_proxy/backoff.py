@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+NAMED_WAIT_SPREAD = 0.1
+"""The most, as a fraction, that ``Backoff.at_least`` adds to a wait the upstream named."""
+
 
 class Backoff:
     """Delays that double after each failure, from ``initial_s`` up to ``max_s`` seconds.
@@ -36,6 +39,12 @@ class Backoff:
         step = min(self.max_s, self.initial_s * self.factor ** min(self.failures, 64))
         self.failures += 1
         return step / 2 + self._rand() * step / 2
+
+    def at_least(self, seconds: float) -> float:
+        """The wait when the upstream named it (``Retry-After``): ``seconds`` plus up to
+        ``NAMED_WAIT_SPREAD`` of it more, so cameras told the same time (an HTTP-date, or
+        channels of one device) do not come back together. Counts no failure."""
+        return seconds * (1 + NAMED_WAIT_SPREAD * self._rand())
 
     def reset(self) -> None:
         """Forget past failures after a success."""

@@ -94,7 +94,9 @@ class Camera:
     ``stall_timeout_s`` seconds (default: the larger of 10 s and three frame intervals)
     is stalled and restarted the same way. Each burst of errors is logged once when it
     starts and once when it ends. ``fonts`` draw the offline picture's text (default:
-    ``fonts.shared_fonts()``).
+    ``fonts.shared_fonts()``). An error that names its wait
+    (``retry_after_s``, such as the upstream's ``Retry-After``) waits that long instead, plus
+    up to a tenth more.
     """
 
     def __init__(
@@ -373,11 +375,14 @@ class Camera:
             # The stall itself took stall_timeout_s: reconnect at once, and keep the error
             # backoff as it was, so a camera that comes back is seen without delay.
             delay = 0.0
-        elif isinstance(error, AuthError):
-            delay = error.retry_after_s if error.retry_after_s is not None else self._auth_backoff.next_delay()
         else:
-            self._auth_backoff.reset()
-            delay = self._backoff.next_delay()
+            if isinstance(error, AuthError):
+                backoff = self._auth_backoff
+            else:
+                backoff = self._backoff
+                self._auth_backoff.reset()
+            # A wait the upstream named (Retry-After, a throttled shared login) replaces the step.
+            delay = backoff.next_delay() if error.retry_after_s is None else backoff.at_least(error.retry_after_s)
         self._failures_in_burst += 1
         # One line when a burst starts or the state changes; the rest of a burst at debug level.
         level = logging.WARNING if self._failures_in_burst == 1 or self.state != previous else logging.DEBUG

@@ -18,6 +18,7 @@ from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.hub import FrameHub
 from mjpeg_proxy.sources import Source, Upstreams
 from mjpeg_proxy.sources.een_session import EenSession
+from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,15 @@ class CameraSet:
 
     async def start(self, config: Config) -> None:
         """Make the shared clients and start every camera of ``config``."""
-        http = aiohttp.ClientSession(headers={"User-Agent": f"mjpeg-proxy/{__version__}"})
-        self._upstreams = Upstreams(http=http, fonts=self._fonts)
+        http = aiohttp.ClientSession(
+            headers={"User-Agent": f"mjpeg-proxy/{__version__}"},
+            # No total limit (aiohttp's default is 100): each camera holds at most one
+            # connection, so a pool limit would only let silent MJPEG upstreams starve the
+            # other cameras. Requests per device are capped by `hosts` instead.
+            connector=aiohttp.TCPConnector(limit=0),
+        )
+        hosts = UpstreamHosts(config.server.max_upstream_requests_per_host)
+        self._upstreams = Upstreams(http=http, hosts=hosts, fonts=self._fonts)
         await self.apply(config)
 
     async def apply(self, config: Config) -> Changes:

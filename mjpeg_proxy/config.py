@@ -59,6 +59,7 @@ _SERVER_KEYS = {
     "request_timeout",
     "cors_origins",
     "font",
+    "max_upstream_requests_per_host",
 }
 _FONT_EXAMPLE = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 _EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
@@ -103,6 +104,11 @@ class ServerConfig:
     ``font``: the path of a TrueType or OpenType font file to draw the text on pictures
     (the offline picture, the demo camera) with, before the default fonts
     (``mjpeg_proxy.fonts``); None for the defaults.
+
+    ``max_upstream_requests_per_host``: short requests to one upstream host (scheme, host,
+    port) in progress at once: snapshots, and MJPEG streams until their first frame.
+    The default, 4, stays below the 6 users at once that small Dahua cameras allow, so
+    the device's own web page still gets in, and starts a wall of 16 channels in 4 rounds.
     """
 
     host: str = DEFAULT_HOST
@@ -118,6 +124,7 @@ class ServerConfig:
     request_timeout: float = 15.0
     cors_origins: tuple[str, ...] = (ANY_ORIGIN,)
     font: str | None = None
+    max_upstream_requests_per_host: int = 4
 
 
 @dataclass(frozen=True)
@@ -185,9 +192,9 @@ class Config:
     een: EenConfig | None = None
 
 
-RESTART_KEYS = ("host", "port", "request_timeout", "max_header_bytes", "font")
-"""``[server]`` keys taken at start-up (by the listening socket, the HTTP parser, the fonts
-every camera shares): a reload cannot change them."""
+RESTART_KEYS = ("host", "port", "request_timeout", "max_header_bytes", "font", "max_upstream_requests_per_host")
+"""``[server]`` keys taken at start-up (by the listening socket, the HTTP parser, what every
+camera shares: the fonts, the upstream hosts' caps): a reload cannot change them."""
 
 
 class LiveConfig:
@@ -371,6 +378,7 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
         ("max_viewers", 1, 1_000_000),
         ("max_connections_per_client", 1, 1_000_000),
         ("max_header_bytes", 1024, 1_048_576),
+        ("max_upstream_requests_per_host", 1, 1000),
     ):
         value = data.get(key, getattr(ServerConfig, key))
         if not _is_int(value) or not low <= value <= high:

@@ -7,24 +7,25 @@ secret (password, API key, session key) or a URL's credentials or query.
 
 
 class SourceError(Exception):
-    """An upstream could not give a frame this time."""
+    """An upstream could not give a frame this time.
+
+    ``retry_after_s``, when set, is how long, in seconds from now, no request should be
+    made: what the upstream asked for (``Retry-After``), or when a shared session that
+    throttles its logins tries again. The Camera waits that long instead of its backoff.
+    """
 
     #: Short machine-readable name, used for counters and status pages.
     kind = "error"
 
-
-class AuthError(SourceError):
-    """The upstream refused our credentials (HTTP 401 after authenticating).
-
-    ``retry_after_s``, when the source knows it (a shared session that throttles its
-    logins), is when trying again can next succeed, in seconds from now.
-    """
-
-    kind = "auth_failed"
-
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class AuthError(SourceError):
+    """The upstream refused our credentials (HTTP 401 after authenticating)."""
+
+    kind = "auth_failed"
 
 
 class ForbiddenError(SourceError):

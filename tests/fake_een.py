@@ -43,6 +43,7 @@ class FakeEenCamera:
     stalled: bool = False
     garbage: bool = False
     fail_with: list[int] = field(default_factory=list)
+    fail_headers: dict[str, str] = field(default_factory=dict)  # sent with each fail_with answer
     previews: list[Preview] = field(default_factory=list)
     served: list[bytes] = field(default_factory=list)
     image_requests: int = 0
@@ -91,12 +92,14 @@ class FakeEen:
         self.cameras: dict[str, FakeEenCamera] = {}
         self.access: set[str] = set()
         self.login_status: int | None = None  # force authenticate to answer this status
+        self.login_headers: dict[str, str] = {}  # sent with that forced answer
         self.login_delay_s = 0.0  # a slow login service
         self.redirect_images_to: str | None = None  # answer image requests with a 301 to this prefix
         self.tokens: dict[str, float] = {}
         self.sessions: set[str] = set()
         self.issued_keys: list[str] = []
         self.authenticate_calls = 0
+        self.authenticate_times: list[float] = []  # time.time() of each authenticate call
         self.logins = 0
         self.logouts = 0
         self.log: list[tuple[str, str, str | None]] = []
@@ -142,10 +145,13 @@ class FakeEen:
 
     async def _authenticate(self, request: web.Request) -> web.Response:
         self.authenticate_calls += 1
+        self.authenticate_times.append(time.time())
         self.log.append((request.method, request.path, None))
         await asyncio.sleep(self.login_delay_s)
         if self.login_status is not None:
-            return web.json_response({"status_code": self.login_status}, status=self.login_status)
+            return web.json_response(
+                {"status_code": self.login_status}, status=self.login_status, headers=self.login_headers
+            )
         if not self._api_key_ok(request):
             return web.json_response({"status_code": 401, "message": "missing API key"}, status=401)
         form = await self._form(request)
@@ -227,7 +233,7 @@ class FakeEen:
         if self.redirect_images_to and not request.path.startswith("/archiver/"):
             raise web.HTTPMovedPermanently(self.redirect_images_to + request.path_qs)
         if camera.fail_with:
-            return web.Response(status=camera.fail_with.pop(0), text="Service Unavailable")
+            return web.Response(status=camera.fail_with.pop(0), text="Service Unavailable", headers=camera.fail_headers)
         kind = request.match_info["kind"]
         if kind == "prev":
             if not camera.previews:

@@ -23,6 +23,7 @@ from mjpeg_proxy.errors import (
 from mjpeg_proxy.sources import base
 from mjpeg_proxy.sources.base import Pacer
 from mjpeg_proxy.sources.snapshot import SnapshotSource
+from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
 
 FRAMES_DIR = Path(__file__).parent / "data" / "frames" / "opencv-vtest-pets2009"
 URL_ = "http://cam.test/snapshot.jpg"
@@ -44,7 +45,7 @@ async def http():
 
 def snapshot(http, url: str = URL_, **kwargs) -> SnapshotSource:
     kwargs.setdefault("max_frame_bytes", CAP)
-    return SnapshotSource(url, 4.0, http, **kwargs)
+    return SnapshotSource(url, 4.0, http, hosts=UpstreamHosts(4), **kwargs)
 
 
 def sent_authorization(request) -> str | None:

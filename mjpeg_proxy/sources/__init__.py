@@ -14,17 +14,19 @@ from mjpeg_proxy.sources.een import EenPreviewSource
 from mjpeg_proxy.sources.een_session import EenSession
 from mjpeg_proxy.sources.mjpeg import MjpegSource
 from mjpeg_proxy.sources.snapshot import SnapshotSource
+from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
 
 __all__ = ["Source", "Upstreams", "build_source"]
 
 
 @dataclass(frozen=True)
 class Upstreams:
-    """Clients shared by cameras: one HTTP session for plain cameras, and the EEN
-    account's session (None when no camera uses EEN); and the fonts the demo camera
-    draws its text with (None for ``fonts.shared_fonts()``)."""
+    """Clients shared by cameras: one HTTP session for plain cameras, the registry of
+    their upstream hosts, the EEN account's session (None when no camera uses EEN), and
+    the fonts the demo camera draws its text with (None for ``fonts.shared_fonts()``)."""
 
     http: aiohttp.ClientSession
+    hosts: UpstreamHosts
     een: EenSession | None = None
     fonts: TextFonts | None = None
 
@@ -40,6 +42,7 @@ def build_source(camera: CameraConfig, upstreams: Upstreams) -> Source:
             "password": camera.password,
             "auth": camera.auth,
             "max_frame_bytes": camera.max_frame_bytes,
+            "hosts": upstreams.hosts,
         }
         if camera.source == "snapshot":
             return SnapshotSource(camera.url, camera.fps, upstreams.http, **http_camera)

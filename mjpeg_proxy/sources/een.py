@@ -13,6 +13,7 @@ from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.jpeg import cut_jpeg
 from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.een_session import EenSession
+from mjpeg_proxy.sources.retry_after import answer_error
 
 PREVIEW_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
 """``next`` blocks until the camera's next preview exists (1 s apart by default, up to
@@ -49,8 +50,9 @@ class EenPreviewSource(Source):
     after a reconnect returns the picture we already have).
 
     Raises (from ``frames()``): the errors of ``EenSession.get``; UpstreamUnavailable
-    for another non-2xx answer; BadFrame for a body that does not hold one complete JPEG
-    (bytes after its end marker are cut off, ``mjpeg_proxy.jpeg.cut_jpeg``).
+    for another non-2xx answer (with ``retry_after_s`` for a 429 or 503 that says when
+    to come back); BadFrame for a body that does not hold one complete JPEG (bytes after
+    its end marker are cut off, ``mjpeg_proxy.jpeg.cut_jpeg``).
     """
 
     def __init__(self, session: EenSession, esn: str, max_frame_bytes: int) -> None:
@@ -86,7 +88,8 @@ class EenPreviewSource(Source):
         if status == 408:  # "Time out limit occurred before asset arrived"
             return None
         if not 200 <= status < 300:
-            raise UpstreamUnavailable(f"EEN answered HTTP {status} for {path} of camera {self.esn}")
+            message = f"EEN answered HTTP {status} for {path} of camera {self.esn}"
+            raise answer_error(UpstreamUnavailable, message, status, headers)
         try:
             cut = cut_jpeg(body)
         except BadFrame as e:

@@ -30,6 +30,7 @@ from mjpeg_proxy.backoff import Backoff
 from mjpeg_proxy.config import EenConfig
 from mjpeg_proxy.errors import AuthError, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
 from mjpeg_proxy.sources.http_client import describe, read_capped
+from mjpeg_proxy.sources.retry_after import answer_error
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +57,7 @@ MAX_REDIRECTS = 3
 
 def _again(error: SourceError, retry_after_s: float) -> SourceError:
     """A fresh copy of a login failure for another caller, saying when to try again."""
-    if isinstance(error, AuthError):
-        return AuthError(str(error), retry_after_s=retry_after_s)
-    return type(error)(str(error))
+    return type(error)(str(error), retry_after_s=retry_after_s)
 
 
 class EenSession:
@@ -219,8 +218,11 @@ class EenSession:
                 failure: SourceError = error
             else:  # cancelled (shutdown) or a bug: still counts against the next attempt
                 failure = UpstreamUnavailable(f"EEN login did not finish ({type(error).__name__})")
-            backoff = self._refused_backoff if isinstance(failure, AuthError) else self._failed_backoff
-            delay = backoff.next_delay()
+            if failure.retry_after_s is not None:  # EEN said when (Retry-After)
+                delay = failure.retry_after_s
+            else:
+                backoff = self._refused_backoff if isinstance(failure, AuthError) else self._failed_backoff
+                delay = backoff.next_delay()
             self._next_login_at = time.monotonic() + delay
             self._last_login_error = failure
             log.error("EEN: login failed: %s; next attempt in %.0f s", failure, delay)
@@ -263,9 +265,11 @@ class EenSession:
                         "EEN refused the login token it had just issued (HTTP 401 from authorize)"
                     )
                 if response.status in _LOGIN_REFUSALS:
-                    raise AuthError(f"{_LOGIN_REFUSALS[response.status]} (HTTP {response.status} from {path})")
+                    message = f"{_LOGIN_REFUSALS[response.status]} (HTTP {response.status} from {path})"
+                    raise answer_error(AuthError, message, response.status, response.headers)
                 if not 200 <= response.status < 300:
-                    raise UpstreamUnavailable(f"EEN login failed: HTTP {response.status} from {path}")
+                    message = f"EEN login failed: HTTP {response.status} from {path}"
+                    raise answer_error(UpstreamUnavailable, message, response.status, response.headers)
                 try:
                     answer = await response.json(content_type=None)
                 except ValueError:

@@ -1,16 +1,18 @@
-"""What the sources that GET from a camera share: authentication, status checks,
-bounded bodies, and error texts without URLs."""
+"""What the sources that GET from a camera share: authentication, the host's cap of
+short requests, status checks, bounded bodies, and error texts without URLs."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
 from mjpeg_proxy.errors import AuthError, BadFrame, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
 from mjpeg_proxy.redact import safe_url
 from mjpeg_proxy.sources.base import Source
+from mjpeg_proxy.sources.retry_after import answer_error
+from mjpeg_proxy.sources.upstream_hosts import RequestPlace, UpstreamHosts
 
 
 class CameraAuth:
@@ -34,14 +36,16 @@ class CameraAuth:
 
 class HttpCameraSource(Source):
     """Base of the sources that GET from a camera's ``url`` through the shared ``http``
-    session, with the camera's authentication and ``max_frame_bytes`` cap. ``where`` is
-    the URL as logs and errors may show it."""
+    session, with the camera's authentication and ``max_frame_bytes`` cap. ``hosts`` is
+    the application's registry of upstream hosts, shared with the other cameras on the
+    same host. ``where`` is the URL as logs and errors may show it."""
 
     def __init__(
         self,
         url: str,
         http: aiohttp.ClientSession,
         *,
+        hosts: UpstreamHosts,
         username: str | None = None,
         password: str | None = None,
         auth: str | None = None,
@@ -50,34 +54,65 @@ class HttpCameraSource(Source):
         self.url = url
         self.where = safe_url(url)
         self._http = http
+        self._host = hosts.host(url)
+        self._credentials = self._host.credentials(username, password)
         self._auth = CameraAuth(username, password, auth)
         self._max_frame_bytes = max_frame_bytes
+        self._place: RequestPlace | None = None
+
+    async def turn(self) -> None:
+        """Wait for this camera's turn to start on its host (see ``UpstreamHost.turn``);
+        ``frames()`` calls it first, so the cameras of one device start spread out."""
+        await self._host.turn()
+
+    def started(self) -> None:
+        """The request in progress is past its start-up (an MJPEG stream's first part is
+        in): free its place among the host's short requests."""
+        if self._place is not None:
+            self._place.release()
 
     @contextlib.asynccontextmanager
     async def get(self, timeout: aiohttp.ClientTimeout, limit_s: float) -> AsyncIterator[aiohttp.ClientResponse]:
         """GET the camera's URL; yield the 2xx response.
 
+        The request first waits for a place among the short requests to the camera's host
+        (``max_upstream_requests_per_host``), and holds it, HTTP Digest handshake
+        included, until the block ends or ``started()`` frees it; ``timeout`` starts once
+        the place is had.
+
         Errors while opening it or while the caller reads it become SourceErrors: the
         status as ``raise_for_status`` says, UpstreamUnavailable for a network error or for
-        ``timeout`` running out (``limit_s`` is the seconds to name in the message).
+        ``timeout`` running out (``limit_s`` is the seconds to name in the message), and
+        UpstreamUnavailable for a 401 while the same credentials work for another camera
+        on the host (then the device's connection limit is full).
         """
         self.upstream_requests += 1
-        try:
-            async with self._http.get(
-                self.url, headers=self._auth.headers, middlewares=self._auth.middlewares, timeout=timeout
-            ) as response:
-                raise_for_status(response.status, self.where)
-                yield response
-        except SourceError:
-            raise
-        except TimeoutError:
-            raise UpstreamUnavailable(f"{self.where} did not answer within {limit_s:g} s") from None
-        except aiohttp.ClientError as e:
-            raise UpstreamUnavailable(f"{self.where}: {describe(e)}") from None
+        async with self._host.place() as self._place:
+            try:
+                async with self._http.get(
+                    self.url, headers=self._auth.headers, middlewares=self._auth.middlewares, timeout=timeout
+                ) as response:
+                    if response.status == 401 and self._credentials.working_for_another(self):
+                        raise UpstreamUnavailable(
+                            f"{self.where} answered HTTP 401, but the same username and password work for "
+                            "another camera on this host: its connection limit is probably full; retrying soon"
+                        )
+                    raise_for_status(response.status, self.where, response.headers)
+                    with self._credentials.accepted(self):
+                        yield response
+            except SourceError:
+                raise
+            except TimeoutError:
+                raise UpstreamUnavailable(f"{self.where} did not answer within {limit_s:g} s") from None
+            except aiohttp.ClientError as e:
+                raise UpstreamUnavailable(f"{self.where}: {describe(e)}") from None
 
 
-def raise_for_status(status: int, where: str) -> None:
+def raise_for_status(status: int, where: str, headers: Mapping[str, str]) -> None:
     """Raise the SourceError for a non-2xx ``status`` from the camera at ``where``.
+
+    A 429 or 503 whose ``headers`` say when to come back (``Retry-After``, read by
+    ``retry_after.retry_after_s``) sets the error's ``retry_after_s``.
 
     Raises:
         AuthError: 401. ForbiddenError: 403. NotFoundError: 404.
@@ -92,7 +127,7 @@ def raise_for_status(status: int, where: str) -> None:
         raise ForbiddenError(message)
     if status == 404:
         raise NotFoundError(message)
-    raise UpstreamUnavailable(message)
+    raise answer_error(UpstreamUnavailable, message, status, headers)
 
 
 async def read_capped(response: aiohttp.ClientResponse, max_bytes: int, what: str) -> bytes:

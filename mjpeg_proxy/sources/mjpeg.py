@@ -19,9 +19,10 @@ class MjpegSource(HttpCameraSource):
 
     One connection at a time, read as it arrives and parsed by ``MultipartReader``
     (so a frame is yielded as soon as its last byte is in). Authentication as for
-    snapshot cameras (Basic or Digest). ``stats`` counts frames, dropped parts and
-    resyncs over all connections. The stall watchdog (no complete frame for a while)
-    is the Camera's.
+    snapshot cameras (Basic or Digest). Until its first frame is in, a connection is a
+    short request of its host (``HttpCameraSource.get``); after that it is not counted.
+    ``stats`` counts frames, dropped parts and resyncs over all connections. The stall
+    watchdog (no complete frame for a while) is the Camera's.
 
     Raises (from ``frames()``): AuthError on 401, ForbiddenError on 403, NotFoundError
     on 404, UpstreamUnavailable on another non-2xx answer, an answer that is not a
@@ -33,6 +34,7 @@ class MjpegSource(HttpCameraSource):
         self.stats = ReaderStats()
 
     async def frames(self) -> AsyncIterator[Frame]:
+        await self.turn()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
         async with self.get(timeout, CONNECT_TIMEOUT_S) as response:
             content_type = response.headers.get("Content-Type", "")
@@ -52,6 +54,7 @@ class MjpegSource(HttpCameraSource):
             )
             async for chunk in response.content.iter_any():
                 for cut in reader.feed(chunk):
+                    self.started()  # an established stream holds no place in the host's cap
                     yield Frame(cut.jpeg, trimmed=cut.trimmed)
             reader.close()
         raise UpstreamUnavailable(f"{self.where} ended its stream")

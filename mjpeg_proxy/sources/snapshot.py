@@ -18,7 +18,8 @@ REQUEST_TIMEOUT_S = 10.0
 class SnapshotSource(HttpCameraSource):
     """Fetches ``url`` ``fps`` times a second, each request starting on a steady grid.
 
-    ``http`` is the application's shared client session. With ``username`` set,
+    ``http`` is the application's shared client session; each request is a short request
+    of its host (``HttpCameraSource.get``). With ``username`` set,
     ``auth`` chooses HTTP Basic (RFC 7617) or Digest (RFC 7616, via aiohttp's
     ``DigestAuthMiddleware``). A body over ``max_frame_bytes`` bytes is refused
     without being read whole.
@@ -37,6 +38,7 @@ class SnapshotSource(HttpCameraSource):
         self._pacer = Pacer(fps)
 
     async def frames(self) -> AsyncIterator[Frame]:
+        await self.turn()  # before the grid starts, so the grids of one device's cameras differ
         self._pacer.restart()
         while True:
             await self._pacer.tick()

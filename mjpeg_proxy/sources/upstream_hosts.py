@@ -1,0 +1,147 @@
+"""What the cameras on one upstream host share (the channels of an NVR): a cap on short
+requests in progress, spaced start-ups, and which credentials work there.
+
+Dahua and similar devices answer 401 when their connection limit is full, not only for
+a wrong password, and their small web servers wedge under bursts of requests (for
+example rroller/dahua issue 603 and pull request 606); a small Dahua camera allows 6
+users at once (AlexxIT/WebRTC issue 959).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import random
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+
+from yarl import URL
+
+START_GAP_S = 0.05
+"""Largest gap, in seconds, between two cameras starting on one host; each gap is drawn
+from the upper half of it, so a wall of cameras never starts in lockstep."""
+CREDENTIALS_TRUSTED_S = 60.0
+"""Credentials count as working on a host for this many seconds after a camera last used
+them successfully (the longest step of a camera's normal backoff), and all the while one
+holds an accepted answer open (an MJPEG stream)."""
+
+
+class UpstreamHosts:
+    """The registry of upstream hosts, one per application, shared by every HTTP camera.
+
+    A host is a URL's scheme, host name and port; ``host(url)`` gives its
+    ``UpstreamHost``, which lets at most ``max_requests_per_host`` short requests be in
+    progress at once. ``rand`` (values in [0, 1)) draws the gaps between start-ups.
+    """
+
+    def __init__(self, max_requests_per_host: int, rand: Callable[[], float] = random.random) -> None:
+        if max_requests_per_host < 1:
+            raise ValueError("need max_requests_per_host >= 1")
+        self.max_requests_per_host = max_requests_per_host
+        self._rand = rand
+        self._hosts: dict[tuple[str, str, int | None], UpstreamHost] = {}
+
+    def host(self, url: str) -> UpstreamHost:
+        """The shared ``UpstreamHost`` of ``url``."""
+        parsed = URL(url)
+        key = (parsed.scheme, parsed.host or "", parsed.port)  # yarl gives the scheme's default port
+        if key not in self._hosts:
+            self._hosts[key] = UpstreamHost(self.max_requests_per_host, self._rand)
+        return self._hosts[key]
+
+
+class UpstreamHost:
+    """One upstream host: its cap of short requests in progress, its start-up turns, and
+    the credentials used on it. Made by ``UpstreamHosts.host``."""
+
+    def __init__(self, max_requests: int, rand: Callable[[], float]) -> None:
+        self._places = asyncio.Semaphore(max_requests)
+        self._rand = rand
+        self._next_start = 0.0  # loop time before which no other camera starts here
+        self._credentials: dict[str, Credentials] = {}
+
+    async def turn(self) -> None:
+        """Wait for this camera's turn to start (or restart after an error) on the host:
+        start-ups are ``START_GAP_S / 2`` to ``START_GAP_S`` seconds apart; a camera that
+        starts alone does not wait."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        start = max(now, self._next_start)
+        self._next_start = start + START_GAP_S * (1 + self._rand()) / 2
+        await asyncio.sleep(start - now)
+
+    def place(self) -> RequestPlace:
+        """A place for one short request; ``async with`` it around the request."""
+        return RequestPlace(self._places)
+
+    def credentials(self, username: str | None, password: str | None) -> Credentials:
+        """The shared record of ``username`` and ``password`` (None for none) on this host."""
+        # Keyed by a digest, so the registry holds no copy of a password.
+        key = hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
+        if key not in self._credentials:
+            self._credentials[key] = Credentials()
+        return self._credentials[key]
+
+
+class RequestPlace:
+    """A short request's place among its host's ``max_requests_per_host``.
+
+    ``async with`` waits for a free place (first come, first served) and frees it at the
+    end of the block, or earlier with ``release()``: an MJPEG stream keeps its place only
+    until its first part is in, so established streams are never capped.
+    """
+
+    def __init__(self, places: asyncio.Semaphore) -> None:
+        self._places = places
+        self._held = False
+
+    async def __aenter__(self) -> RequestPlace:
+        await self._places.acquire()
+        self._held = True
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """Free the place now (again later does nothing)."""
+        if self._held:
+            self._held = False
+            self._places.release()
+
+
+class Credentials:
+    """One username and password on one host, and which cameras it worked for lately.
+
+    A 401 while the same credentials work for another camera on the host is the device's
+    connection limit, not a refusal: ``working_for_another`` tells them apart.
+    """
+
+    def __init__(self) -> None:
+        self._open: collections.Counter[object] = collections.Counter()
+        self._last_accepted: dict[object, float] = {}
+
+    @contextlib.contextmanager
+    def accepted(self, by: object) -> Iterator[None]:
+        """Record that the host accepted these credentials for camera ``by`` (its source),
+        for as long as the block runs (an MJPEG stream: its whole life) and
+        ``CREDENTIALS_TRUSTED_S`` after."""
+        self._open[by] += 1
+        try:
+            yield
+        finally:
+            self._open[by] -= 1
+            self._last_accepted[by] = time.monotonic()
+
+    def working_for_another(self, me: object) -> bool:
+        """Whether the host accepts these credentials for a camera other than ``me`` now
+        (an accepted answer held open) or did within ``CREDENTIALS_TRUSTED_S``."""
+        now = time.monotonic()
+        return any(count > 0 for camera, count in self._open.items() if camera is not me) or any(
+            now - at < CREDENTIALS_TRUSTED_S for camera, at in self._last_accepted.items() if camera is not me
+        )

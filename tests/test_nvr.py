@@ -1,0 +1,146 @@
+"""Many channels behind one host (an NVR): a wall page opens 16 streams at once; the
+device answers 401 when it is busy, as for a wrong password. Short requests to one host
+are capped (``max_upstream_requests_per_host``), established streams are not, and a 401
+while the same credentials work for another camera on the host is retried in seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+
+import pytest
+
+from mjpeg_proxy import camera as camera_module
+from mjpeg_proxy.config import CameraConfig, ServerConfig
+from tests.conftest import Proxy
+from tests.fake_nvr import FakeNvr
+from tests.helpers import MjpegViewer, eventually, real_frames
+
+PETS = real_frames()
+CAP = ServerConfig.max_upstream_requests_per_host
+
+
+@pytest.fixture
+def start_nvr(aiohttp_server, start_proxy):
+    """Serve ``nvr`` and start a proxy with one on-demand camera ``ch<n>`` per channel."""
+
+    async def start(nvr: FakeNvr, kind: str, passwords: dict[int, str] | None = None, **camera: object) -> Proxy:
+        server_url = str((await aiohttp_server(nvr.app())).make_url("/"))
+        cameras = [
+            CameraConfig(
+                id=f"ch{n}",
+                source=kind,
+                url=nvr.url(server_url, n, kind),
+                username=nvr.username,
+                password=(passwords or {}).get(n, nvr.password),
+                auth="digest",
+                **camera,
+            )
+            for n in range(1, nvr.channels + 1)
+        ]
+        return await start_proxy(*cameras, on_demand=True)
+
+    return start
+
+
+def stream_url(proxy: Proxy, n: int) -> str:
+    return proxy.url(f"/cameras/ch{n}/stream.mjpg")
+
+
+async def open_viewers(stack: contextlib.AsyncExitStack, proxy: Proxy, channels: range) -> list[MjpegViewer]:
+    """Open one viewer per channel, all at once, as a wall page does."""
+    return await asyncio.gather(*(stack.enter_async_context(MjpegViewer(stream_url(proxy, n))) for n in channels))
+
+
+async def camera_frame(viewer: MjpegViewer, timeout_s: float = 10.0) -> bytes:
+    """The first frame from the camera (not an offline picture) the viewer gets."""
+    async with asyncio.timeout(timeout_s):
+        while (jpeg := (await viewer.next_new_part()).jpeg) not in PETS:
+            pass
+    return jpeg
+
+
+def retry_delays(caplog: pytest.LogCaptureFixture, camera_id: str) -> list[float]:
+    """The "retrying in X s" delays the camera logged."""
+    return [
+        float(match.group(1))
+        for record in caplog.records
+        if record.name == "mjpeg_proxy.camera" and record.getMessage().startswith(f"camera {camera_id}: ")
+        for match in [re.search(r"retrying in ([0-9.]+) s", record.getMessage())]
+        if match
+    ]
+
+
+@pytest.mark.parametrize("kind", ["mjpeg", "snapshot"])
+async def test_16_channels_opened_at_once_all_show_a_picture_without_a_refused_login(start_nvr, kind):
+    nvr = FakeNvr(PETS, channels=16, max_startups=CAP)
+    proxy = await start_nvr(nvr, kind, fps=2)
+
+    async with contextlib.AsyncExitStack() as stack:
+        viewers = await open_viewers(stack, proxy, range(1, 17))
+        await asyncio.gather(*(camera_frame(viewer) for viewer in viewers))
+        if kind == "mjpeg":
+            # Established streams are not capped: all 16 stream at once.
+            assert nvr.streams == 16
+
+    assert nvr.max_startups_seen <= CAP
+    assert nvr.busy_refusals == 0
+    for n in range(1, 17):
+        assert proxy.camera(f"ch{n}").errors["auth_failed"] == 0
+
+
+async def test_a_channel_refused_for_the_connection_limit_retries_in_seconds_and_gets_in(start_nvr, caplog):
+    caplog.set_level(logging.INFO)
+    nvr = FakeNvr(PETS, channels=16, max_streams=12)
+    proxy = await start_nvr(nvr, "mjpeg", linger_seconds=0)
+
+    async with contextlib.AsyncExitStack() as wall:
+        viewers = await open_viewers(wall, proxy, range(1, 17))
+        await eventually(lambda: sum(proxy.camera(f"ch{n}").state == "live" for n in range(1, 17)) == 12, 15)
+        waiting = [n for n in range(1, 17) if proxy.camera(f"ch{n}").state != "live"]
+        for n in waiting:
+            camera = proxy.camera(f"ch{n}")
+            await eventually(lambda camera=camera: camera.errors["unavailable"] >= 1)
+            assert camera.state == "offline"
+            assert "connection limit" in camera.last_error
+            # The normal backoff (seconds), not the one after refused credentials (minutes).
+            assert max(retry_delays(caplog, f"ch{n}")) < camera_module.AUTH_BACKOFF_S[0] / 2
+
+        # Four viewers of streaming channels leave: their cameras close their upstreams,
+        # and the waiting channels get in.
+        live = [n for n in range(1, 17) if n not in waiting]
+        for n in live[:4]:
+            await viewers[n - 1].__aexit__(None, None, None)
+        await asyncio.gather(*(camera_frame(viewers[n - 1], timeout_s=30) for n in waiting))
+
+    for n in range(1, 17):
+        assert proxy.camera(f"ch{n}").errors["auth_failed"] == 0
+
+
+@pytest.mark.parametrize("kind", ["mjpeg", "snapshot"])
+async def test_a_wrong_password_is_auth_failed_with_the_long_backoff_while_other_channels_work(start_nvr, caplog, kind):
+    nvr = FakeNvr(PETS, channels=4)
+    proxy = await start_nvr(nvr, kind, passwords={4: "not-the-password"})
+
+    async with contextlib.AsyncExitStack() as stack:
+        viewers = await open_viewers(stack, proxy, range(1, 5))
+        await asyncio.gather(*(camera_frame(viewer) for viewer in viewers[:3]))
+        wrong = proxy.camera("ch4")
+        await eventually(lambda: wrong.state == "auth_failed")
+
+    assert "username or password" in wrong.last_error
+    assert min(retry_delays(caplog, "ch4")) >= camera_module.AUTH_BACKOFF_S[0] / 2
+
+
+async def test_a_wrong_password_on_every_channel_is_auth_failed_with_the_long_backoff(start_nvr, caplog):
+    nvr = FakeNvr(PETS, channels=4, password="the-real-one")
+    proxy = await start_nvr(nvr, "mjpeg", passwords=dict.fromkeys(range(1, 5), "an-old-one"))
+
+    async with contextlib.AsyncExitStack() as stack:
+        await open_viewers(stack, proxy, range(1, 5))
+        await eventually(lambda: all(proxy.camera(f"ch{n}").state == "auth_failed" for n in range(1, 5)))
+
+    for n in range(1, 5):
+        assert min(retry_delays(caplog, f"ch{n}")) >= camera_module.AUTH_BACKOFF_S[0] / 2

@@ -1,0 +1,147 @@
+"""The registry of upstream hosts: places for short requests, spaced start-ups, shared
+credentials; and its ``[server]`` key."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mjpeg_proxy.config import ServerConfig, load_config
+from mjpeg_proxy.sources.upstream_hosts import START_GAP_S, UpstreamHosts
+from tests.test_config import DEMO, assert_names, load_error, write
+
+# --- hosts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("http://nvr.lan/cam/1/video.mjpg", "http://nvr.lan/cam/2/snapshot.jpg?channel=2"),
+        ("http://nvr.lan/x", "http://nvr.lan:80/y"),
+        ("http://NVR.lan/x", "http://nvr.lan/y"),
+        ("https://nvr.lan/x", "https://nvr.lan:443/y"),
+    ],
+)
+async def test_urls_of_one_scheme_host_and_port_share_a_host(a, b):
+    hosts = UpstreamHosts(4)
+    assert hosts.host(a) is hosts.host(b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("http://nvr.lan/x", "https://nvr.lan/x"),
+        ("http://nvr.lan/x", "http://nvr.lan:8080/x"),
+        ("http://nvr.lan/x", "http://nvr2.lan/x"),
+    ],
+)
+async def test_another_scheme_host_or_port_is_another_host(a, b):
+    hosts = UpstreamHosts(4)
+    assert hosts.host(a) is not hosts.host(b)
+
+
+def test_a_cap_below_one_is_refused():
+    with pytest.raises(ValueError, match="max_requests_per_host"):
+        UpstreamHosts(0)
+
+
+async def test_a_request_over_the_cap_waits_for_a_place_and_gets_the_first_one_freed():
+    host = UpstreamHosts(2).host("http://nvr.lan/")
+    first, second, third = host.place(), host.place(), host.place()
+    await first.__aenter__()
+    await second.__aenter__()
+    waiting = asyncio.create_task(third.__aenter__())
+    await asyncio.sleep(0)  # let it try
+    assert not waiting.done()
+
+    first.release()  # an MJPEG stream's first part is in: its place is free, the stream goes on
+    await asyncio.wait_for(waiting, 5)
+
+    await second.__aexit__(None, None, None)
+    await third.__aexit__(None, None, None)
+    first.release()  # again: nothing more is freed
+    async with host.place(), host.place():
+        pass  # exactly two places, both free
+
+
+@pytest.mark.parametrize("rand", [0.0, 0.999])
+async def test_start_ups_on_one_host_are_spaced_by_a_jittered_gap(rand):
+    host = UpstreamHosts(4, rand=lambda: rand).host("http://nvr.lan/")
+    loop = asyncio.get_running_loop()
+
+    async def start() -> float:
+        await host.turn()
+        return loop.time()
+
+    called = loop.time()
+    times = sorted(await asyncio.gather(*(start() for _ in range(5))))
+
+    # The k-th start-up comes no sooner than k gaps after they all asked at once
+    # (less a microsecond: asyncio may run a timer up to its clock's resolution early).
+    gap = START_GAP_S * (1 + rand) / 2
+    assert all(at - called >= k * gap - 1e-6 for k, at in enumerate(times))
+
+
+async def test_start_ups_on_different_hosts_do_not_wait_for_each_other():
+    hosts = UpstreamHosts(4, rand=lambda: 0.999)
+    loop = asyncio.get_running_loop()
+    before = loop.time()
+
+    for n in range(20):
+        await hosts.host(f"http://nvr{n}.lan/").turn()
+
+    # Twenty start-ups on one host would take at least 19 gaps.
+    assert loop.time() - before < 19 * START_GAP_S / 2
+
+
+# --- credentials ---------------------------------------------------------------------------
+
+
+async def test_credentials_work_for_another_camera_while_it_holds_an_accepted_answer_and_after():
+    host = UpstreamHosts(4).host("http://nvr.lan/")
+    streaming, refused = object(), object()
+    credentials = host.credentials("admin", "secret")
+
+    assert not credentials.working_for_another(refused)
+    with credentials.accepted(streaming):
+        assert credentials.working_for_another(refused)
+        assert not credentials.working_for_another(streaming), "a camera's own success does not count"
+    assert credentials.working_for_another(refused), "recently accepted"
+
+
+async def test_other_credentials_or_another_host_do_not_count():
+    hosts = UpstreamHosts(4)
+    nvr = hosts.host("http://nvr.lan/")
+    working, refused = object(), object()
+    with nvr.credentials("admin", "secret").accepted(working):
+        assert not nvr.credentials("admin", "Secret").working_for_another(refused)
+        assert not nvr.credentials("Admin", "secret").working_for_another(refused)
+        assert not nvr.credentials(None, None).working_for_another(refused)
+        assert not hosts.host("http://nvr.lan:8080/").credentials("admin", "secret").working_for_another(refused)
+        assert nvr.credentials("admin", "secret").working_for_another(refused)
+
+
+async def test_the_registry_holds_no_copy_of_a_password():
+    hosts = UpstreamHosts(4)
+    hosts.host("http://nvr.lan/").credentials("admin", "hunter2-PASSWORD")
+
+    assert "hunter2-PASSWORD" not in repr(hosts.host("http://nvr.lan/").__dict__)
+
+
+# --- the [server] key ----------------------------------------------------------------------
+
+
+def test_max_upstream_requests_per_host_parses_and_defaults_to_4(tmp_path):
+    config = load_config(write(tmp_path, "[server]\nmax_upstream_requests_per_host = 2\n" + DEMO), environ={})
+
+    assert config.server.max_upstream_requests_per_host == 2
+    assert ServerConfig().max_upstream_requests_per_host == 4
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "2.5", '"4"', "-1"])
+def test_bad_max_upstream_requests_per_host_is_one_line_naming_the_field(tmp_path, value):
+    message = load_error(tmp_path, f"[server]\nmax_upstream_requests_per_host = {value}\n" + DEMO)
+
+    assert_names(message, "[server]", "max_upstream_requests_per_host")
+    assert "integer from 1 to 1000" in message
