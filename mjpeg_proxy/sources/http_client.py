@@ -4,6 +4,7 @@ bounded bodies, and error texts without URLs."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -11,6 +12,7 @@ import aiohttp
 from mjpeg_proxy.errors import AuthError, BadFrame, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
 from mjpeg_proxy.redact import safe_url
 from mjpeg_proxy.sources.base import Source
+from mjpeg_proxy.sources.lenient_http import LenientFallback, LenientResponse
 
 
 class CameraAuth:
@@ -52,20 +54,27 @@ class HttpCameraSource(Source):
         self._http = http
         self._auth = CameraAuth(username, password, auth)
         self._max_frame_bytes = max_frame_bytes
+        headers = {**http.headers, **self._auth.headers}
+        self._fallback = LenientFallback(url, self.where, headers, self._auth.middlewares)
 
     @contextlib.asynccontextmanager
-    async def get(self, timeout: aiohttp.ClientTimeout, limit_s: float) -> AsyncIterator[aiohttp.ClientResponse]:
+    async def get(
+        self, timeout: aiohttp.ClientTimeout, limit_s: float
+    ) -> AsyncIterator[aiohttp.ClientResponse | LenientResponse]:
         """GET the camera's URL; yield the 2xx response.
 
-        Errors while opening it or while the caller reads it become SourceErrors: the
-        status as ``raise_for_status`` says, UpstreamUnavailable for a network error or for
-        ``timeout`` running out (``limit_s`` is the seconds to name in the message).
+        Through aiohttp, or through the lenient reader once aiohttp's parser has refused
+        this camera's answer (``LenientFallback``). Errors while opening it or while the
+        caller reads it become SourceErrors: the status as ``raise_for_status`` says,
+        UpstreamUnavailable for a network error or for ``timeout`` running out
+        (``limit_s`` is the seconds to name in the message).
         """
         self.upstream_requests += 1
+        strict = functools.partial(
+            self._http.get, self.url, headers=self._auth.headers, middlewares=self._auth.middlewares, timeout=timeout
+        )
         try:
-            async with self._http.get(
-                self.url, headers=self._auth.headers, middlewares=self._auth.middlewares, timeout=timeout
-            ) as response:
+            async with self._fallback.open(strict, timeout) as response:
                 raise_for_status(response.status, self.where)
                 yield response
         except SourceError:
@@ -95,7 +104,7 @@ def raise_for_status(status: int, where: str) -> None:
     raise UpstreamUnavailable(message)
 
 
-async def read_capped(response: aiohttp.ClientResponse, max_bytes: int, what: str) -> bytes:
+async def read_capped(response: aiohttp.ClientResponse | LenientResponse, max_bytes: int, what: str) -> bytes:
     """Return the body of ``response``, refusing to hold more than ``max_bytes`` bytes.
 
     ``what`` names the upstream in the error message (no credentials, no query).
