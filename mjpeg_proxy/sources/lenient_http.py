@@ -4,7 +4,7 @@ Embedded camera web servers (GoAhead and others) write answers that RFC 9112 for
 that aiohttp's parsers (llhttp and the pure-Python one alike) refuse with "Invalid header
 token", "Duplicate Content-Length" and the like, while curl and browsers show the
 picture. This module reads such an answer on a plain asyncio stream (TLS through ``ssl``
-for https), as curl and browsers would:
+for https), skipping or repairing what it cannot take as it is:
 
 - a header line without a name (GoAhead writes its date alone: ``Tue, 12 Jun 2012
   01:56:34 GMT``), with an empty name, or without a colon is skipped;
