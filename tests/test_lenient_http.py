@@ -16,7 +16,7 @@ from yarl import URL
 
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.errors import UpstreamUnavailable
-from mjpeg_proxy.sources.lenient_http import MAX_HEAD_BYTES, lenient_get, parse_head
+from mjpeg_proxy.sources.lenient_http import MAX_HEAD_BYTES, LenientFallback, lenient_get, parse_head
 from tests.conftest import Proxy
 from tests.fake_raw_camera import RawCamera
 from tests.helpers import MjpegViewer, eventually, real_frames
@@ -240,6 +240,24 @@ async def test_lenient_reader_speaks_tls_and_checks_the_certificate(tmp_path):
             response.close()
         with pytest.raises(UpstreamUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
             await lenient_get(url, {}, "cam", connect_timeout_s=5)  # the default context does not know this CA
+    finally:
+        await fake.close()
+
+
+async def test_lenient_reading_is_bounded_by_the_request_timeout():
+    # The body stops short of its Content-Length and the connection stays open.
+    head = b"HTTP/1.1 200 OK\r\nContent-Type : image/jpeg\r\nContent-Length: 999999\r\n\r\n"
+    fake = RawCamera(head, [PETS[0]], keep_open=True)
+    url = await fake.start() + "/snapshot.jpg"
+    fallback = LenientFallback(url, "cam", {})
+    try:
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(TimeoutError):
+                async with fallback.open(lambda: http.get(url), aiohttp.ClientTimeout(total=0.5)) as response:
+                    assert response.status == 200
+                    async for _ in response.content.iter_any():
+                        pass
+        assert fallback.in_use
     finally:
         await fake.close()
 
