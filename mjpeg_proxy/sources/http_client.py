@@ -4,6 +4,7 @@ short requests, status checks, bounded bodies, and error texts without URLs."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
@@ -11,6 +12,7 @@ import aiohttp
 from mjpeg_proxy.errors import AuthError, BadFrame, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
 from mjpeg_proxy.redact import safe_url
 from mjpeg_proxy.sources.base import Source
+from mjpeg_proxy.sources.lenient_http import LenientFallback, LenientResponse
 from mjpeg_proxy.sources.retry_after import answer_error
 from mjpeg_proxy.sources.upstream_hosts import RequestPlace, UpstreamHosts
 
@@ -58,6 +60,8 @@ class HttpCameraSource(Source):
         self._credentials = self._host.credentials(username, password)
         self._auth = CameraAuth(username, password, auth)
         self._max_frame_bytes = max_frame_bytes
+        headers = {**http.headers, **self._auth.headers}
+        self._fallback = LenientFallback(url, self.where, headers, self._auth.middlewares)
         self._place: RequestPlace | None = None
 
     async def turn(self) -> None:
@@ -72,13 +76,16 @@ class HttpCameraSource(Source):
             self._place.release()
 
     @contextlib.asynccontextmanager
-    async def get(self, timeout: aiohttp.ClientTimeout, limit_s: float) -> AsyncIterator[aiohttp.ClientResponse]:
+    async def get(
+        self, timeout: aiohttp.ClientTimeout, limit_s: float
+    ) -> AsyncIterator[aiohttp.ClientResponse | LenientResponse]:
         """GET the camera's URL; yield the 2xx response.
 
         The request first waits for a place among the short requests to the camera's host
         (``max_upstream_requests_per_host``), and holds it, HTTP Digest handshake
         included, until the block ends or ``started()`` frees it; ``timeout`` starts once
-        the place is had.
+        the place is had. It goes through aiohttp, or through the lenient reader once
+        aiohttp's parser has refused this camera's answer (``LenientFallback``).
 
         Errors while opening it or while the caller reads it become SourceErrors: the
         status as ``raise_for_status`` says, UpstreamUnavailable for a network error or for
@@ -87,11 +94,12 @@ class HttpCameraSource(Source):
         on the host (then the device's connection limit is full).
         """
         self.upstream_requests += 1
+        strict = functools.partial(
+            self._http.get, self.url, headers=self._auth.headers, middlewares=self._auth.middlewares, timeout=timeout
+        )
         async with self._host.place() as self._place:
             try:
-                async with self._http.get(
-                    self.url, headers=self._auth.headers, middlewares=self._auth.middlewares, timeout=timeout
-                ) as response:
+                async with self._fallback.open(strict, timeout) as response:
                     if response.status == 401 and self._credentials.working_for_another(self):
                         raise UpstreamUnavailable(
                             f"{self.where} answered HTTP 401, but the same username and password work for "
@@ -130,7 +138,7 @@ def raise_for_status(status: int, where: str, headers: Mapping[str, str]) -> Non
     raise answer_error(UpstreamUnavailable, message, status, headers)
 
 
-async def read_capped(response: aiohttp.ClientResponse, max_bytes: int, what: str) -> bytes:
+async def read_capped(response: aiohttp.ClientResponse | LenientResponse, max_bytes: int, what: str) -> bytes:
     """Return the body of ``response``, refusing to hold more than ``max_bytes`` bytes.
 
     ``what`` names the upstream in the error message (no credentials, no query).
