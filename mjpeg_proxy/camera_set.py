@@ -78,11 +78,12 @@ class CameraSet:
         assert self._upstreams is not None, "start() first"
         changes = Changes()
         old_een = self._upstreams.een
-        een_changed = config.een != self._een_config
+        # One EEN session while any camera uses the account; a new one when the account changes.
+        een = config.een if any(c.source == "een" for c in config.cameras) else None
+        een_changed = config.een != self._een_config or (een is not None and old_een is None)
         if een_changed:
             self._een_config = config.een
-            needed = config.een is not None and any(c.source == "een" for c in config.cameras)
-            self._upstreams = replace(self._upstreams, een=EenSession(config.een) if needed else None)
+            self._upstreams = replace(self._upstreams, een=None if een is None else EenSession(een))
         wanted = {camera.id: camera for camera in config.cameras}
         for camera_id in [camera_id for camera_id in self.by_id if camera_id not in wanted]:
             await self._stop(camera_id)

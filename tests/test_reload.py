@@ -5,13 +5,20 @@ changed cameras kept, a broken file logged and the running configuration kept.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from pathlib import Path
 
 import aiohttp
 
-from tests.helpers import MjpegViewer, eventually
+from mjpeg_proxy.app import apply_config
+from mjpeg_proxy.config import CameraConfig, Config, EenConfig, ServerConfig
+from tests.fake_een import FakeEen
+from tests.helpers import MjpegViewer, eventually, real_frames
 from tests.test_operations import proxy_process
+
+PETS = real_frames()
+FRONT = "1006073b"
 
 
 def cameras_toml(*cameras: tuple[str, float], server: str = "") -> str:
@@ -105,3 +112,26 @@ async def test_sighup_without_a_configuration_file_keeps_serving(tmp_path: Path)
         await eventually(lambda: "nothing to reload" in proxy.stderr())
         assert await camera_ids(proxy.base) == ["demo"]
         assert await proxy.stop() < 5 and proxy.process.returncode == 0
+
+
+async def test_a_reload_adds_een_cameras_and_a_changed_account_logs_in_anew(aiohttp_server, start_proxy):
+    # In-process: the account is in the file from the start, its first camera comes later.
+    fake = FakeEen()
+    fake.add_camera(FRONT, PETS, interval_s=0.1)
+    server = await aiohttp_server(fake.app())
+    een = EenConfig(fake.username, "wrong password", base_url=str(server.make_url("/")).rstrip("/"))
+    demo = CameraConfig(id="demo", source="demo", fps=5)
+    proxy = await start_proxy(demo, een=een)
+    app = proxy.server.app
+    front = CameraConfig(id="front", source="een", esn=FRONT, always_on=True)
+
+    await apply_config(app, Config(ServerConfig(), (demo, front), een=een))
+    await eventually(lambda: proxy.camera("front").state == "auth_failed")
+    assert fake.logins == 0
+
+    async with MjpegViewer(proxy.url("/cameras/front/stream.mjpg")) as viewer:
+        fixed = dataclasses.replace(een, password=fake.password)  # the password put right: a new login
+        await apply_config(app, Config(ServerConfig(), (demo, front), een=fixed))
+        assert (await viewer.next_new_part()).jpeg in PETS  # the same connection, now live
+    assert fake.logins == 1
+    assert proxy.camera("demo").state != "idle"  # untouched by the account's change
