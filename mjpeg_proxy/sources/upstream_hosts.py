@@ -136,7 +136,14 @@ class Credentials:
             yield
         finally:
             self._open[by] -= 1
-            self._last_accepted[by] = time.monotonic()
+            if not self._open[by]:
+                del self._open[by]
+            now = time.monotonic()
+            self._last_accepted[by] = now
+            # Forget cameras whose success is too old to count, so a source that a reload
+            # replaced is not held for ever.
+            for camera in [camera for camera, at in self._last_accepted.items() if now - at >= CREDENTIALS_TRUSTED_S]:
+                del self._last_accepted[camera]
 
     def working_for_another(self, me: object) -> bool:
         """Whether the host accepts these credentials for a camera other than ``me`` now
