@@ -231,8 +231,10 @@ class Camera:
                 for task in tasks:
                     task.cancel()
                 await asyncio.wait(tasks)  # unlike `await fetch`, never swallows our own cancellation
-            self.hub.forget()  # a viewer arriving later must not see a picture from now
-            self._set_state(CameraState.IDLE)
+                # Also when cancelled (a reload stops the camera): a viewer arriving later
+                # must not see a picture from now, nor a status page "live".
+                self.hub.forget()
+                self._set_state(CameraState.IDLE)
             log.info("camera %s: idle (no viewer for %g s); upstream closed", self.id, self.config.linger_seconds)
 
     async def _fetch(self) -> None:

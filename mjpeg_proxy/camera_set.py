@@ -86,8 +86,8 @@ class CameraSet:
             self._upstreams = replace(self._upstreams, een=None if een is None else EenSession(een))
         wanted = {camera.id: camera for camera in config.cameras}
         for camera_id in [camera_id for camera_id in self.by_id if camera_id not in wanted]:
-            await self._stop(camera_id)
             self.by_id[camera_id].hub.close()  # its viewers' streams end with the close delimiter
+            await self._stop(camera_id)
             changes.removed.append(camera_id)
         ordered: dict[str, Camera] = {}
         for camera_config in config.cameras:

@@ -13,6 +13,7 @@ import aiohttp
 
 from mjpeg_proxy.app import apply_config
 from mjpeg_proxy.config import CameraConfig, Config, EenConfig, ServerConfig
+from tests.conftest import push_camera
 from tests.fake_een import FakeEen
 from tests.helpers import MjpegViewer, eventually, real_frames
 from tests.test_operations import proxy_process
@@ -123,6 +124,7 @@ async def test_a_reload_adds_een_cameras_and_a_changed_account_logs_in_anew(aioh
     demo = CameraConfig(id="demo", source="demo", fps=5)
     proxy = await start_proxy(demo, een=een)
     app = proxy.server.app
+    demo = proxy.camera("demo").config  # as started (always on)
     front = CameraConfig(id="front", source="een", esn=FRONT, always_on=True)
 
     await apply_config(app, Config(ServerConfig(), (demo, front), een=een))
@@ -132,6 +134,36 @@ async def test_a_reload_adds_een_cameras_and_a_changed_account_logs_in_anew(aioh
     async with MjpegViewer(proxy.url("/cameras/front/stream.mjpg")) as viewer:
         fixed = dataclasses.replace(een, password=fake.password)  # the password put right: a new login
         await apply_config(app, Config(ServerConfig(), (demo, front), een=fixed))
-        assert (await viewer.next_new_part()).jpeg in PETS  # the same connection, now live
+        # The same connection, now live (an offline picture may come first, from before).
+        async with asyncio.timeout(10):
+            while (await viewer.next_new_part()).jpeg not in PETS:
+                pass
     assert fake.logins == 1
     assert proxy.camera("demo").state != "idle"  # untouched by the account's change
+
+
+async def test_a_reload_that_turns_always_on_off_lets_the_camera_go_idle(start_proxy):
+    cam = push_camera("cam", always_on=True, linger_seconds=0.1)
+    proxy = await start_proxy(cam, on_demand=True)
+    await proxy.publish("cam", PETS[0])
+    await apply_config(proxy.server.app, Config(ServerConfig(), (dataclasses.replace(cam, always_on=False),)))
+    # The picture of the source that was replaced is no one's to see any more.
+    assert proxy.camera("cam").hub.latest is None
+    await eventually(lambda: proxy.camera("cam").state == "idle")
+    async with aiohttp.ClientSession() as session, session.get(proxy.url("/api/cameras/cam")) as response:
+        status = await response.json()
+    assert (status["state"], status["fetching"]) == ("idle", False)
+
+
+async def test_a_changed_camera_shows_no_picture_of_its_old_source(start_proxy):
+    cam = push_camera("cam")
+    proxy = await start_proxy(cam)
+    await proxy.publish("cam", PETS[0])
+    async with MjpegViewer(proxy.url("/cameras/cam/stream.mjpg")) as viewer:
+        assert (await viewer.next_new_part()).jpeg == PETS[0]
+        await apply_config(proxy.server.app, Config(ServerConfig(), (dataclasses.replace(cam, name="Renamed"),)))
+        assert proxy.camera("cam").hub.latest is None
+        async with aiohttp.ClientSession() as session, session.get(proxy.url("/cameras/cam/snapshot.jpg")) as answer:
+            snapshot = await answer.read()
+            await proxy.publish("cam", PETS[1])  # the new source's first frame, while the snapshot waits
+        assert (await viewer.next_new_part()).jpeg == PETS[1]  # the same connection goes on
