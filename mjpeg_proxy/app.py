@@ -116,15 +116,16 @@ async def apply_config(app: web.Application, config: Config) -> None:
     except those that need a restart (``config.RESTART_KEYS``: logged, and kept as they
     were); cameras added, removed or changed as ``CameraSet.apply`` does. One log line says
     what changed."""
-    pending = app[CONFIG].apply(config)
+    applied, pending = app[CONFIG].apply(config)
     changes = await app[CAMERA_SET].apply(app[CONFIG].current)
     log.info(
-        "configuration reloaded from %s: cameras added %s, removed %s, changed %s; %d unchanged",
+        "configuration reloaded from %s: cameras added %s, removed %s, changed %s; %d unchanged; [server] %s",
         config.path or "defaults",
         changes.added or "none",
         changes.removed or "none",
         changes.changed or "none",
         len(changes.unchanged),
+        ", ".join(applied) if applied else "unchanged",
     )
     for change in pending:
         log.warning("configuration reload: [server] %s needs a restart to take effect", change)

@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from yarl import URL
@@ -224,18 +224,21 @@ class LiveConfig:
         """The file the configuration in force came from."""
         return self.current.path
 
-    def apply(self, config: Config) -> list[str]:
-        """Put ``config`` in force, except the ``RESTART_KEYS``, which keep their values;
-        return the ones ``config`` would change, as ``key: old -> new`` texts."""
+    def apply(self, config: Config) -> tuple[list[str], list[str]]:
+        """Put ``config`` in force, except the ``RESTART_KEYS``, which keep their values.
+
+        Returns the ``[server]`` keys that changed, as ``key: old -> new`` texts: those now
+        in force, and the ``RESTART_KEYS`` that wait for a restart."""
         old = self.current.server
-        pending = [
-            f"{key}: {getattr(old, key)!r} -> {getattr(config.server, key)!r}"
-            for key in RESTART_KEYS
-            if getattr(old, key) != getattr(config.server, key)
-        ]
+        changed = {
+            f.name: f"{f.name}: {getattr(old, f.name)!r} -> {getattr(config.server, f.name)!r}"
+            for f in fields(ServerConfig)
+            if getattr(old, f.name) != getattr(config.server, f.name)
+        }
         kept = {key: getattr(old, key) for key in RESTART_KEYS}
         self.current = replace(config, server=replace(config.server, **kept))
-        return pending
+        applied = [text for key, text in changed.items() if key not in RESTART_KEYS]
+        return applied, [text for key, text in changed.items() if key in RESTART_KEYS]
 
 
 def default_config() -> Config:

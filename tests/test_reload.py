@@ -66,7 +66,7 @@ async def test_sighup_applies_added_removed_and_changed_cameras_and_keeps_viewer
             await changed.new_parts(2)
         await eventually(lambda: "configuration reloaded" in proxy.stderr())
         log = proxy.stderr()
-        assert "added ['d'], removed ['c'], changed ['b']; 1 unchanged" in log, log
+        assert "added ['d'], removed ['c'], changed ['b']; 1 unchanged; [server] unchanged" in log, log
         async with MjpegViewer(f"{proxy.base}/cameras/d/stream.mjpg") as added:
             await added.new_parts(2)
         assert await proxy.stop() < 5 and proxy.process.returncode == 0
@@ -98,6 +98,7 @@ async def test_settings_that_need_a_restart_say_so_and_the_others_apply(tmp_path
         proxy.process.send_signal(signal.SIGHUP)
         await eventually(lambda: "needs a restart" in proxy.stderr())
         assert "request_timeout: 15.0 -> 60.0" in proxy.stderr()
+        assert "[server] max_viewers_per_camera: 1000 -> 1" in proxy.stderr()  # the one line says it
         async with MjpegViewer(f"{proxy.base}/cameras/a/stream.mjpg") as viewer:
             await viewer.new_parts(1)
             async with (
