@@ -164,7 +164,15 @@ async def test_a_changed_camera_shows_no_picture_of_its_old_source(start_proxy):
         assert (await viewer.next_new_part()).jpeg == PETS[0]
         await apply_config(proxy.server.app, Config(ServerConfig(), (dataclasses.replace(cam, name="Renamed"),)))
         assert proxy.camera("cam").hub.latest is None
-        async with aiohttp.ClientSession() as session, session.get(proxy.url("/cameras/cam/snapshot.jpg")) as answer:
-            snapshot = await answer.read()
-            await proxy.publish("cam", PETS[1])  # the new source's first frame, while the snapshot waits
+        async with aiohttp.ClientSession() as session:
+
+            async def snapshot() -> bytes:
+                async with session.get(proxy.url("/cameras/cam/snapshot.jpg")) as answer:
+                    assert answer.status == 200
+                    return await answer.read()
+
+            asking = asyncio.create_task(snapshot())
+            await eventually(lambda: proxy.camera("cam").state == "starting")  # the snapshot waits
+            await proxy.publish("cam", PETS[1])  # the new source's first frame
+            assert await asking == PETS[1]
         assert (await viewer.next_new_part()).jpeg == PETS[1]  # the same connection goes on
