@@ -7,16 +7,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
+import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from mjpeg_proxy.app import apply_config
 from mjpeg_proxy.config import CameraConfig, Config, EenConfig, ServerConfig
 from tests.conftest import push_camera
 from tests.fake_een import FakeEen
 from tests.helpers import MjpegViewer, eventually, real_frames
-from tests.test_operations import proxy_process
+from tests.test_operations import REPO_ROOT, free_port, proxy_process
 
 PETS = real_frames()
 FRONT = "1006073b"
@@ -176,3 +178,29 @@ async def test_a_changed_camera_shows_no_picture_of_its_old_source(start_proxy):
             await proxy.publish("cam", PETS[1])  # the new source's first frame
             assert await asking == PETS[1]
         assert (await viewer.next_new_part()).jpeg == PETS[1]  # the same connection goes on
+
+
+@pytest.mark.parametrize("after_s", [0.1, 0.25])
+async def test_a_sighup_while_the_proxy_starts_does_not_kill_it(tmp_path: Path, after_s: float):
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "run.py", "--port", str(port), cwd=REPO_ROOT, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        await asyncio.sleep(after_s)  # into the start-up (imports take about a third of a second)
+        process.send_signal(signal.SIGHUP)
+        async with aiohttp.ClientSession() as session, asyncio.timeout(15):
+            while True:
+                assert process.returncode is None, "the SIGHUP killed the proxy"
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 5) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
