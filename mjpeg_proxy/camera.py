@@ -141,7 +141,7 @@ class Camera:
         self.error_since = 0.0
         """When the latest error state began, in seconds since the epoch (kept across idle periods)."""
         self._retry_at = 0.0  # loop time of the next attempt after an error
-        self._fetch_started = 0.0  # monotonic time the upstream was last opened
+        self._upstream_opened = 0.0  # monotonic time the upstream was last opened (each reconnection too)
         self._redraw: asyncio.Task[None] | None = None
         self._offline: tuple[tuple[object, ...], Frame] | None = None  # (what it says, the picture)
         self._drawing: asyncio.Task[Frame] | None = None
@@ -175,7 +175,7 @@ class Camera:
         self._forget_arrivals(now)
         if not self._arrivals:
             return 0.0
-        return len(self._arrivals) / min(INPUT_FPS_WINDOW_S, max(1.0, now - self._fetch_started))
+        return len(self._arrivals) / min(INPUT_FPS_WINDOW_S, max(1.0, now - self._upstream_opened))
 
     @property
     def frame_age_s(self) -> float | None:
@@ -214,8 +214,6 @@ class Camera:
         only when cancelled."""
         while True:
             await self.demand.wait(True)
-            self._fetch_started = time.monotonic()
-            self._arrivals.clear()
             wait = self._retry_wait_s()
             if wait and self._error_state is not None:
                 self._set_state(self._error_state)
@@ -335,6 +333,8 @@ class Camera:
         self.hub.publish(frame)
 
     async def _pump(self) -> None:
+        self._upstream_opened = time.monotonic()
+        self._arrivals.clear()  # the rate is of this connection's frames
         frames = self.source.frames()
         try:
             while True:

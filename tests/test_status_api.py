@@ -10,6 +10,7 @@ import time
 import aiohttp
 
 from tests.conftest import push_camera
+from tests.helpers import eventually
 from tests.scripted_run import BASIC_CREDENTIALS, FRAMES, PASSWORD, scripted_run
 
 KEYS = {
@@ -151,3 +152,17 @@ async def test_status_page_escapes_camera_names(start_proxy):
         assert "<b>Garage</b>" not in html
         response, _ = await get(session, proxy.url("/api/cameras/cam"))
         assert (await response.json())["name"] == "<b>Garage</b> & drive"
+
+
+async def test_input_fps_counts_the_frames_of_the_connection_now_open(start_proxy, fast_retries):
+    proxy = await start_proxy(push_camera("cam", stall_timeout=1.0))
+    camera = proxy.camera("cam")
+    for jpeg in FRAMES * 3:  # a burst, then silence: the camera stalls and reconnects
+        await proxy.publish("cam", jpeg)
+    await eventually(lambda: camera.state == "stalled")
+    await proxy.publish("cam", FRAMES[0])  # the new connection's first and only frame
+    async with aiohttp.ClientSession() as session:
+        response, text = await get(session, proxy.url("/api/cameras/cam"))
+    # One frame since the reconnection, under a second ago (1 s is the least divided by);
+    # before, the burst's frames were counted over the time since the first start.
+    assert json.loads(text)["input_fps"] == 1.0
