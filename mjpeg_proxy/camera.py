@@ -141,6 +141,7 @@ class Camera:
         self.error_since = 0.0
         """When the latest error state began, in seconds since the epoch (kept across idle periods)."""
         self._retry_at = 0.0  # loop time of the next attempt after an error
+        self._watchdog: asyncio.Timeout | None = None  # the stall watchdog of the frame awaited
         self._upstream_opened = 0.0  # monotonic time the upstream was last opened (each reconnection too)
         self._redraw: asyncio.Task[None] | None = None
         self._offline: tuple[tuple[object, ...], Frame] | None = None  # (what it says, the picture)
@@ -336,15 +337,18 @@ class Camera:
         self._upstream_opened = time.monotonic()
         self._arrivals.clear()  # the rate is of this connection's frames
         frames = self.source.frames()
+        self.source.on_held_back = self._held_back
         try:
             while True:
                 try:
-                    async with asyncio.timeout(self.stall_timeout_s):
+                    async with asyncio.timeout(self.stall_timeout_s) as self._watchdog:
                         frame = await anext(frames)
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
                     raise Stalled(f"no complete frame for {self.stall_timeout_s:g} s") from None
+                finally:
+                    self._watchdog = None
                 if self.state is not CameraState.LIVE:
                     self._recovered()
                 self.hub.publish(frame)
@@ -357,6 +361,13 @@ class Camera:
             aclose = getattr(frames, "aclose", None)  # async generators hold resources until closed
             if aclose is not None:
                 await aclose()
+
+    def _held_back(self, held: bool) -> None:
+        """The source waits for its turn at its upstream (``held``), or has it: the stall
+        watchdog stops for the wait, and starts again in full."""
+        watchdog = self._watchdog
+        if watchdog is not None and not watchdog.expired():
+            watchdog.reschedule(None if held else asyncio.get_running_loop().time() + self.stall_timeout_s)
 
     def _forget_arrivals(self, now: float) -> None:
         while self._arrivals and self._arrivals[0] < now - INPUT_FPS_WINDOW_S:

@@ -24,6 +24,9 @@ class FakeNvr:
     arrives while ``max_startups`` others are in their start-up, and to a stream request
     while ``max_streams`` streams are open.
 
+    Channels in ``silent_channels`` answer a stream request (after the start-up) with the
+    headers and then send nothing: a camera input with no signal.
+
     Counters: ``max_startups_seen`` (the most requests in start-up at once, counting each
     one as it arrives, refused or not: over ``max_startups`` exactly when one was refused
     for it), ``busy_refusals`` (401s for being busy), ``streams`` (open now),
@@ -41,6 +44,7 @@ class FakeNvr:
         max_streams: int = 64,
         startup_s: float = 0.2,
         frame_interval_s: float = 0.1,
+        silent_channels: frozenset[int] = frozenset(),
     ) -> None:
         self.frames = frames
         self.channels = channels
@@ -50,6 +54,7 @@ class FakeNvr:
         self.max_streams = max_streams
         self.startup_s = startup_s
         self.frame_interval_s = frame_interval_s
+        self.silent_channels = silent_channels
         self.nonce = secrets.token_hex(16)
         self.startups = 0
         self.max_startups_seen = 0
@@ -106,6 +111,10 @@ class FakeNvr:
                     headers={"Content-Type": "multipart/x-mixed-replace; boundary=myboundary"}
                 )
                 await response.prepare(request)
+                if int(request.match_info["channel"]) in self.silent_channels:
+                    starting = False
+                    self.startups -= 1
+                    await asyncio.Event().wait()  # no signal: nothing ever comes
                 for count in range(600):  # a minute at 10 fps, more than any test watches
                     await response.write(part(next(self._next_frame)))
                     if count == 0:

@@ -144,3 +144,45 @@ async def test_a_wrong_password_on_every_channel_is_auth_failed_with_the_long_ba
 
     for n in range(1, 5):
         assert min(retry_delays(caplog, f"ch{n}")) >= camera_module.AUTH_BACKOFF_S[0] / 2
+
+
+async def test_silent_channels_do_not_keep_the_other_channels_of_their_host_out(start_nvr):
+    # Four inputs without a signal answer and then send nothing; they are the camera's
+    # watchdog's to judge, and must not hold the host's places while they are silent.
+    nvr = FakeNvr(PETS, channels=8, max_startups=16, silent_channels=frozenset({1, 2, 3, 4}))
+    proxy = await start_nvr(nvr, "mjpeg", stall_timeout=3.0)
+    async with contextlib.AsyncExitStack() as stack:
+        silent = await open_viewers(stack, proxy, range(1, 5))
+        await eventually(lambda: nvr.max_streams_seen >= 4)  # the silent ones are in first
+        viewers = await open_viewers(stack, proxy, range(5, 9))
+        await asyncio.gather(*(camera_frame(viewer, timeout_s=5) for viewer in viewers))
+        assert len(silent) == 4
+    for n in range(5, 9):
+        assert proxy.camera(f"ch{n}").errors["stalled"] == 0
+
+
+async def test_waiting_for_a_place_at_the_host_is_not_a_stall(start_nvr):
+    # Start-ups take 1 s on this NVR, so 16 channels come up in four rounds, the last after
+    # about 4 s: longer than the stall timeout, which counts from each request's start.
+    nvr = FakeNvr(PETS, channels=16, max_startups=16, startup_s=1.0)
+    proxy = await start_nvr(nvr, "mjpeg", stall_timeout=3.0)
+    async with contextlib.AsyncExitStack() as stack:
+        viewers = await open_viewers(stack, proxy, range(1, 17))
+        await asyncio.gather(*(camera_frame(viewer) for viewer in viewers))
+    assert nvr.max_startups_seen <= CAP
+    for n in range(1, 17):
+        assert proxy.camera(f"ch{n}").errors["stalled"] == 0, f"ch{n}"
+
+
+@pytest.mark.parametrize("kind", ["mjpeg", "snapshot"])
+async def test_a_device_that_allows_fewer_start_ups_than_the_cap_gets_no_channel_refused(start_nvr, kind):
+    # Its busy 401s come while the first channels' logins are still in flight: the verdict
+    # waits for their answers, which accept the same password.
+    nvr = FakeNvr(PETS, channels=8, max_startups=CAP - 2, startup_s=0.5)
+    proxy = await start_nvr(nvr, kind, fps=2)
+    async with contextlib.AsyncExitStack() as stack:
+        viewers = await open_viewers(stack, proxy, range(1, 9))
+        await asyncio.gather(*(camera_frame(viewer, timeout_s=15) for viewer in viewers))
+    assert nvr.busy_refusals > 0  # the device did refuse some, as busy
+    for n in range(1, 9):
+        assert proxy.camera(f"ch{n}").errors["auth_failed"] == 0, f"ch{n}"

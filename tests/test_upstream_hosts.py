@@ -103,11 +103,11 @@ async def test_credentials_work_for_another_camera_while_it_holds_an_accepted_an
     streaming, refused = object(), object()
     credentials = host.credentials("admin", "secret")
 
-    assert not credentials.working_for_another(refused)
+    assert not await credentials.working_for_another(refused)
     with credentials.accepted(streaming):
-        assert credentials.working_for_another(refused)
-        assert not credentials.working_for_another(streaming), "a camera's own success does not count"
-    assert credentials.working_for_another(refused), "recently accepted"
+        assert await credentials.working_for_another(refused)
+        assert not await credentials.working_for_another(streaming), "a camera's own success does not count"
+    assert await credentials.working_for_another(refused), "recently accepted"
 
 
 async def test_other_credentials_or_another_host_do_not_count():
@@ -115,11 +115,11 @@ async def test_other_credentials_or_another_host_do_not_count():
     nvr = hosts.host("http://nvr.lan/")
     working, refused = object(), object()
     with nvr.credentials("admin", "secret").accepted(working):
-        assert not nvr.credentials("admin", "Secret").working_for_another(refused)
-        assert not nvr.credentials("Admin", "secret").working_for_another(refused)
-        assert not nvr.credentials(None, None).working_for_another(refused)
-        assert not hosts.host("http://nvr.lan:8080/").credentials("admin", "secret").working_for_another(refused)
-        assert nvr.credentials("admin", "secret").working_for_another(refused)
+        assert not await nvr.credentials("admin", "Secret").working_for_another(refused)
+        assert not await nvr.credentials("Admin", "secret").working_for_another(refused)
+        assert not await nvr.credentials(None, None).working_for_another(refused)
+        assert not await hosts.host("http://nvr.lan:8080/").credentials("admin", "secret").working_for_another(refused)
+        assert await nvr.credentials("admin", "secret").working_for_another(refused)
 
 
 async def test_the_registry_holds_no_copy_of_a_password():
@@ -145,3 +145,27 @@ def test_bad_max_upstream_requests_per_host_is_one_line_naming_the_field(tmp_pat
 
     assert_names(message, "[server]", "max_upstream_requests_per_host")
     assert "integer from 1 to 1000" in message
+
+
+async def test_a_401_waits_for_the_answers_of_requests_in_flight_with_the_same_credentials():
+    credentials = UpstreamHosts(4).host("http://nvr.lan/").credentials("admin", "secret")
+    first, late = object(), object()
+    with credentials.asking(first) as answered:
+        verdict = asyncio.create_task(credentials.working_for_another(late))
+        await asyncio.sleep(0)
+        assert not verdict.done(), "another request is still in flight"
+        answered()
+        with credentials.accepted(first):  # its answer accepts the credentials
+            assert await verdict
+
+    with credentials.asking(first) as answered:
+        verdict = asyncio.create_task(credentials.working_for_another(object()))
+        await asyncio.sleep(0)
+        answered()  # answered, and not accepted
+    assert await verdict is True  # still true: first was accepted a moment ago (CREDENTIALS_TRUSTED_S)
+    refused = UpstreamHosts(4).host("http://nvr.lan/").credentials("admin", "wrong")
+    with refused.asking(first) as answered:
+        verdict = asyncio.create_task(refused.working_for_another(late))
+        await asyncio.sleep(0)
+        answered()
+    assert await verdict is False

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from mjpeg_proxy.frame import Frame
 
@@ -20,6 +21,10 @@ class Source(ABC):
 
     upstream_requests: int = 0
     """Requests this source has made to its upstream (HTTP requests; logins not included)."""
+    on_held_back: Callable[[bool], None] | None = None
+    """Told True when the source starts waiting for its turn at its upstream (the proxy's
+    own cap on requests to a host), False when it has it: the Camera's stall watchdog
+    does not count that wait."""
 
     @abstractmethod
     def frames(self) -> AsyncIterator[Frame]:
@@ -27,6 +32,17 @@ class Source(ABC):
 
     async def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
         """Release what the source holds (sessions, connections)."""
+
+    @contextlib.contextmanager
+    def held_back(self) -> Iterator[None]:
+        """For the block, the source waits for its turn at its upstream (``on_held_back``)."""
+        if self.on_held_back is not None:
+            self.on_held_back(True)
+        try:
+            yield
+        finally:
+            if self.on_held_back is not None:
+                self.on_held_back(False)
 
 
 class Pacer:

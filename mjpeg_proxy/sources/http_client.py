@@ -3,6 +3,7 @@ short requests, status checks, bounded bodies, and error texts without URLs."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Mapping
@@ -14,7 +15,7 @@ from mjpeg_proxy.redact import safe_url
 from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.lenient_http import LenientFallback, LenientResponse
 from mjpeg_proxy.sources.retry_after import answer_error
-from mjpeg_proxy.sources.upstream_hosts import RequestPlace, UpstreamHosts
+from mjpeg_proxy.sources.upstream_hosts import START_HOLD_S, RequestPlace, UpstreamHosts
 
 
 class CameraAuth:
@@ -66,8 +67,10 @@ class HttpCameraSource(Source):
 
     async def turn(self) -> None:
         """Wait for this camera's turn to start on its host (see ``UpstreamHost.turn``);
-        ``frames()`` calls it first, so the cameras of one device start spread out."""
-        await self._host.turn()
+        ``frames()`` calls it first, so the cameras of one device start spread out. The
+        wait is the proxy's own, not the camera's (``Source.held_back``)."""
+        with self.held_back():
+            await self._host.turn()
 
     def started(self) -> None:
         """The request in progress is past its start-up (an MJPEG stream's first part is
@@ -82,10 +85,11 @@ class HttpCameraSource(Source):
         """GET the camera's URL; yield the 2xx response.
 
         The request first waits for a place among the short requests to the camera's host
-        (``max_upstream_requests_per_host``), and holds it, HTTP Digest handshake
-        included, until the block ends or ``started()`` frees it; ``timeout`` starts once
-        the place is had. It goes through aiohttp, or through the lenient reader once
-        aiohttp's parser has refused this camera's answer (``LenientFallback``).
+        (``max_upstream_requests_per_host``; a wait that is not the camera's, see
+        ``Source.held_back``), and holds it, HTTP Digest handshake included, until the block
+        ends, ``started()`` frees it, or ``START_HOLD_S`` after the answer's head; ``timeout``
+        starts once the place is had. It goes through aiohttp, or through the lenient
+        reader once aiohttp's parser has refused this camera's answer (``LenientFallback``).
 
         Errors while opening it or while the caller reads it become SourceErrors: the
         status as ``raise_for_status`` says, UpstreamUnavailable for a network error or for
@@ -97,23 +101,33 @@ class HttpCameraSource(Source):
         strict = functools.partial(
             self._http.get, self.url, headers=self._auth.headers, middlewares=self._auth.middlewares, timeout=timeout
         )
-        async with self._host.place() as self._place:
-            try:
+        place = self._place = self._host.place()
+        with self.held_back():
+            await place.acquire()
+        try:
+            with self._credentials.asking(self) as answered:
                 async with self._fallback.open(strict, timeout) as response:
-                    if response.status == 401 and self._credentials.working_for_another(self):
+                    answered()
+                    if response.status == 401 and await self._credentials.working_for_another(self):
                         raise UpstreamUnavailable(
                             f"{self.where} answered HTTP 401, but the same username and password work for "
                             "another camera on this host: its connection limit is probably full; retrying soon"
                         )
                     raise_for_status(response.status, self.where, response.headers)
-                    with self._credentials.accepted(self):
-                        yield response
-            except SourceError:
-                raise
-            except TimeoutError:
-                raise UpstreamUnavailable(f"{self.where} did not answer within {limit_s:g} s") from None
-            except aiohttp.ClientError as e:
-                raise UpstreamUnavailable(f"{self.where}: {describe(e)}") from None
+                    give_back = asyncio.get_running_loop().call_later(START_HOLD_S, place.release)
+                    try:
+                        with self._credentials.accepted(self):
+                            yield response
+                    finally:
+                        give_back.cancel()
+        except SourceError:
+            raise
+        except TimeoutError:
+            raise UpstreamUnavailable(f"{self.where} did not answer within {limit_s:g} s") from None
+        except aiohttp.ClientError as e:
+            raise UpstreamUnavailable(f"{self.where}: {describe(e)}") from None
+        finally:
+            place.release()
 
 
 def raise_for_status(status: int, where: str, headers: Mapping[str, str]) -> None:

@@ -23,6 +23,14 @@ from yarl import URL
 START_GAP_S = 0.05
 """Largest gap, in seconds, between two cameras starting on one host; each gap is drawn
 from the upper half of it, so a wall of cameras never starts in lockstep."""
+VERDICT_WAIT_S = 10.0
+"""How long, in seconds, a 401 waits at most for the answers of the other requests in
+flight with the same credentials on the host, before it is judged a refusal."""
+START_HOLD_S = 2.0
+"""How long, in seconds, a stream that has answered keeps its place among its host's
+short requests while its first part does not come: the device has done its handshake,
+and a silent stream must not keep the other cameras of the device out (whether it is
+stalled is the camera's watchdog's to say)."""
 CREDENTIALS_TRUSTED_S = 60.0
 """Credentials count as working on a host for this many seconds after a camera last used
 them successfully (the longest step of a camera's normal backoff), and all the while one
@@ -98,9 +106,13 @@ class RequestPlace:
         self._places = places
         self._held = False
 
-    async def __aenter__(self) -> RequestPlace:
+    async def acquire(self) -> None:
+        """Wait for a free place and take it (first come, first served)."""
         await self._places.acquire()
         self._held = True
+
+    async def __aenter__(self) -> RequestPlace:
+        await self.acquire()
         return self
 
     async def __aexit__(
@@ -119,12 +131,39 @@ class Credentials:
     """One username and password on one host, and which cameras it worked for lately.
 
     A 401 while the same credentials work for another camera on the host is the device's
-    connection limit, not a refusal: ``working_for_another`` tells them apart.
+    connection limit, not a refusal: ``working_for_another`` tells them apart. When the
+    device is asked by several cameras at once (a wall starting), the 401s may come before
+    the first acceptance does, so the verdict waits for the answers of the requests still
+    in flight with the same credentials (``asking``).
     """
 
     def __init__(self) -> None:
         self._open: collections.Counter[object] = collections.Counter()
         self._last_accepted: dict[object, float] = {}
+        self._asking: collections.Counter[object] = collections.Counter()
+        self._answered = asyncio.Event()
+
+    @contextlib.contextmanager
+    def asking(self, by: object) -> Iterator[Callable[[], None]]:
+        """Record a request of camera ``by`` (its source) in flight with these credentials;
+        the block gets the function to call when its answer's head is in (at the latest,
+        the end of the block)."""
+        done = False
+
+        def answered() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self._asking[by] -= 1
+                if not self._asking[by]:
+                    del self._asking[by]
+                self._signal()
+
+        self._asking[by] += 1
+        try:
+            yield answered
+        finally:
+            answered()
 
     @contextlib.contextmanager
     def accepted(self, by: object) -> Iterator[None]:
@@ -132,6 +171,7 @@ class Credentials:
         for as long as the block runs (an MJPEG stream: its whole life) and
         ``CREDENTIALS_TRUSTED_S`` after."""
         self._open[by] += 1
+        self._signal()
         try:
             yield
         finally:
@@ -145,10 +185,23 @@ class Credentials:
             for camera in [camera for camera, at in self._last_accepted.items() if now - at >= CREDENTIALS_TRUSTED_S]:
                 del self._last_accepted[camera]
 
-    def working_for_another(self, me: object) -> bool:
-        """Whether the host accepts these credentials for a camera other than ``me`` now
-        (an accepted answer held open) or did within ``CREDENTIALS_TRUSTED_S``."""
+    async def working_for_another(self, me: object) -> bool:
+        """Whether the host accepts these credentials for a camera other than ``me``: an
+        accepted answer held open now, one within ``CREDENTIALS_TRUSTED_S``, or one of the
+        requests of other cameras in flight now, once answered (waiting ``VERDICT_WAIT_S``
+        at most)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(VERDICT_WAIT_S):
+                while not self._accepted_for_another(me) and any(camera is not me for camera in self._asking):
+                    await self._answered.wait()
+        return self._accepted_for_another(me)
+
+    def _accepted_for_another(self, me: object) -> bool:
         now = time.monotonic()
-        return any(count > 0 for camera, count in self._open.items() if camera is not me) or any(
+        return any(camera is not me for camera in self._open) or any(
             now - at < CREDENTIALS_TRUSTED_S for camera, at in self._last_accepted.items() if camera is not me
         )
+
+    def _signal(self) -> None:
+        woken, self._answered = self._answered, asyncio.Event()
+        woken.set()
