@@ -13,11 +13,12 @@ import jinja2
 from aiohttp import web
 
 from mjpeg_proxy import cors, limits, metrics, pages, status, streaming
-from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERA_SET, CAMERAS, CONFIG, WRITER
+from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERA_SET, CAMERAS, CONFIG, FLOOD_LOG, WRITER
 from mjpeg_proxy.camera_set import CameraSet, SourceFactory
 from mjpeg_proxy.config import Config, LiveConfig
 from mjpeg_proxy.fonts import TextFonts, shared_fonts
 from mjpeg_proxy.frame import Frame
+from mjpeg_proxy.logs import SUMMARY_INTERVAL_S, SummarisedLog
 from mjpeg_proxy.multipart_writer import MultipartWriter, new_boundary
 from mjpeg_proxy.sources import build_source
 
@@ -28,7 +29,7 @@ def create_app(
     config: Config,
     source_factory: SourceFactory = build_source,
     *,
-    refusal_log_interval_s: float = limits.REFUSAL_LOG_INTERVAL_S,
+    log_summary_interval_s: float = SUMMARY_INTERVAL_S,
     fonts: TextFonts | None = None,
 ) -> web.Application:
     """Return the application serving ``config``'s cameras.
@@ -36,8 +37,9 @@ def create_app(
     The cameras, their hubs and their fetch tasks start with the application and
     stop with it (``cleanup_ctx``); ``app[CAMERAS]`` holds them while it runs.
     ``source_factory`` makes each camera's Source from its configuration and the
-    shared upstream clients (tests give sources of their own). Refused requests are
-    summarised in the log every ``refusal_log_interval_s`` seconds. ``fonts`` draw the text
+    shared upstream clients (tests give sources of their own). Events one client can
+    cause by the hundred (refusals, viewers closed for not reading) are summarised in the
+    log every ``log_summary_interval_s`` seconds. ``fonts`` draw the text
     on the offline picture and the demo camera (default: those of ``[server] font`` and
     the system's, ``fonts.shared_fonts``).
     """
@@ -48,7 +50,9 @@ def create_app(
         ]
     )
     app[CONFIG] = LiveConfig(config)
-    limits.setup(app, refusal_log_interval_s)
+    app[FLOOD_LOG] = SummarisedLog(log_summary_interval_s)
+    app.on_cleanup.append(_close_flood_log)
+    limits.setup(app)
     metrics.setup(app)
     boundary = new_boundary()
     app[WRITER] = MultipartWriter(boundary)
@@ -78,6 +82,10 @@ def create_app(
     app.router.add_get("/metrics", metrics.metrics, name="metrics")
     cors.setup(app, (app.router[name] for name in ("stream", "snapshot", "api_cameras", "api_camera")))
     return app
+
+
+async def _close_flood_log(app: web.Application) -> None:
+    app[FLOOD_LOG].close()  # what is still counted is logged
 
 
 async def _end_streams(app: web.Application) -> None:

@@ -9,6 +9,7 @@ from aiohttp import web
 from mjpeg_proxy.camera import Camera
 from mjpeg_proxy.camera_set import CameraSet
 from mjpeg_proxy.config import LiveConfig
+from mjpeg_proxy.logs import SummarisedLog
 from mjpeg_proxy.multipart_writer import MultipartWriter
 
 CONFIG = web.AppKey("config", LiveConfig)
@@ -21,6 +22,9 @@ WRITER = web.AppKey("writer", MultipartWriter)
 """Framing for players and tools."""
 BROWSER_WRITER = web.AppKey("browser_writer", MultipartWriter)
 """Framing for browsers (next part's headers sent ahead), same boundary."""
+FLOOD_LOG = web.AppKey("flood_log", SummarisedLog)
+"""The log of events one client can cause by the hundred: refused requests, viewers
+closed for not reading (summarised, see ``logs.SummarisedLog``)."""
 REFUSALS = web.AppKey("refusals", collections.Counter)
 """Requests refused, by reason (``mjpeg_proxy.limits.REASONS``)."""
 

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from mjpeg_proxy.appkeys import CAMERAS, CONFIG, REFUSALS
+from mjpeg_proxy.appkeys import CAMERAS, CONFIG, FLOOD_LOG, REFUSALS
 from mjpeg_proxy.camera import Camera
-from mjpeg_proxy.logs import SummarisedLog
 from mjpeg_proxy.pages import Handler
 
 log = logging.getLogger(__name__)
@@ -25,9 +24,6 @@ REASONS = ("camera_full", "server_full", "client_limit", "bad_request")
 ``max_viewers`` reached (503), a client's ``max_connections_per_client`` reached (429),
 or a malformed request, header lines over ``max_header_bytes`` included (400)."""
 RETRY_AFTER_S = 10
-REFUSAL_LOG_INTERVAL_S = 60.0
-"""Refusals are logged at most once per reason in this many seconds: the first of a quiet
-period at once, the rest counted in one summary line (one client can send thousands)."""
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # An X-Forwarded-For hop with a port, as Azure Application Gateway and IIS ARR write it.
@@ -44,7 +40,6 @@ class _Admission:
 
 
 _ADMISSION = web.AppKey("admission", _Admission)
-_REFUSAL_LOG = web.AppKey("refusal_log", SummarisedLog)
 
 
 def client_address(request: web.Request) -> str:
@@ -104,12 +99,14 @@ def _is_in(ip: IPAddress, networks: Iterable[ipaddress.IPv4Network | ipaddress.I
 
 def refuse(request: web.Request, reason: str, error: type[web.HTTPException], message: str) -> web.HTTPException:
     """Count a refusal of ``reason`` (one of REASONS) and return the error to raise, with
-    ``Retry-After``. The refusal is logged at info level, the first of a quiet period at
-    once and the rest in one summary line per REFUSAL_LOG_INTERVAL_S (``SummarisedLog``)."""
+    ``Retry-After``. The refusal is logged at info level, summarised (``FLOOD_LOG``)."""
     request.app[REFUSALS][reason] += 1
     address = client_address(request)
-    request.app[_REFUSAL_LOG].event(
-        f"refusals ({reason})", address, f"refused {request.method} {request.path} from {address} ({reason}): {message}"
+    request.app[FLOOD_LOG].event(
+        log,
+        f"refusals ({reason})",
+        address,
+        f"refused {request.method} {request.path} from {address} ({reason}): {message}",
     )
     return error(text=message, headers={"Retry-After": str(RETRY_AFTER_S)})
 
@@ -198,18 +195,11 @@ def _hint_at_proxy_settings(request: web.Request, hints_logged: set[str], limit:
         )
 
 
-def setup(app: web.Application, refusal_log_interval_s: float = REFUSAL_LOG_INTERVAL_S) -> None:
-    """Install the per-client limit, the refusal counters and the refusal log on ``app``;
-    refusals are summarised in the log every ``refusal_log_interval_s`` seconds."""
+def setup(app: web.Application) -> None:
+    """Install the per-client limit and the refusal counters on ``app``."""
     app[REFUSALS] = collections.Counter({reason: 0 for reason in REASONS})
     app[_ADMISSION] = _Admission()
-    app[_REFUSAL_LOG] = SummarisedLog(log, refusal_log_interval_s)
     app.middlewares.append(per_client_limit)
-    app.on_cleanup.append(_close_refusal_log)
-
-
-async def _close_refusal_log(app: web.Application) -> None:
-    app[_REFUSAL_LOG].close()
 
 
 def access_logger_class(app: web.Application) -> type[AbstractAccessLogger]:

@@ -80,6 +80,7 @@ def json_formatter() -> logging.Formatter:
 class _Burst:
     """The events of one key since its interval began: how many, their sources, the latest."""
 
+    logger: logging.Logger
     timer: asyncio.TimerHandle
     started: float = field(default_factory=time.monotonic)
     count: int = 0
@@ -87,9 +88,15 @@ class _Burst:
     latest: str = ""
 
 
+SUMMARY_INTERVAL_S = 60.0
+"""Events that come in floods are logged at most once per kind in this many seconds: the
+first of a quiet period at once, the rest counted in one summary line."""
+
+
 class SummarisedLog:
-    """Log lines for a kind of event that can come in floods (refused requests): at most
-    one line per key in each ``interval_s`` seconds.
+    """Log lines for kinds of event that one client can cause by the hundred (refused
+    requests, viewers closed for not reading): at most one line per key in each
+    ``interval_s`` seconds.
 
     The first event of a key after a quiet interval is logged at once, so an operator sees
     a flood begin. The ones that follow within the interval are counted, and when it ends
@@ -98,20 +105,20 @@ class SummarisedLog:
     interval is open, so a server with nothing to report does no work for this.
     """
 
-    def __init__(self, logger: logging.Logger, interval_s: float, level: int = logging.INFO) -> None:
-        self._logger = logger
+    def __init__(self, interval_s: float = SUMMARY_INTERVAL_S, level: int = logging.INFO) -> None:
         self._interval_s = interval_s
         self._level = level
         self._bursts: dict[str, _Burst] = {}
 
-    def event(self, key: str, source: str, message: str) -> None:
-        """Log ``message`` now, or count it in ``key``'s next summary line.
+    def event(self, logger: logging.Logger, key: str, source: str, message: str) -> None:
+        """Log ``message`` with ``logger`` now, or count it in ``key``'s next summary line;
+        ``source`` (a client address) is counted among the distinct sources.
 
         Must be called from the event loop (the summary is a timer on it)."""
         burst = self._bursts.get(key)
         if burst is None:
-            self._logger.log(self._level, "%s", message)
-            self._open(key)
+            logger.log(self._level, "%s", message)
+            self._open(logger, key)
             return
         burst.count += 1
         if len(burst.sources) < MAX_SOURCES:
@@ -126,19 +133,19 @@ class SummarisedLog:
                 self._summarise(key, burst)
         self._bursts.clear()
 
-    def _open(self, key: str) -> None:
+    def _open(self, logger: logging.Logger, key: str) -> None:
         timer = asyncio.get_running_loop().call_later(self._interval_s, self._interval_ended, key)
-        self._bursts[key] = _Burst(timer)
+        self._bursts[key] = _Burst(logger, timer)
 
     def _interval_ended(self, key: str) -> None:
         burst = self._bursts.pop(key)
         if burst.count:
             self._summarise(key, burst)
-            self._open(key)  # the flood may go on: the next events are counted again
+            self._open(burst.logger, key)  # the flood may go on: the next events are counted again
 
     def _summarise(self, key: str, burst: _Burst) -> None:
         sources = f"{len(burst.sources)}{'+' if len(burst.sources) >= MAX_SOURCES else ''}"
-        self._logger.log(
+        burst.logger.log(
             self._level,
             "%s: %d more in the last %.0f s, from %s %s; the latest: %s",
             key,

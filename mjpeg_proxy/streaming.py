@@ -10,11 +10,12 @@ import socket
 import aiohttp_jinja2
 from aiohttp import web
 
-from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, WRITER, camera_from_request
+from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, FLOOD_LOG, WRITER, camera_from_request
 from mjpeg_proxy.camera import ERROR_STATES, REASONS
 from mjpeg_proxy.clients import ClientKind, client_kind
 from mjpeg_proxy.hub import HubClosed, Part
-from mjpeg_proxy.limits import check_viewer_limits
+from mjpeg_proxy.limits import check_viewer_limits, client_address
+from mjpeg_proxy.logs import SummarisedLog
 from mjpeg_proxy.pages import reload_seconds
 from mjpeg_proxy.placeholder import utc_text
 
@@ -65,10 +66,21 @@ class StreamViewer:
     """
 
     __slots__ = ("camera", "transport", "browser", "writer", "interval_s", "sent_seq", "sent_at", "buffered",
-                 "progress_at", "finished", "_loop")  # fmt: skip
+                 "progress_at", "finished", "client", "flood_log", "_loop")  # fmt: skip
 
-    def __init__(self, camera, transport: asyncio.Transport, writer, browser: bool, interval_s: float) -> None:
+    def __init__(
+        self,
+        camera,
+        transport: asyncio.Transport,
+        writer,
+        browser: bool,
+        interval_s: float,
+        client: str,
+        flood_log: SummarisedLog,
+    ) -> None:
         self.camera = camera
+        self.client = client
+        self.flood_log = flood_log
         self.transport = transport
         self.writer = writer
         self.browser = browser
@@ -104,7 +116,13 @@ class StreamViewer:
         self.buffered = buffered
         if buffered and now - self.progress_at >= write_timeout_s:
             self.camera.viewers_timed_out += 1
-            log.info("camera %s: a viewer took no data for %g s; closed", self.camera.id, write_timeout_s)
+            # One client can open hundreds of streams it never reads: summarised.
+            self.flood_log.event(
+                log,
+                f"camera {self.camera.id}: viewers closed for taking no data",
+                self.client,
+                f"camera {self.camera.id}: a viewer ({self.client}) took no data for {write_timeout_s:g} s; closed",
+            )
             transport.abort()
             self._finish()
             return
@@ -226,7 +244,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     hub = camera.hub
-    viewer = StreamViewer(camera, transport, writer, browser, 1.0 / fps if fps else 0.0)
+    interval_s = 1.0 / fps if fps else 0.0
+    viewer = StreamViewer(
+        camera, transport, writer, browser, interval_s, client_address(request), request.app[FLOOD_LOG]
+    )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max_seconds if max_seconds else None
     try:

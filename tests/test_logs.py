@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import push_camera
 from tests.helpers import eventually
+from tests.test_hard_viewers import RawViewer, big_frames, raw_viewers, run_camera
 from tests.test_limits import LOCALHOST, REPO_ROOT, free_port, wait_until_serving
 
 FIRST_LINE = re.compile(r"refused GET /\S+ from (?P<address>\S+) \((?P<reason>\w+)\): .+")
@@ -75,7 +76,7 @@ async def test_a_burst_of_refusals_is_logged_in_one_line_per_reason_that_counts_
         max_viewers_per_camera=1,
         max_connections_per_client=1,
         trusted_proxies=LOCALHOST,
-        app_options={"refusal_log_interval_s": 3600},  # the whole burst falls in one interval
+        app_options={"log_summary_interval_s": 3600},  # the whole burst falls in one interval
     )
     cam, other = proxy.url("/cameras/cam/stream.mjpg"), proxy.url("/cameras/other/stream.mjpg")
     async with aiohttp.ClientSession() as session:
@@ -114,7 +115,7 @@ async def test_a_flood_that_goes_on_is_summarised_once_per_interval_until_a_quie
     caplog.set_level(logging.INFO, logger="mjpeg_proxy.limits")
     interval_s = 0.25
     proxy = await start_proxy(
-        push_camera("cam"), max_viewers_per_camera=1, app_options={"refusal_log_interval_s": interval_s}
+        push_camera("cam"), max_viewers_per_camera=1, app_options={"log_summary_interval_s": interval_s}
     )
     url = proxy.url("/cameras/cam/stream.mjpg")
     loop = asyncio.get_running_loop()
@@ -171,3 +172,28 @@ def test_json_log_times_are_rfc3339_in_utc(tmp_path):
         logged = datetime.datetime.fromisoformat(text)
         assert logged.utcoffset() == datetime.timedelta(0), text
         assert abs(now - logged) < datetime.timedelta(minutes=5), (text, now)
+
+
+async def test_viewers_that_never_read_are_closed_in_a_few_log_lines(start_proxy, caplog):
+    # One client opens stream after stream and reads none of them.
+    caplog.set_level(logging.INFO, logger="mjpeg_proxy.streaming")
+    proxy = await start_proxy(
+        push_camera(), resend_seconds=60, write_timeout=1.0, app_options={"log_summary_interval_s": 3600}
+    )
+    camera = proxy.camera("cam")
+    await proxy.publish("cam", big_frames()[0])
+    stuck = [await RawViewer.connect(proxy, rcvbuf=4096) for _ in range(20)]
+    async with raw_viewers(*stuck):
+        await asyncio.wait_for(camera.hub.wait_viewers(lambda n: n == 20), 5)
+        playing = asyncio.create_task(run_camera(proxy, big_frames()[1:]))
+        try:
+            await eventually(lambda: camera.viewers_timed_out == 20, 10)
+        finally:
+            playing.cancel()
+    lines = [record.getMessage() for record in caplog.records if "took no data" in record.getMessage()]
+    assert lines == [lines[0]] and lines[0].startswith("camera cam: a viewer (127.0.0.1) took no data for 1 s")
+    await proxy.server.close()  # the rest is counted in one line when the server stops
+    summary = [
+        record.getMessage() for record in caplog.records if "viewers closed for taking no data" in record.getMessage()
+    ]
+    assert len(summary) == 1 and ": 19 more in the last" in summary[0], summary
