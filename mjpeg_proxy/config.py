@@ -11,6 +11,7 @@ import math
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -66,7 +67,9 @@ _EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_s
 # An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
 _ESN_RE = re.compile(r"[0-9a-fA-F]{8}")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_SPACE_OR_CONTROL_RE = re.compile(r"[\s\x00-\x1f\x7f]")
+# Characters a URL never holds and a reader cannot see or tell from a space: controls,
+# format characters (zero-width space, byte-order mark, direction marks), every space.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
 # A host name's labels (RFC 1123, section 2.1), after IDNA encoding; "_" is let through, as
 # resolvers do for internal names.
 _HOST_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
@@ -324,13 +327,13 @@ def with_een_cameras(config: Config | None, esns: Sequence[str], environ: Mappin
         cameras.append(CameraConfig(id=esn.lower(), source="een", name=f"EEN camera {esn.lower()}", esn=esn.lower()))
     een = config.een if config else None
     if een is None:
-        missing = [name for name in ("EEN_USERNAME", "EEN_PASSWORD") if not environ.get(name)]
+        missing = [name for name in ("EEN_USERNAME", "EEN_PASSWORD") if name not in environ]
         if missing:
-            raise ConfigError(
-                f"--een-esn needs the EEN account: set {' and '.join(missing)} in the environment (not empty)"
-            )
-        if any(_CONTROL_RE.search(environ.get(name, "")) for name in ("EEN_PASSWORD", "EEN_API_KEY")):
-            raise ConfigError("--een-esn: EEN_PASSWORD or EEN_API_KEY holds a line break or another control character")
+            raise ConfigError(f"--een-esn needs the EEN account: set {' and '.join(missing)} in the environment")
+        for name, secret in (("EEN_USERNAME", False), ("EEN_PASSWORD", True), ("EEN_API_KEY", True)):
+            problem = _text_problem(environ[name], secret=secret) if name in environ else None
+            if problem is not None:
+                raise ConfigError(f"--een-esn: environment variable {name} {problem}")
         base_url = environ.get("EEN_BASE_URL") or EEN_DEFAULT_BASE_URL
 
         def fail(key: str, problem: str) -> ConfigError:
@@ -470,6 +473,8 @@ def _parse_een(data: Any, path: str, environ: Mapping[str, str]) -> EenConfig:
     username = data.get("username")
     if not isinstance(username, str) or not username:
         raise fail("username", 'missing; the EEN user\'s login, such as "preview-user@example.com"')
+    if (problem := _text_problem(username, secret=False)) is not None:
+        raise fail("username", problem)
     if "password_env" not in data:
         raise fail(
             "password_env", 'missing; the name of the environment variable holding the password, e.g. "EEN_PASSWORD"'
@@ -496,12 +501,23 @@ def _secret_from_env(
     value = environ.get(name)
     if value is None:
         raise fail(key, f"environment variable {name} is not set")
-    if not value:
-        # A login with an empty password fails, and repeated failures lock accounts.
-        raise fail(key, f"environment variable {name} is set but empty")
-    if _CONTROL_RE.search(value):
-        raise fail(key, f"environment variable {name} holds a line break or another control character")
+    # A login with an empty password fails, and repeated failures lock accounts.
+    if (problem := _text_problem(value, secret=True)) is not None:
+        raise fail(key, f"environment variable {name} {problem}")
     return value
+
+
+def _text_problem(value: str, *, secret: bool) -> str | None:
+    """What is wrong with a username (``secret=False``) or a password or key, in words that
+    follow its name; None when nothing is. Blank, control characters (line breaks in an
+    environment file), and for a username blanks at either end: each fails every login."""
+    if not value.strip():
+        return "is set but empty" if not value else "holds only blanks"
+    if _CONTROL_RE.search(value):
+        return "holds a line break or another control character"
+    if not secret and value != value.strip():
+        return "starts or ends with a blank"
+    return None
 
 
 def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[str, str]) -> CameraConfig:
@@ -593,8 +609,8 @@ def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[
             raise fail("auth", "set 'username' too, or remove 'auth'")
     elif username is not None:
         auth = "basic"
-    if username is not None and _CONTROL_RE.search(username):
-        raise fail("username", "must not contain line breaks or other control characters")
+    if username is not None and (problem := _text_problem(username, secret=False)) is not None:
+        raise fail("username", problem)
     if auth == "basic" and username is not None and ":" in username:
         raise fail("username", "must not contain ':' with HTTP Basic authentication (RFC 7617, section 2)")
     return replace(camera, url=url, username=username, password=password, auth=auth)
@@ -606,8 +622,10 @@ def _check_url(url: Any, fail: Callable[[str, str], ConfigError], key: str = "ur
     or encode silently, so that a typo fails on every retry instead of at start-up)."""
     if not isinstance(url, str):
         raise fail(key, f"must be a string, got {url!r}")
-    if _SPACE_OR_CONTROL_RE.search(url):
-        raise fail(key, f"must not contain spaces or control characters (write a space in a path as %20), got {url!r}")
+    if any(unicodedata.category(char) in _INVISIBLE_CATEGORIES for char in url):
+        raise fail(
+            key, f"must not contain spaces or invisible characters (write a space in a path as %20), got {url!r}"
+        )
     try:
         parsed = URL(url)
         host = parsed.raw_host  # IDNA-encoded: "kamera.müller.de" is "kamera.xn--mller-kva.de"

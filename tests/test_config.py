@@ -152,14 +152,22 @@ def test_unset_password_env_names_file_camera_field_and_variable(tmp_path):
 
 @pytest.mark.parametrize(
     ("value", "problem"),
-    [("", "set but empty"), ("pass\nword", "line break"), ("pass\x00", "control character")],
-    ids=["empty", "line-break", "nul"],
+    [("", "set but empty"), ("   ", "only blanks"), ("pass\nword", "line break"), ("pass\x00", "control character")],
+    ids=["empty", "blanks", "line-break", "nul"],
 )
 def test_a_password_variable_that_is_empty_or_holds_control_characters_is_refused(tmp_path, value, problem):
     text = SNAPSHOT + 'username = "admin"\npassword_env = "GARAGE_PASSWORD"\n'
     message = load_error(tmp_path, text, environ={"GARAGE_PASSWORD": value})
     assert_names(message, "camera 'garage'", "password_env")
     assert "GARAGE_PASSWORD" in message and problem in message
+
+
+@pytest.mark.parametrize("username", ['" admin"', '"admin "', '"   "', '"ad\\nmin"'])
+def test_a_username_with_blanks_at_an_end_or_a_line_break_is_refused(tmp_path, username):
+    message = load_error(tmp_path, SNAPSHOT + f"username = {username}\n")
+    assert_names(message, "camera 'garage'", "username")
+    een = load_error(tmp_path, f'[een]\nusername = {username}\npassword_env = "P"\n' + EEN_CAMERA, {"P": "x"})
+    assert_names(een, "[een]", "username")
 
 
 def test_a_colon_in_a_basic_auth_username_is_refused(tmp_path):
@@ -195,6 +203,9 @@ def test_a_colon_in_a_basic_auth_username_is_refused(tmp_path):
         '"http://cam.example:99999/snap.jpg"',
         '"http://[::1/snap.jpg"',
         '"http:/cam.example/snap.jpg"',
+        '"http://cam.example/snap.jpg\u200b"',
+        '"\ufeffhttp://cam.example/snap.jpg"',
+        '"http://cam.example/snap\u3000shot.jpg"',
     ],
     ids=[
         "ftp",
@@ -217,6 +228,9 @@ def test_a_colon_in_a_basic_auth_username_is_refused(tmp_path):
         "port-too-large",
         "unclosed-ipv6",
         "one-slash",
+        "zero-width-space",
+        "byte-order-mark",
+        "ideographic-space",
     ],
 )
 def test_bad_url_names_file_camera_and_field(tmp_path, url_toml):
@@ -523,7 +537,10 @@ def test_een_esn_shortcut_adds_to_a_config_file_and_uses_its_account(tmp_path):
     [
         (["1006073b"], {}, "set EEN_USERNAME and EEN_PASSWORD"),
         (["1006073b"], {"EEN_USERNAME": "u"}, "set EEN_PASSWORD"),
-        (["1006073b"], {"EEN_USERNAME": "u", "EEN_PASSWORD": ""}, "set EEN_PASSWORD"),
+        (["1006073b"], {"EEN_USERNAME": "u", "EEN_PASSWORD": ""}, "EEN_PASSWORD is set but empty"),
+        (["1006073b"], {"EEN_USERNAME": "u", "EEN_PASSWORD": "   "}, "EEN_PASSWORD holds only blanks"),
+        (["1006073b"], {"EEN_USERNAME": "u@example.com\n", "EEN_PASSWORD": "p"}, "EEN_USERNAME holds a line break"),
+        (["1006073b"], {"EEN_USERNAME": " u@example.com", "EEN_PASSWORD": "p"}, "EEN_USERNAME starts or ends"),
         (["nothex!!"], {"EEN_USERNAME": "u", "EEN_PASSWORD": "p"}, "is not an ESN"),
         (["1006073b", "1006073B"], {"EEN_USERNAME": "u", "EEN_PASSWORD": "p"}, "already configured"),
     ],
