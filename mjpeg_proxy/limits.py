@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
 
 from mjpeg_proxy.appkeys import CAMERAS, CONFIG, FLOOD_LOG, REFUSALS
 from mjpeg_proxy.camera import Camera
-from mjpeg_proxy.pages import Handler
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,12 @@ def client_address(request: web.Request) -> str:
         if not _is_in(hop_ip, trusted):
             return str(hop_ip)
     return str(hop_ips[0] if hop_ips else peer)
+
+
+def from_trusted_proxy(request: web.Request) -> bool:
+    """Whether ``request`` comes from an address in ``trusted_proxies`` (a reverse proxy
+    whose ``X-Forwarded-*`` headers are believed)."""
+    return _peer(request)[1]
 
 
 def _peer(request: web.Request) -> tuple[str, bool]:

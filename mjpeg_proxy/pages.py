@@ -6,18 +6,21 @@ import asyncio
 import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 import aiohttp_jinja2
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from mjpeg_proxy.appkeys import CAMERAS, CONFIG, camera_from_request
 from mjpeg_proxy.clients import ClientKind, client_kind
+from mjpeg_proxy.limits import from_trusted_proxy
 from mjpeg_proxy.placeholder import TEXT_COLOUR, TITLE_COLOUR, render_lines
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# A path prefix as a reverse proxy names it: "/webcam", "/cams/lobby"; no "//", no "..".
+_PREFIX_RE = re.compile(r"(/(?!\.\.?(/|$))[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+")
 
 
 MAX_LIVE_TILES = 4
@@ -27,26 +30,30 @@ the page, its other requests and every tile keep working."""
 SNAPSHOT_REFRESH_S = 1
 
 
-@aiohttp_jinja2.template("index.html")
-async def index(request: web.Request) -> dict[str, object]:
+async def index(request: web.Request) -> web.Response:
     """``GET /``: every camera with its name: live ``<img>`` streams for up to 4 cameras,
     else snapshots refreshed every second (each linking to its live page)."""
     cameras = list(request.app[CAMERAS].values())
     live = len(cameras) <= MAX_LIVE_TILES
-    return {
+    context = {
         "cameras": cameras,
         "live": live,
         "refresh_seconds": SNAPSHOT_REFRESH_S,
         "reload_seconds": reload_seconds(request) if live else None,
     }
+    return render("index.html", request, context)
 
 
-@aiohttp_jinja2.template("kiosk.html")
-async def kiosk(request: web.Request) -> dict[str, object]:
+async def kiosk(request: web.Request) -> web.Response:
     """``GET /cameras/{camera_id}``: one camera filling the window, for kiosk screens."""
     camera = camera_from_request(request)
-    # Relative to /cameras/{id}: works unchanged under a path prefix behind a proxy.
-    return {"camera": camera, "stream_src": f"{camera.id}/stream.mjpg", "reload_seconds": reload_seconds(request)}
+    context = {"camera": camera, "stream_src": stream_path(camera.id), "reload_seconds": reload_seconds(request)}
+    return render("kiosk.html", request, context)
+
+
+def stream_path(camera_id: str, query: str = "") -> str:
+    """The stream's path from the site's root (pages resolve it with ``<base href>``)."""
+    return f"cameras/{camera_id}/stream.mjpg" + (f"?{query}" if query else "")
 
 
 def reload_seconds(request: web.Request) -> int | None:
@@ -62,12 +69,25 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def root_path(request: web.Request) -> str:
-    """The relative reference from the URL of ``request`` to the site's root: ``./`` for
-    ``/status``, ``../`` for ``/cameras/garage``, ``../../`` for ``/cameras/garage/stream.mjpg``.
+    """How a page or a redirect of ``request`` refers to the site's root.
 
-    Behind a reverse proxy that serves the site under a path prefix (``/webcam/`` ->
-    ``/``), it leads to the prefix, which a link to ``/`` would miss."""
+    A reverse proxy in ``trusted_proxies`` that serves the site under a path prefix and
+    says so in ``X-Forwarded-Prefix`` (Traefik's StripPrefix does; nginx and Caddy with a
+    header line) gets that prefix: ``/webcam/``. Otherwise a relative reference from the
+    request's path: ``./`` for ``/status``, ``../`` for ``/cameras/garage``, ``../../``
+    for ``/cameras/garage/stream.mjpg``, which leads to a proxy's prefix too, as long as
+    the browser's address has the slash after it (``/webcam/``, not ``/webcam``)."""
+    prefix = request.headers.get("X-Forwarded-Prefix", "").rstrip("/")
+    if prefix and _PREFIX_RE.fullmatch(prefix) and from_trusted_proxy(request):
+        return prefix + "/"
     return "../" * (request.rel_url.raw_path.count("/") - 1) or "./"
+
+
+def render(template: str, request: web.Request, context: Mapping[str, object], status: int = 200) -> web.Response:
+    """The page ``template`` (in ``templates/``) for ``request``, with ``context`` and
+    ``root``: the site's root for its ``<base href>`` (``root_path``), from which every
+    link on a page is written, so that it works under a path prefix."""
+    return aiohttp_jinja2.render_template(template, request, {**context, "root": root_path(request)}, status=status)
 
 
 @web.middleware
@@ -131,8 +151,8 @@ async def _error_response(
     extra = {name: headers[name] for name in ("Retry-After", "Allow", "Cache-Control") if name in headers}
     kind = client_kind(request)
     if kind is ClientKind.PAGE:
-        context = {"status": status, "reason": reason, "message": message, "root": root_path(request)}
-        response = aiohttp_jinja2.render_template("error.html", request, context, status=status)
+        context = {"status": status, "reason": reason, "message": message}
+        response = render("error.html", request, context, status=status)
         response.headers.update(extra)
         return response
     if kind is ClientKind.IMAGE:

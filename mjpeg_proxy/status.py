@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from mjpeg_proxy.appkeys import CAMERAS, REFUSALS, camera_from_request
 from mjpeg_proxy.camera import Camera
+from mjpeg_proxy.pages import render
 
 STATUS_REFRESH_S = 5
 """How often the ``/status`` page reloads itself, in seconds."""
@@ -66,11 +66,12 @@ async def camera_json(request: web.Request) -> web.Response:
     return web.json_response(camera_status(camera_from_request(request)), headers={"Cache-Control": "no-store"})
 
 
-@aiohttp_jinja2.template("status.html")
-async def status_page(request: web.Request) -> dict[str, object]:
-    """``GET /status``: the same as ``/api/cameras`` as a table for people, reloading every 5 s."""
-    return {
+async def status_page(request: web.Request) -> web.Response:
+    """``GET /status``: the same as ``/api/cameras`` as a table for people, reloading every
+    ``STATUS_REFRESH_S``."""
+    context = {
         "cameras": [camera_status(camera) for camera in request.app[CAMERAS].values()],
         "refusals": dict(request.app[REFUSALS]),
         "reload_seconds": STATUS_REFRESH_S,
     }
+    return render("status.html", request, context)

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import socket
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, FLOOD_LOG, WRITER, camera_from_request
@@ -16,7 +15,7 @@ from mjpeg_proxy.clients import ClientKind, client_kind
 from mjpeg_proxy.hub import HubClosed, Part
 from mjpeg_proxy.limits import check_viewer_limits, client_address
 from mjpeg_proxy.logs import SummarisedLog
-from mjpeg_proxy.pages import reload_seconds
+from mjpeg_proxy.pages import reload_seconds, render, stream_path
 from mjpeg_proxy.placeholder import utc_text
 
 log = logging.getLogger(__name__)
@@ -211,9 +210,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if request.method == "GET" and kind is ClientKind.PAGE:
         # The address bar would show a never-ending download in some browsers; a page
         # holding the stream as <img> shows the picture in all of them.
-        query = f"?{request.query_string}" if request.query_string else ""
-        context = {"camera": camera, "stream_src": f"stream.mjpg{query}", "reload_seconds": reload_seconds(request)}
-        return aiohttp_jinja2.render_template("kiosk.html", request, context)
+        src = stream_path(camera.id, request.query_string)
+        context = {"camera": camera, "stream_src": src, "reload_seconds": reload_seconds(request)}
+        return render("kiosk.html", request, context)
     server = request.app[CONFIG].server
     check_viewer_limits(request, camera)
     # An <img> gets the framing browsers paint at once; everything else gets parts with

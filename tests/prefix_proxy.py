@@ -23,14 +23,19 @@ class PrefixProxy:
     """Forwards ``PREFIX`` + path to ``upstream`` + ``/`` + path, streaming the answer.
 
     Like nginx without a ``proxy_redirect`` rule, it passes ``Location`` headers through
-    unchanged: a redirect stays under the prefix only if the proxy made it relative.
+    unchanged: a redirect stays under the prefix only if the proxy made it relative. With
+    ``strip_prefix``, it also forwards the bare prefix (``/webcam``) to ``/`` and says
+    ``X-Forwarded-Prefix: /webcam``, as Traefik's StripPrefix middleware does.
     """
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, strip_prefix: bool = False) -> None:
         self.upstream = upstream.rstrip("/")
+        self.strip_prefix = strip_prefix
 
     def app(self) -> web.Application:
         app = web.Application()
+        if self.strip_prefix:
+            app.router.add_route("*", PREFIX.rstrip("/"), self._forward)
         app.router.add_route("*", PREFIX + "{tail:.*}", self._forward)
         app.cleanup_ctx.append(self._session)
         return app
@@ -42,8 +47,10 @@ class PrefixProxy:
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         raw = request.rel_url.raw_path_qs
-        url = URL(self.upstream + raw[len(PREFIX) - 1 :], encoded=True)
+        url = URL(self.upstream + (raw[len(PREFIX) - 1 :] or "/"), encoded=True)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
+        if self.strip_prefix:
+            headers["X-Forwarded-Prefix"] = PREFIX.rstrip("/")
         async with self._client.request(
             request.method, url, headers=headers, allow_redirects=False, skip_auto_headers=("Accept", "User-Agent")
         ) as upstream:

@@ -54,7 +54,7 @@ async def test_each_client_gets_the_stream_in_the_form_it_can_show(start_proxy, 
         assert response.status == 200
         if client.kind is ClientKind.PAGE:
             assert response.content_type == "text/html"
-            assert '<img src="stream.mjpg"' in await response.text()
+            assert '<img src="cameras/cam/stream.mjpg"' in await response.text()
             return
         boundary = boundary_of(response.headers["Content-Type"]).encode()
         start = b"--" + boundary + b"\r\nContent-Type: image/jpeg\r\n"

@@ -35,8 +35,8 @@ async def test_kiosk_page_fills_the_window_with_the_stream_and_needs_no_script(s
         async with session.get(proxy.url("/cameras/garage")) as response:
             assert response.status == 200
             html = await response.text()
-    # Relative to /cameras/garage, this is /cameras/garage/stream.mjpg (and works under a path prefix).
-    assert '<img src="garage/stream.mjpg"' in html
+    # From the site's root (the base), this is /cameras/garage/stream.mjpg, under a path prefix too.
+    assert '<base href="../">' in html and '<img src="cameras/garage/stream.mjpg"' in html
     assert "overflow: hidden" in html and "background: #000" in html and "object-fit: contain" in html
     assert "<script" not in html
 

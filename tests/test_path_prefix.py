@@ -19,13 +19,18 @@ AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent")
 
 
 class Links(HTMLParser):
-    """Every ``href`` and ``src`` of a page, with the tag it is on."""
+    """Every ``href`` and ``src`` of a page, with the tag it is on, and its ``<base href>``
+    (what a browser resolves the others against), if any."""
 
     def __init__(self) -> None:
         super().__init__()
         self.found: list[tuple[str, str]] = []
+        self.base: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "base":
+            self.base = dict(attrs).get("href")
+            return
         self.found += [(tag, value) for name, value in attrs if name in ("href", "src") and value is not None]
 
 
@@ -82,8 +87,9 @@ async def test_every_link_and_picture_on_a_page_stays_under_the_prefix_and_works
         parser = Links()
         parser.feed(await response.text())
     assert parser.found, "a page with no link or picture"
+    base = resolve(page_url, parser.base) if parser.base is not None else page_url
     for tag, link in parser.found:
-        target = resolve(page_url, link)
+        target = resolve(base, link)
         assert target.startswith(site.root), f"{link!r} on {path!r} leads to {target}, out of {PREFIX}"
         if error_page:
             assert (tag, target) == ("a", site.root), "the error page's link leads to all cameras"
@@ -109,3 +115,28 @@ async def test_a_redirect_stays_under_the_prefix(site: Site, path: str, target: 
         assert resolve(site.url(path), response.headers["Location"]) == site.url(target)
     async with site.get(site.url(path), BROWSER_PAGE, allow_redirects=True) as response:
         assert (str(response.url), response.status, response.content_type) == (site.url(target), 200, "text/html")
+
+
+@pytest.mark.parametrize("path", ["", "status", "cameras/cam1", "cameras/nope"])
+async def test_a_prefix_said_in_x_forwarded_prefix_holds_without_the_trailing_slash(start_proxy, aiohttp_server, path):
+    # Traefik's StripPrefix (and Caddy's handle_path) serve /webcam as well as /webcam/:
+    # relative links cannot tell them apart, the prefix the proxy says can.
+    proxy = await start_proxy(CameraConfig(id="cam1", source="demo", fps=2, width=160, height=90))
+    front = await aiohttp_server(PrefixProxy(proxy.url("/"), strip_prefix=True).app())
+    root = str(front.make_url(PREFIX))
+    page_url = root.rstrip("/") if path == "" else root + path  # the bare prefix: /webcam
+    async with aiohttp.ClientSession() as session, session.get(page_url, headers=BROWSER_PAGE) as response:
+        parser = Links()
+        parser.feed(await response.text())
+    assert parser.base == PREFIX
+    for _, link in parser.found:
+        assert resolve(resolve(page_url, parser.base), link).startswith(root), link
+
+
+async def test_x_forwarded_prefix_from_an_untrusted_peer_is_ignored(start_proxy):
+    proxy = await start_proxy(CameraConfig(id="cam1", source="demo", fps=2), trusted_proxies=())
+    headers = {**BROWSER_PAGE, "X-Forwarded-Prefix": "/elsewhere"}
+    async with aiohttp.ClientSession() as session, session.get(proxy.url("/status"), headers=headers) as response:
+        parser = Links()
+        parser.feed(await response.text())
+    assert parser.base == "./"
