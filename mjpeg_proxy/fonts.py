@@ -41,6 +41,12 @@ FONT_DIRS = (
 the glyphs it lacks: the fontconfig defaults of Linux distributions, and macOS's."""
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
 """TrueType and OpenType fonts and collections (of a collection, the first face is used)."""
+MIN_SIZE_PX = 6
+"""The smallest text size, in pixels, a line is shrunk to."""
+SHRINK_LIMIT = 0.5
+"""A line too wide for the picture is drawn smaller, down to this share of its size; past
+that it is cut short with ``ELLIPSIS`` instead (a 300-character name would be dots)."""
+ELLIPSIS = "\u2026"
 MAX_LOADED_FONTS = 64
 """Fonts kept loaded, one per font file and size in pixels; the oldest is dropped past this."""
 
@@ -141,12 +147,25 @@ class TextFonts:
         """How wide ``text`` (one line) is at ``size`` pixels, in pixels."""
         return sum(run[2] for run in self._layout(text, size))
 
-    def fitting_size(self, text: str, size: int, max_width: float) -> int:
-        """``size``, or smaller (down to 6 pixels) if ``text`` would be wider than ``max_width`` pixels."""
+    def fit(self, text: str, size: int, max_width: float) -> tuple[str, int]:
+        """``text`` and a size in pixels at which it is at most ``max_width`` pixels wide:
+        ``size``, or smaller down to ``SHRINK_LIMIT`` of it (and ``MIN_SIZE_PX``); text
+        still too wide then is cut, ending in an ellipsis, so it stays readable."""
         width = self.length(text, size)
-        if width > max_width and size > 6:
-            return max(6, int(size * max_width / width))
-        return size
+        if width <= max_width:
+            return text, size
+        smallest = max(MIN_SIZE_PX, int(size * SHRINK_LIMIT))
+        fitted = max(smallest, int(size * max_width / width))
+        if fitted > smallest or self.length(text, fitted) <= max_width:
+            return text, fitted
+        keep_low, keep_high = 0, len(text)  # how many characters to keep: binary search
+        while keep_low < keep_high:
+            keep = (keep_low + keep_high + 1) // 2
+            if self.length(text[:keep].rstrip() + ELLIPSIS, fitted) <= max_width:
+                keep_low = keep
+            else:
+                keep_high = keep - 1
+        return text[:keep_low].rstrip() + ELLIPSIS, fitted
 
     def draw(
         self,

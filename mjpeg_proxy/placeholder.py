@@ -64,10 +64,10 @@ def render_lines(
     image = Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(image)
     base = max(8, height // 12)
-    sizes = [fonts.fitting_size(text, int(base * scale), width * 0.92) for text, _, scale in lines]
-    heights = [text_size * 1.5 for text_size in sizes]
+    fitted = [fonts.fit(text, int(base * scale), width * 0.92) for text, _, scale in lines]
+    heights = [text_size * 1.5 for _, text_size in fitted]
     y = (height - sum(heights)) / 2
-    for (text, colour, _), text_size, line_height in zip(lines, sizes, heights, strict=True):
+    for (_, colour, _), (text, text_size), line_height in zip(lines, fitted, heights, strict=True):
         fonts.draw(draw, (width / 2, y + line_height / 2), text, text_size, fill=colour, anchor="mm")
         y += line_height
     out = io.BytesIO()

@@ -313,3 +313,17 @@ def test_a_font_setting_that_cannot_be_used_stops_the_start_with_one_line(tmp_pa
     assert message.startswith(f"{path}: [server]: field 'font': ")
     assert expected in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("render", RENDERS)
+def test_a_name_too_long_for_any_readable_size_is_cut_short_with_an_ellipsis(dejavu, render):
+    name = "Parkplatz Nord, Einfahrt Tor 3, Kamera 12 (Blick nach Osten) " * 5  # over 300 characters
+    drawn = render()
+    ink = ImageChops.difference(drawn(name), drawn("")).getbbox()
+    assert ink is not None and 0 < ink[0] and ink[2] < SIZE[0], f"the name runs off the picture: {ink}"
+    fonts = TextFonts()
+    text, size = fonts.fit(name, 30, 590)
+    assert size >= 15, "shrunk no further than half its size, so it stays readable"
+    assert text.endswith("\u2026") and name.startswith(text[:-1].rstrip())
+    assert fonts.length(text, size) <= 590
+    assert fonts.fit("Garage", 30, 590) == ("Garage", 30)

@@ -59,12 +59,13 @@ class DemoSource(Source):
         stamp = datetime.fromtimestamp(wall_time, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
         lines = (self.name, stamp, f"frame {count}")
         line_h = self._text_size * 1.3
-        for i, text in enumerate(lines):
+        for i, line in enumerate(lines):
+            text, size = self._fonts.fit(line, self._text_size, w * 0.9)
             self._fonts.draw(
                 draw,
                 (w // 20, h // 20 + i * line_h),
                 text,
-                self._fonts.fitting_size(text, self._text_size, w * 0.9),
+                size,
                 fill=(255, 255, 255),
                 stroke_width=2,
                 stroke_fill=(0, 0, 0),
