@@ -20,7 +20,9 @@ MAX_RETRY_AFTER_S = 3600.0
 nonsense (0, a date already past, a date years away) and ignored: the normal backoff
 applies, never a tight loop and never a camera parked for days."""
 
-_DELAY_SECONDS_RE = re.compile(r"[0-9]+")
+# RFC 9110's delay-seconds is 1*DIGIT; a decimal ("5.0", which some servers write) means
+# what it says just as clearly, so it is read too.
+_DELAY_SECONDS_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 E = TypeVar("E", bound=SourceError)
 
@@ -38,7 +40,7 @@ def answer_error(error_class: type[E], message: str, status: int, headers: Mappi
 def retry_after_s(status: int, headers: Mapping[str, str], now: float | None = None) -> float | None:
     """The seconds an answer with ``status`` and ``headers`` asks us to wait, or None.
 
-    ``Retry-After`` is delay-seconds (``1*DIGIT``) or an HTTP-date (RFC 9110 section
+    ``Retry-After`` is delay-seconds (``1*DIGIT``, or a decimal) or an HTTP-date (RFC 9110 section
     10.2.3; the date read by ``email.utils.parsedate_to_datetime``). A date is measured
     from the answer's own ``Date`` header when it has a readable one, so a camera whose
     clock is wrong still means what it says; else from ``now`` (seconds since the epoch,
@@ -53,7 +55,7 @@ def retry_after_s(status: int, headers: Mapping[str, str], now: float | None = N
         return None
     value = value.strip()
     if _DELAY_SECONDS_RE.fullmatch(value):
-        seconds = float(value)  # digits only: never raises (a 5000-digit value is inf)
+        seconds = float(value)  # digits and a point only: never raises (a 5000-digit value is inf)
     else:
         until = _http_date(value)
         if until is None:
