@@ -35,7 +35,8 @@ class RawCamera:
     """Serves a snapshot at any path but ``/video.mjpg``, and an MJPEG stream there.
 
     ``head`` is the answer's status line and header block with its blank line, sent as
-    given after ``{length}`` is replaced by the JPEG's length and ``{short}`` by half of it.
+    given after ``{length}`` is replaced by the JPEG's length, ``{short}`` by half of it and
+    ``{over}`` by one more.
     ``body``: ``"plain"`` (the bytes as they are), ``"chunked"`` or ``"chunked-lf"``
     (chunked coding with CRLF, or LF alone). A snapshot answer carries ``frames`` in turn,
     then the connection closes (with ``keep_open``, the fake waits for the client to close
@@ -118,7 +119,11 @@ class RawCamera:
         await reader.read()  # the stream goes on until the client closes it
 
     def _head(self, jpeg: bytes) -> bytes:
-        return self.head.replace(b"{length}", b"%d" % len(jpeg)).replace(b"{short}", b"%d" % (len(jpeg) // 2))
+        lengths = {b"{length}": len(jpeg), b"{short}": len(jpeg) // 2, b"{over}": len(jpeg) + 1}
+        head = self.head
+        for placeholder, value in lengths.items():
+            head = head.replace(placeholder, b"%d" % value)
+        return head
 
     def _encode(self, data: bytes, *, last: bool = False) -> bytes:
         if self.body == "plain":

@@ -155,7 +155,9 @@ def raise_for_status(status: int, where: str, headers: Mapping[str, str]) -> Non
 async def read_capped(response: aiohttp.ClientResponse | LenientResponse, max_bytes: int, what: str) -> bytes:
     """Return the body of ``response``, refusing to hold more than ``max_bytes`` bytes.
 
-    ``what`` names the upstream in the error message (no credentials, no query).
+    ``what`` names the upstream in the error message (no credentials, no query). A body
+    that ends, with the connection, before its ``Content-Length`` is returned as it came:
+    some cameras count a byte they never send; the JPEG check decides whether it is whole.
 
     Raises:
         BadFrame: the body announces or delivers more than ``max_bytes`` bytes.
@@ -163,10 +165,14 @@ async def read_capped(response: aiohttp.ClientResponse | LenientResponse, max_by
     if response.content_length is not None and response.content_length > max_bytes:
         raise BadFrame(f"{what} announced {response.content_length} bytes, over the cap of {max_bytes}")
     body = bytearray()
-    async for chunk in response.content.iter_any():
-        body += chunk
-        if len(body) > max_bytes:
-            raise BadFrame(f"{what} sent over {max_bytes} bytes, the cap for one frame")
+    try:
+        async for chunk in response.content.iter_any():
+            body += chunk
+            if len(body) > max_bytes:
+                raise BadFrame(f"{what} sent over {max_bytes} bytes, the cap for one frame")
+    except aiohttp.ClientPayloadError:
+        if not body:
+            raise
     return bytes(body)
 
 
