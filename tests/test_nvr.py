@@ -177,7 +177,8 @@ async def test_waiting_for_a_place_at_the_host_is_not_a_stall(start_nvr):
 @pytest.mark.parametrize("kind", ["mjpeg", "snapshot"])
 async def test_a_device_that_allows_fewer_start_ups_than_the_cap_gets_no_channel_refused(start_nvr, kind):
     # Its busy 401s come while the first channels' logins are still in flight: the verdict
-    # waits for their answers, which accept the same password.
+    # waits for their answers, which accept the same password; and the host's cap drops to
+    # what the device allows, so the channels take turns instead of colliding again.
     nvr = FakeNvr(PETS, channels=8, max_startups=CAP - 2, startup_s=0.5)
     proxy = await start_nvr(nvr, kind, fps=2)
     async with contextlib.AsyncExitStack() as stack:

@@ -4,11 +4,12 @@ credentials; and its ``[server]`` key."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
 from mjpeg_proxy.config import ServerConfig, load_config
-from mjpeg_proxy.sources.upstream_hosts import START_GAP_S, UpstreamHosts
+from mjpeg_proxy.sources.upstream_hosts import BUSY_RECOVERY_S, START_GAP_S, Places, UpstreamHosts
 from tests.test_config import DEMO, assert_names, load_error, write
 
 # --- hosts ---------------------------------------------------------------------------------
@@ -169,3 +170,35 @@ async def test_a_401_waits_for_the_answers_of_requests_in_flight_with_the_same_c
         await asyncio.sleep(0)
         answered()
     assert await verdict is False
+
+
+async def test_a_busy_refusal_lowers_the_hosts_cap_below_what_was_in_progress_and_it_recovers():
+    now = [0.0]
+    places = Places(4, clock=lambda: now[0])
+    taken = [await places.acquire() for _ in range(3)]
+    assert taken == [1, 2, 3] and places.limit == 4
+    places.busy(3)  # the device refused the third: it allows 2 at once
+    assert places.limit == 2
+    waiting = asyncio.create_task(places.acquire())
+    await asyncio.sleep(0)
+    assert not waiting.done(), "3 taken, 2 allowed: it waits its turn"
+    places.release()
+    places.release()
+    assert await waiting == 2  # handed over first come, first served, within the new limit
+    now[0] = BUSY_RECOVERY_S  # a quiet while: the cap rises by one at a time
+    assert await places.acquire() == 3 and places.limit == 3
+    places.busy(1)
+    assert places.limit == 1, "never below one"
+
+
+async def test_a_wait_for_a_place_that_is_cancelled_leaves_no_place_taken():
+    places = Places(1)
+    await places.acquire()
+    waiting = asyncio.create_task(places.acquire())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    places.release()  # handed to the waiter as it is cancelled, or not at all
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    assert places.taken == 0
+    assert await places.acquire() == 1

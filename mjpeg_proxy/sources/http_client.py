@@ -109,6 +109,7 @@ class HttpCameraSource(Source):
                 async with self._fallback.open(strict, timeout) as response:
                     answered()
                     if response.status == 401 and await self._credentials.working_for_another(self):
+                        place.refused_busy()
                         raise UpstreamUnavailable(
                             f"{self.where} answered HTTP 401, but the same username and password work for "
                             "another camera on this host: its connection limit is probably full; retrying soon"

@@ -31,6 +31,9 @@ START_HOLD_S = 2.0
 short requests while its first part does not come: the device has done its handshake,
 and a silent stream must not keep the other cameras of the device out (whether it is
 stalled is the camera's watchdog's to say)."""
+BUSY_RECOVERY_S = 60.0
+"""After a device refused a request for being busy, its host's cap stays lowered (see
+``Places``); each this many seconds without another such refusal it rises by one."""
 CREDENTIALS_TRUSTED_S = 60.0
 """Credentials count as working on a host for this many seconds after a camera last used
 them successfully (the longest step of a camera's normal backoff), and all the while one
@@ -66,7 +69,7 @@ class UpstreamHost:
     the credentials used on it. Made by ``UpstreamHosts.host``."""
 
     def __init__(self, max_requests: int, rand: Callable[[], float]) -> None:
-        self._places = asyncio.Semaphore(max_requests)
+        self._places = Places(max_requests)
         self._rand = rand
         self._next_start = 0.0  # loop time before which no other camera starts here
         self._credentials: dict[str, Credentials] = {}
@@ -94,21 +97,83 @@ class UpstreamHost:
         return self._credentials[key]
 
 
-class RequestPlace:
-    """A short request's place among its host's ``max_requests_per_host``.
+class Places:
+    """The places for short requests on one host: at most ``limit`` taken at once, handed
+    out first come, first served.
 
-    ``async with`` waits for a free place (first come, first served) and frees it at the
-    end of the block, or earlier with ``release()``: an MJPEG stream keeps its place only
-    until its first part is in, so established streams are never capped.
+    ``limit`` starts at ``ceiling`` (``max_upstream_requests_per_host``). A device that
+    refuses a request for being busy (``busy``) allows fewer than were in progress then,
+    so the limit drops below that, and requests wait their turn here instead of being
+    refused there in lockstep; each ``BUSY_RECOVERY_S`` without such a refusal it rises by
+    one again, up to the ceiling. ``clock`` gives seconds (monotonic).
     """
 
-    def __init__(self, places: asyncio.Semaphore) -> None:
+    def __init__(self, ceiling: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ceiling = self.limit = ceiling
+        self.taken = 0
+        self._clock = clock
+        self._lowered_at = 0.0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def acquire(self) -> int:
+        """Wait for a place and take it; return how many places are taken with it."""
+        self._recover()
+        if self.taken < self.limit and not self._waiters:
+            self.taken += 1
+            return self.taken
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed over just as the wait was cancelled
+            elif waiter in self._waiters:  # (a hand-over may have dropped it already)
+                self._waiters.remove(waiter)
+            raise
+        return self.taken
+
+    def release(self) -> None:
+        """Give a place back; the longest waiter gets it if the limit allows."""
+        self.taken -= 1
+        self._hand_over()
+
+    def busy(self, taken: int) -> None:
+        """The device refused a request, for being busy, that was sent while ``taken``
+        places were taken: lower the limit below that (to 1 at least)."""
+        self.limit = max(1, min(self.limit, taken - 1))
+        self._lowered_at = self._clock()
+
+    def _recover(self) -> None:
+        if self.limit < self.ceiling and self._clock() - self._lowered_at >= BUSY_RECOVERY_S:
+            self.limit += 1
+            self._lowered_at = self._clock()
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        while self._waiters and self.taken < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.taken += 1
+                waiter.set_result(None)
+
+
+class RequestPlace:
+    """A short request's place among its host's ``Places``.
+
+    ``async with`` (or ``acquire``) waits for a free place (first come, first served) and
+    frees it at the end of the block, or earlier with ``release()``: an MJPEG stream keeps
+    its place only until its first part is in, so established streams are never capped.
+    """
+
+    def __init__(self, places: Places) -> None:
         self._places = places
         self._held = False
+        self._taken_with = 0  # places taken, this one included, when it was had
 
     async def acquire(self) -> None:
         """Wait for a free place and take it (first come, first served)."""
-        await self._places.acquire()
+        self._taken_with = await self._places.acquire()
         self._held = True
 
     async def __aenter__(self) -> RequestPlace:
@@ -125,6 +190,11 @@ class RequestPlace:
         if self._held:
             self._held = False
             self._places.release()
+
+    def refused_busy(self) -> None:
+        """The device refused this request for being busy: it allows fewer requests in
+        progress than were with this one (``Places.busy``)."""
+        self._places.busy(self._taken_with)
 
 
 class Credentials:
