@@ -3,7 +3,7 @@
 
 import sys
 
-from mjpeg_proxy.cli import main
+from mjpeg_proxy.entry import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,6 +2,6 @@
 
 import sys
 
-from mjpeg_proxy.cli import main
+from mjpeg_proxy.entry import main
 
 sys.exit(main())

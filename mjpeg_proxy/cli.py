@@ -12,14 +12,13 @@ import resource
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
 
-from mjpeg_proxy import __version__
+from aiohttp import web
 
-if TYPE_CHECKING:
-    from aiohttp import web
-
-    from mjpeg_proxy.config import Config
+from mjpeg_proxy import __version__, limits
+from mjpeg_proxy.app import apply_config, create_app
+from mjpeg_proxy.config import Config, ConfigError, default_config, load_config, with_een_cameras
+from mjpeg_proxy.logs import setup_logging
 
 log = logging.getLogger("mjpeg_proxy")
 
@@ -80,17 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     0 after a clean stop, 1 when the server cannot listen, 2 for a bad command line
     or configuration (with one line on stderr saying what is wrong).
     """
-    # A SIGHUP (logrotate, systemctl reload) kills a process by default: ignore it from the
-    # first moment, before the imports below (a third of a second), until the reload
-    # handler takes over.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    from aiohttp import web
-
-    from mjpeg_proxy import limits
-    from mjpeg_proxy.app import create_app
-    from mjpeg_proxy.config import ConfigError
-    from mjpeg_proxy.logs import setup_logging
-
     parser = build_parser()
     args = parser.parse_args(argv)
     # An empty value usually means an unset shell variable ("--host $HOST"); refusing it
@@ -99,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if value is not None and not value.strip():
             parser.error(f"{option} must not be empty")
     setup_logging(args.log_level, args.log_format)
+    # Until the reload handler is in place, a SIGHUP (logrotate, systemctl reload) must not
+    # kill the proxy, which is what it does by default (``entry.main`` does so even earlier).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         config = _load(args)
     except ConfigError as error:
@@ -181,8 +172,6 @@ def _load(args: argparse.Namespace) -> Config:
     Raises:
         ConfigError: the file or the ESNs are wrong.
     """
-    from mjpeg_proxy.config import default_config, load_config, with_een_cameras
-
     config = load_config(args.config, require_cameras=not args.een_esn) if args.config else None
     if args.een_esn:
         config = with_een_cameras(config, args.een_esn, os.environ)
@@ -193,9 +182,6 @@ async def _reload_on_sighup(app: web.Application, args: argparse.Namespace) -> A
     """While the app runs, on SIGHUP (``systemctl reload``, logrotate's ``postrotate``) read
     the configuration again and apply it (``app.apply_config``); a configuration that does
     not load is logged and the running one kept. Reloads run one at a time."""
-    from mjpeg_proxy.app import apply_config
-    from mjpeg_proxy.config import ConfigError
-
     loop = asyncio.get_running_loop()
     lock = asyncio.Lock()
     tasks: set[asyncio.Task[None]] = set()
