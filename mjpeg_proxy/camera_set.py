@@ -86,8 +86,11 @@ class CameraSet:
             self._upstreams = replace(self._upstreams, een=None if een is None else EenSession(een))
         wanted = {camera.id: camera for camera in config.cameras}
         for camera_id in [camera_id for camera_id in self.by_id if camera_id not in wanted]:
-            self.by_id[camera_id].hub.close()  # its viewers' streams end with the close delimiter
-            await self._stop(camera_id)
+            # Gone for new requests before anything is awaited; its viewers' streams end
+            # with the close delimiter.
+            removed = self.by_id.pop(camera_id)
+            removed.hub.close()
+            await self._stop(removed)
             changes.removed.append(camera_id)
         ordered: dict[str, Camera] = {}
         for camera_config in config.cameras:
@@ -97,7 +100,7 @@ class CameraSet:
                 camera = Camera(camera_config, source, FrameHub(self._build_part), fonts=self._fonts)
                 changes.added.append(camera.id)
             elif camera.config != camera_config or (een_changed and camera_config.source == "een"):
-                await self._stop(camera.id)
+                await self._stop(camera)
                 camera.reconfigure(camera_config, self._new_source(camera_config))
                 changes.changed.append(camera.id)
             else:
@@ -114,8 +117,8 @@ class CameraSet:
 
     async def close(self) -> None:
         """Stop every camera, then close the shared clients."""
-        for camera_id in list(self._tasks):
-            await self._stop(camera_id)
+        for camera in list(self.by_id.values()):
+            await self._stop(camera)
         if self._upstreams is not None:
             if self._upstreams.een is not None:
                 await self._upstreams.een.close()
@@ -125,9 +128,9 @@ class CameraSet:
         assert self._upstreams is not None
         return self._source_factory(camera, self._upstreams)
 
-    async def _stop(self, camera_id: str) -> None:
+    async def _stop(self, camera: Camera) -> None:
         """Cancel the camera's fetch task, wait for it, and close its source."""
-        task = self._tasks.pop(camera_id)
+        task = self._tasks.pop(camera.id)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await self.by_id[camera_id].source.close()
+        await camera.source.close()

@@ -120,9 +120,12 @@ class FrameHub:
     @contextlib.contextmanager
     def viewer(self, subscriber: Subscriber | None = None) -> Iterator[None]:
         """Count a viewer for as long as the ``with`` block runs; a ``subscriber`` is
-        handed every part published meanwhile."""
+        handed every part published meanwhile, or closed at once if the hub is closed."""
         if subscriber is not None:
-            self._subscribers.add(subscriber)
+            if self._closed:
+                subscriber.close(self._latest)  # came as the hub closed (a reload removed its camera)
+            else:
+                self._subscribers.add(subscriber)
         self._set_viewers(self._viewers + 1)
         try:
             yield

@@ -123,3 +123,29 @@ async def test_hub_holds_one_frame_however_many_are_published():
     # Nothing but the latest part is kept: no per-viewer or per-frame queue.
     assert hub.latest.frame.seq == 1000
     assert [name for name in vars(hub) if isinstance(vars(hub)[name], (list, dict, asyncio.Queue))] == []
+
+
+class _Recorder:
+    """A subscriber that records what the hub hands it."""
+
+    def __init__(self) -> None:
+        self.offered: list[int] = []
+        self.closed_with: list[int | None] = []
+
+    def offer(self, part) -> None:
+        self.offered.append(part.frame.seq)
+
+    def close(self, last) -> None:
+        self.closed_with.append(None if last is None else last.frame.seq)
+
+
+async def test_a_subscriber_of_a_closed_hub_is_closed_at_once_with_the_last_part():
+    # A viewer that comes as its camera is removed by a reload must not wait for ever.
+    hub = make_hub()
+    hub.publish(Frame(b"\xff\xd8one\xff\xd9"))
+    hub.close()
+    late = _Recorder()
+    with hub.viewer(late):
+        assert late.closed_with == [1]
+        hub.publish(Frame(b"\xff\xd8two\xff\xd9"))
+    assert late.offered == []
