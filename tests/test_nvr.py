@@ -187,3 +187,43 @@ async def test_a_device_that_allows_fewer_start_ups_than_the_cap_gets_no_channel
     assert nvr.busy_refusals > 0  # the device did refuse some, as busy
     for n in range(1, 9):
         assert proxy.camera(f"ch{n}").errors["auth_failed"] == 0, f"ch{n}"
+
+
+async def test_a_login_cut_short_does_not_make_the_others_refused(start_nvr):
+    # One start-up at a time, 2 s each: channels 2-4 are refused as busy while channel 1
+    # logs in, and channel 1's viewer leaves before its answer. Nothing says the password
+    # is wrong, so none of them may wait minutes as "refused".
+    nvr = FakeNvr(PETS, channels=4, max_startups=1, startup_s=2.0)
+    proxy = await start_nvr(nvr, "mjpeg", linger_seconds=0)
+    async with contextlib.AsyncExitStack() as first:
+        await open_viewers(first, proxy, range(1, 2))
+        await eventually(lambda: nvr.startups == 1)
+        async with contextlib.AsyncExitStack() as others:
+            viewers = await open_viewers(others, proxy, range(2, 5))
+            await eventually(lambda: nvr.busy_refusals >= 1)
+            await first.aclose()  # channel 1's viewer leaves: its login is cut short
+            await asyncio.gather(*(camera_frame(viewer, timeout_s=20) for viewer in viewers))
+    for n in range(2, 5):
+        assert proxy.camera(f"ch{n}").errors["auth_failed"] == 0, f"ch{n}"
+
+
+async def test_channels_of_a_host_that_answers_nothing_are_all_reported_stalled_in_time(start_proxy):
+    # A device that takes connections and never answers: waiting for a place there is no
+    # reason to report the problem later than the stall timeout.
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the proxy gives up
+        writer.close()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        cameras = [
+            CameraConfig(id=f"ch{n}", source="mjpeg", url=f"http://127.0.0.1:{port}/cam/{n}", stall_timeout=2.0)
+            for n in range(1, 3 * CAP + 1)
+        ]
+        proxy = await start_proxy(*cameras)
+        # Three rounds of the cap would take three stall timeouts if the waits were not counted.
+        await eventually(lambda: all(proxy.camera(c.id).errors["stalled"] for c in cameras), timeout_s=3.5)
+    finally:
+        server.close()

@@ -9,7 +9,7 @@ import contextlib
 import pytest
 
 from mjpeg_proxy.config import ServerConfig, load_config
-from mjpeg_proxy.sources.upstream_hosts import BUSY_RECOVERY_S, START_GAP_S, Places, UpstreamHosts
+from mjpeg_proxy.sources.upstream_hosts import RAISE_AFTER_SUCCESSES, START_GAP_S, Places, UpstreamHosts
 from tests.test_config import DEMO, assert_names, load_error, write
 
 # --- hosts ---------------------------------------------------------------------------------
@@ -172,9 +172,8 @@ async def test_a_401_waits_for_the_answers_of_requests_in_flight_with_the_same_c
     assert await verdict is False
 
 
-async def test_a_busy_refusal_lowers_the_hosts_cap_below_what_was_in_progress_and_it_recovers():
-    now = [0.0]
-    places = Places(4, clock=lambda: now[0])
+async def test_a_busy_refusal_lowers_the_hosts_cap_below_what_was_in_progress_and_successes_raise_it():
+    places = Places(4)
     taken = [await places.acquire() for _ in range(3)]
     assert taken == [1, 2, 3] and places.limit == 4
     places.busy(3)  # the device refused the third: it allows 2 at once
@@ -185,10 +184,14 @@ async def test_a_busy_refusal_lowers_the_hosts_cap_below_what_was_in_progress_an
     places.release()
     places.release()
     assert await waiting == 2  # handed over first come, first served, within the new limit
-    now[0] = BUSY_RECOVERY_S  # a quiet while: the cap rises by one at a time
-    assert await places.acquire() == 3 and places.limit == 3
     places.busy(1)
-    assert places.limit == 1, "never below one"
+    assert places.limit == 2, "a request refused while alone says nothing of start-ups (the streams are full)"
+    for _ in range(RAISE_AFTER_SUCCESSES):
+        places.succeeded()
+    assert places.limit == 3, "the device accepting requests again raises the cap, one at a time"
+    for _ in range(10 * RAISE_AFTER_SUCCESSES):
+        places.succeeded()
+    assert places.limit == 4, "up to the configured cap, never over"
 
 
 async def test_a_wait_for_a_place_that_is_cancelled_leaves_no_place_taken():
@@ -202,3 +205,15 @@ async def test_a_wait_for_a_place_that_is_cancelled_leaves_no_place_taken():
         await waiting
     assert places.taken == 0
     assert await places.acquire() == 1
+
+
+async def test_a_401_whose_verdict_cannot_be_told_is_no_refusal():
+    # The login in flight with the same password was cut short (its viewer left): nothing
+    # says the password is wrong, so the 401 is not taken for a refusal.
+    credentials = UpstreamHosts(4).host("http://nvr.lan/").credentials("admin", "secret")
+    first, late = object(), object()
+    with contextlib.suppress(asyncio.CancelledError), credentials.asking(first):
+        verdict = asyncio.create_task(credentials.working_for_another(late))
+        await asyncio.sleep(0)
+        raise asyncio.CancelledError  # the request ends without an answer
+    assert await verdict is None

@@ -17,6 +17,10 @@ from mjpeg_proxy.sources.lenient_http import LenientFallback, LenientResponse
 from mjpeg_proxy.sources.retry_after import answer_error
 from mjpeg_proxy.sources.upstream_hosts import START_HOLD_S, RequestPlace, UpstreamHosts
 
+ANSWERING_CHECK_S = 1.0
+"""While a request waits for a place at its host, how often it looks again whether the host
+answers (``UpstreamHost.answering``), in seconds."""
+
 
 class CameraAuth:
     """HTTP authentication for one camera: Basic (RFC 7617) as a header, or Digest
@@ -102,19 +106,16 @@ class HttpCameraSource(Source):
             self._http.get, self.url, headers=self._auth.headers, middlewares=self._auth.middlewares, timeout=timeout
         )
         place = self._place = self._host.place()
-        with self.held_back():
-            await place.acquire()
+        await self._take(place)
         try:
             with self._credentials.asking(self) as answered:
                 async with self._fallback.open(strict, timeout) as response:
                     answered()
-                    if response.status == 401 and await self._credentials.working_for_another(self):
-                        place.refused_busy()
-                        raise UpstreamUnavailable(
-                            f"{self.where} answered HTTP 401, but the same username and password work for "
-                            "another camera on this host: its connection limit is probably full; retrying soon"
-                        )
+                    self._host.answered()
+                    if response.status == 401:
+                        await self._judge_401(place)
                     raise_for_status(response.status, self.where, response.headers)
+                    place.succeeded()
                     give_back = asyncio.get_running_loop().call_later(START_HOLD_S, place.release)
                     try:
                         with self._credentials.accepted(self):
@@ -129,6 +130,45 @@ class HttpCameraSource(Source):
             raise UpstreamUnavailable(f"{self.where}: {describe(e)}") from None
         finally:
             place.release()
+
+    async def _take(self, place: RequestPlace) -> None:
+        """Take ``place`` at the camera's host. While the host answers requests, the wait
+        is the proxy's own and not the camera's (``Source.held_back``): its stall watchdog
+        does not count it; a host that answers nothing is left to the watchdog."""
+        taking = asyncio.ensure_future(place.acquire())
+        try:
+            while not taking.done():
+                # Looked at again each ANSWERING_CHECK_S: a device may start or stop answering.
+                with self.held_back() if self._host.answering() else contextlib.nullcontext():
+                    await asyncio.wait({taking}, timeout=ANSWERING_CHECK_S)
+            taking.result()
+        except BaseException:
+            if taking.done() and not taking.cancelled() and taking.exception() is None:
+                place.release()  # taken just as the wait ended
+            else:
+                taking.cancel()
+            raise
+
+    async def _judge_401(self, place: RequestPlace) -> None:
+        """A 401 while the same credentials work for another camera on the host is the
+        device's connection limit, and one that cannot be told yet is not a refusal
+        either (``Credentials.working_for_another``); a refusal falls through.
+
+        Raises:
+            UpstreamUnavailable: not a refusal: retry soon, with the normal backoff.
+        """
+        working = await self._credentials.working_for_another(self)
+        if working:
+            place.refused_busy()
+            raise UpstreamUnavailable(
+                f"{self.where} answered HTTP 401, but the same username and password work for "
+                "another camera on this host: its connection limit is probably full; retrying soon"
+            )
+        if working is None:
+            raise UpstreamUnavailable(
+                f"{self.where} answered HTTP 401 while other logins with the same username and password "
+                "there were cut short; retrying soon to tell a refusal from a busy device"
+            )
 
 
 def raise_for_status(status: int, where: str, headers: Mapping[str, str]) -> None:

@@ -31,9 +31,12 @@ START_HOLD_S = 2.0
 short requests while its first part does not come: the device has done its handshake,
 and a silent stream must not keep the other cameras of the device out (whether it is
 stalled is the camera's watchdog's to say)."""
-BUSY_RECOVERY_S = 60.0
+RAISE_AFTER_SUCCESSES = 8
 """After a device refused a request for being busy, its host's cap stays lowered (see
-``Places``); each this many seconds without another such refusal it rises by one."""
+``Places``); each this many requests it accepts raise it by one again."""
+HOST_SILENT_S = 10.0
+"""A host that has answered no request for this many seconds is not answering: waiting
+for a place there is then no longer the proxy's own doing (see ``UpstreamHost.answering``)."""
 CREDENTIALS_TRUSTED_S = 60.0
 """Credentials count as working on a host for this many seconds after a camera last used
 them successfully (the longest step of a camera's normal backoff), and all the while one
@@ -73,6 +76,16 @@ class UpstreamHost:
         self._rand = rand
         self._next_start = 0.0  # loop time before which no other camera starts here
         self._credentials: dict[str, Credentials] = {}
+        self._answered_at = -HOST_SILENT_S  # monotonic time of the last answer's head
+
+    def answered(self) -> None:
+        """The host answered a request (any status: it is alive)."""
+        self._answered_at = time.monotonic()
+
+    def answering(self) -> bool:
+        """Whether the host has answered a request within ``HOST_SILENT_S``: requests
+        waiting for a place there wait on the proxy's cap, not on a dead device."""
+        return time.monotonic() - self._answered_at < HOST_SILENT_S
 
     async def turn(self) -> None:
         """Wait for this camera's turn to start (or restart after an error) on the host:
@@ -102,22 +115,22 @@ class Places:
     out first come, first served.
 
     ``limit`` starts at ``ceiling`` (``max_upstream_requests_per_host``). A device that
-    refuses a request for being busy (``busy``) allows fewer than were in progress then,
-    so the limit drops below that, and requests wait their turn here instead of being
-    refused there in lockstep; each ``BUSY_RECOVERY_S`` without such a refusal it rises by
-    one again, up to the ceiling. ``clock`` gives seconds (monotonic).
+    refuses a request for being busy while others were starting (``busy``) allows fewer
+    than were in progress then, so the limit drops below that, and requests wait their
+    turn here instead of being refused there in lockstep; each ``RAISE_AFTER_SUCCESSES``
+    requests it accepts (``succeeded``) raise the limit by one again, up to the ceiling. A
+    busy refusal of a request that was starting alone says nothing of start-ups (the
+    device's streams are full) and changes nothing.
     """
 
-    def __init__(self, ceiling: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ceiling: int) -> None:
         self.ceiling = self.limit = ceiling
         self.taken = 0
-        self._clock = clock
-        self._lowered_at = 0.0
+        self._successes = 0  # accepted requests since the limit last changed
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def acquire(self) -> int:
         """Wait for a place and take it; return how many places are taken with it."""
-        self._recover()
         if self.taken < self.limit and not self._waiters:
             self.taken += 1
             return self.taken
@@ -140,14 +153,18 @@ class Places:
 
     def busy(self, taken: int) -> None:
         """The device refused a request, for being busy, that was sent while ``taken``
-        places were taken: lower the limit below that (to 1 at least)."""
-        self.limit = max(1, min(self.limit, taken - 1))
-        self._lowered_at = self._clock()
+        places were taken (it included): lower the limit below that, when others were."""
+        if taken >= 2:
+            self.limit = min(self.limit, taken - 1)
+            self._successes = 0
 
-    def _recover(self) -> None:
-        if self.limit < self.ceiling and self._clock() - self._lowered_at >= BUSY_RECOVERY_S:
+    def succeeded(self) -> None:
+        """The device accepted a request: after ``RAISE_AFTER_SUCCESSES`` of them a
+        lowered limit rises by one."""
+        self._successes += 1
+        if self.limit < self.ceiling and self._successes >= RAISE_AFTER_SUCCESSES:
             self.limit += 1
-            self._lowered_at = self._clock()
+            self._successes = 0
             self._hand_over()
 
     def _hand_over(self) -> None:
@@ -192,9 +209,13 @@ class RequestPlace:
             self._places.release()
 
     def refused_busy(self) -> None:
-        """The device refused this request for being busy: it allows fewer requests in
+        """The device refused this request for being busy: it may allow fewer requests in
         progress than were with this one (``Places.busy``)."""
         self._places.busy(self._taken_with)
+
+    def succeeded(self) -> None:
+        """The device accepted this request (``Places.succeeded``)."""
+        self._places.succeeded()
 
 
 class Credentials:
@@ -211,6 +232,7 @@ class Credentials:
         self._open: collections.Counter[object] = collections.Counter()
         self._last_accepted: dict[object, float] = {}
         self._asking: collections.Counter[object] = collections.Counter()
+        self._unanswered = 0  # requests that ended before their answer (cancelled, failed)
         self._answered = asyncio.Event()
 
     @contextlib.contextmanager
@@ -233,6 +255,8 @@ class Credentials:
         try:
             yield answered
         finally:
+            if not done:
+                self._unanswered += 1
             answered()
 
     @contextlib.contextmanager
@@ -255,16 +279,24 @@ class Credentials:
             for camera in [camera for camera, at in self._last_accepted.items() if now - at >= CREDENTIALS_TRUSTED_S]:
                 del self._last_accepted[camera]
 
-    async def working_for_another(self, me: object) -> bool:
+    async def working_for_another(self, me: object) -> bool | None:
         """Whether the host accepts these credentials for a camera other than ``me``: an
         accepted answer held open now, one within ``CREDENTIALS_TRUSTED_S``, or one of the
         requests of other cameras in flight now, once answered (waiting ``VERDICT_WAIT_S``
-        at most)."""
+        at most). None when that cannot be told: such a request ended without an answer
+        (cancelled: its viewer left, a reload) or was still unanswered at the end of the
+        wait, so nothing says the credentials are refused either."""
+        unanswered = self._unanswered
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(VERDICT_WAIT_S):
-                while not self._accepted_for_another(me) and any(camera is not me for camera in self._asking):
+                while not self._accepted_for_another(me) and self._others_asking(me):
                     await self._answered.wait()
-        return self._accepted_for_another(me)
+        if self._accepted_for_another(me):
+            return True
+        return None if self._unanswered > unanswered or self._others_asking(me) else False
+
+    def _others_asking(self, me: object) -> bool:
+        return any(camera is not me for camera in self._asking)
 
     def _accepted_for_another(self, me: object) -> bool:
         now = time.monotonic()
