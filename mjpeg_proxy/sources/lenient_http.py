@@ -130,8 +130,9 @@ def _value(raw: bytes) -> str:
 
 @dataclass(frozen=True)
 class _Framing:
-    """How a body ends: ``chunked``; else after ``length`` bytes, an early close being an
-    error if ``exact``; else (``length`` None) when the connection closes."""
+    """How a body ends: ``chunked``; else after ``length`` bytes (``exact``: one length
+    the answer gives, which is its ``Content-Length``) or an earlier close; else
+    (``length`` None) when the connection closes."""
 
     chunked: bool = False
     length: int | None = None
@@ -161,8 +162,8 @@ class LenientBody:
     """The body of a ``LenientResponse``, read once with ``iter_any()`` (as aiohttp's
     ``response.content``).
 
-    Raises (from ``iter_any()``): UpstreamUnavailable when the connection fails or
-    closes before a ``Content-Length`` body is complete, or the chunked coding is broken.
+    Raises (from ``iter_any()``): UpstreamUnavailable when the connection fails, or the
+    chunked coding is broken (a chunk cut short included).
     """
 
     def __init__(self, reader: asyncio.StreamReader, framing: _Framing, where: str) -> None:
@@ -177,7 +178,10 @@ class LenientBody:
                 async for piece in self._chunks():
                     yield piece
             else:
-                async for piece in self._until(self._framing.length, exact=self._framing.exact):
+                # A body the connection's close cuts short of its Content-Length ends there,
+                # as through aiohttp (``http_client.read_capped``): some cameras count a byte
+                # they never send, and the JPEG check decides whether what came is whole.
+                async for piece in self._until(self._framing.length, exact=False):
                     yield piece
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
             # a chunk line over the reader's limit is a ValueError from readuntil
