@@ -66,10 +66,10 @@ _FONT_EXAMPLE = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 _EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
 # An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
 _ESN_RE = re.compile(r"[0-9a-fA-F]{8}")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Characters a URL never holds and a reader cannot see or tell from a space: controls,
 # format characters (zero-width space, byte-order mark, direction marks), every space.
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+_BREAKING_CATEGORIES = _INVISIBLE_CATEGORIES - {"Zs"}  # all but plain spaces
 # A host name's labels (RFC 1123, section 2.1), after IDNA encoding; "_" is let through, as
 # resolvers do for internal names.
 _HOST_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
@@ -509,13 +509,15 @@ def _secret_from_env(
 
 def _text_problem(value: str, *, secret: bool) -> str | None:
     """What is wrong with a username (``secret=False``) or a password or key, in words that
-    follow its name; None when nothing is. Blank, control characters (line breaks in an
-    environment file), and for a username blanks at either end: each fails every login."""
-    if not value.strip():
-        return "is set but empty" if not value else "holds only blanks"
-    if _CONTROL_RE.search(value):
-        return "holds a line break or another control character"
-    if not secret and value != value.strip():
+    follow its name; None when nothing is. Each of these fails every login: nothing but
+    blanks; line breaks, control or invisible format characters (a zero-width space or a
+    byte-order mark pasted with it); for a username, blanks at either end."""
+    categories = [unicodedata.category(char) for char in value]
+    if all(category in _INVISIBLE_CATEGORIES for category in categories):
+        return "is set but empty" if not value else "holds only blanks or invisible characters"
+    if any(category in _BREAKING_CATEGORIES for category in categories):
+        return "holds a line break, a control character or an invisible one"
+    if not secret and (categories[0] == "Zs" or categories[-1] == "Zs"):
         return "starts or ends with a blank"
     return None
 

@@ -152,8 +152,28 @@ def test_unset_password_env_names_file_camera_field_and_variable(tmp_path):
 
 @pytest.mark.parametrize(
     ("value", "problem"),
-    [("", "set but empty"), ("   ", "only blanks"), ("pass\nword", "line break"), ("pass\x00", "control character")],
-    ids=["empty", "blanks", "line-break", "nul"],
+    [
+        ("", "set but empty"),
+        ("   ", "only blanks"),
+        ("\u200b\u200b", "only blanks or invisible"),
+        ("\ufeff", "only blanks or invisible"),
+        ("pass\nword", "line break"),
+        ("pass\x00", "control character"),
+        ("pass\u2028word", "line break"),
+        ("pass\x85word", "line break"),
+        ("pass\u200bword", "invisible"),
+    ],
+    ids=[
+        "empty",
+        "blanks",
+        "zero-width-spaces",
+        "byte-order-mark",
+        "line-break",
+        "nul",
+        "line-separator",
+        "nel",
+        "zero-width-space-inside",
+    ],
 )
 def test_a_password_variable_that_is_empty_or_holds_control_characters_is_refused(tmp_path, value, problem):
     text = SNAPSHOT + 'username = "admin"\npassword_env = "GARAGE_PASSWORD"\n'
@@ -162,7 +182,9 @@ def test_a_password_variable_that_is_empty_or_holds_control_characters_is_refuse
     assert "GARAGE_PASSWORD" in message and problem in message
 
 
-@pytest.mark.parametrize("username", ['" admin"', '"admin "', '"   "', '"ad\\nmin"'])
+@pytest.mark.parametrize(
+    "username", ['" admin"', '"admin "', '"   "', '"ad\\nmin"', '"admin\\u200b"', '"\\ufeffadmin"', '"ad\\u2028min"']
+)
 def test_a_username_with_blanks_at_an_end_or_a_line_break_is_refused(tmp_path, username):
     message = load_error(tmp_path, SNAPSHOT + f"username = {username}\n")
     assert_names(message, "camera 'garage'", "username")
@@ -602,3 +624,10 @@ def test_limit_and_on_demand_mistakes_name_file_place_and_field(tmp_path, text, 
     message = load_error(tmp_path, text)
     assert_names(message, where, field)
     assert hint in message
+
+
+@pytest.mark.parametrize("password", ["correct horse battery staple", "пароль-Ünïcödé", " leading and trailing "])
+def test_passwords_with_spaces_inside_or_any_script_are_accepted(tmp_path, password):
+    text = SNAPSHOT + 'username = "admin"\npassword_env = "GARAGE_PASSWORD"\n'
+    config = load_config(write(tmp_path, text), environ={"GARAGE_PASSWORD": password})
+    assert config.cameras[0].password == password
