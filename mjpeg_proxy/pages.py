@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import re
+import urllib.parse
 from collections.abc import Mapping
 
 import aiohttp_jinja2
@@ -19,8 +20,9 @@ from mjpeg_proxy.placeholder import TEXT_COLOUR, TITLE_COLOUR, render_lines
 
 log = logging.getLogger(__name__)
 
-# A path prefix as a reverse proxy names it: "/webcam", "/cams/lobby"; no "//", no "..".
-_PREFIX_RE = re.compile(r"(/(?!\.\.?(/|$))[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+")
+# A path prefix as a reverse proxy names it: "/webcam", "/cams/lobby"; segments of URL
+# path characters, checked again once percent-decoded (no "." or ".." segment, no "//").
+_PREFIX_RE = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+")
 
 
 MAX_LIVE_TILES = 4
@@ -78,9 +80,19 @@ def root_path(request: web.Request) -> str:
     for ``/cameras/garage/stream.mjpg``, which leads to a proxy's prefix too, as long as
     the browser's address has the slash after it (``/webcam/``, not ``/webcam``)."""
     prefix = request.headers.get("X-Forwarded-Prefix", "").rstrip("/")
-    if prefix and _PREFIX_RE.fullmatch(prefix) and from_trusted_proxy(request):
+    if _is_clean_prefix(prefix) and from_trusted_proxy(request):
         return prefix + "/"
     return "../" * (request.rel_url.raw_path.count("/") - 1) or "./"
+
+
+def _is_clean_prefix(prefix: str) -> bool:
+    """Whether ``prefix`` is a path under which a browser stays: segments of URL path
+    characters, none of them empty, ``.`` or ``..`` once percent-decoded (``%2e%2e`` is
+    ``..`` to a browser, ``%2f`` a slash)."""
+    if not _PREFIX_RE.fullmatch(prefix):
+        return False
+    segments = urllib.parse.unquote(prefix).split("/")[1:]
+    return all(segment not in ("", ".", "..") and "\\" not in segment for segment in segments)
 
 
 def render(template: str, request: web.Request, context: Mapping[str, object], status: int = 200) -> web.Response:

@@ -140,3 +140,16 @@ async def test_x_forwarded_prefix_from_an_untrusted_peer_is_ignored(start_proxy)
         parser = Links()
         parser.feed(await response.text())
     assert parser.base == "./"
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["/%2e%2e", "/a/.%2e/%2E.", "/a/%2e", "/a%2f%2fevil", "//evil", "/a//b", "/a b", '/a"b', "/a/..", "javascript:x"],
+)
+async def test_a_prefix_that_would_lead_out_of_the_site_is_not_used(start_proxy, prefix):
+    proxy = await start_proxy(CameraConfig(id="cam1", source="demo", fps=2))
+    headers = {**BROWSER_PAGE, "X-Forwarded-Prefix": prefix}
+    async with aiohttp.ClientSession() as session, session.get(proxy.url("/status"), headers=headers) as response:
+        parser = Links()
+        parser.feed(await response.text())
+    assert parser.base == "./"
