@@ -66,10 +66,15 @@ _FONT_EXAMPLE = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 _EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
 # An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
 _ESN_RE = re.compile(r"[0-9a-fA-F]{8}")
-# Characters a URL never holds and a reader cannot see or tell from a space: controls,
-# format characters (zero-width space, byte-order mark, direction marks), every space.
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
-_BREAKING_CATEGORIES = _INVISIBLE_CATEGORIES - {"Zs"}  # all but plain spaces
+# Characters a reader cannot see: controls, line and paragraph separators, format
+# characters (zero-width space, byte-order mark, direction marks), and the other Unicode
+# Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt) that are not format
+# characters: fillers such as U+3164, variation selectors.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+_DEFAULT_IGNORABLE = (
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+    (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0xE0000, 0xE0FFF),
+)  # fmt: skip
 # A host name's labels (RFC 1123, section 2.1), after IDNA encoding; "_" is let through, as
 # resolvers do for internal names.
 _HOST_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
@@ -510,16 +515,23 @@ def _secret_from_env(
 def _text_problem(value: str, *, secret: bool) -> str | None:
     """What is wrong with a username (``secret=False``) or a password or key, in words that
     follow its name; None when nothing is. Each of these fails every login: nothing but
-    blanks; line breaks, control or invisible format characters (a zero-width space or a
+    blanks; line breaks, control or invisible characters (a zero-width space or a
     byte-order mark pasted with it); for a username, blanks at either end."""
-    categories = [unicodedata.category(char) for char in value]
-    if all(category in _INVISIBLE_CATEGORIES for category in categories):
+    if all(_is_invisible(char) or unicodedata.category(char) == "Zs" for char in value):
         return "is set but empty" if not value else "holds only blanks or invisible characters"
-    if any(category in _BREAKING_CATEGORIES for category in categories):
+    if any(_is_invisible(char) for char in value):
         return "holds a line break, a control character or an invisible one"
-    if not secret and (categories[0] == "Zs" or categories[-1] == "Zs"):
+    if not secret and value != value.strip():
         return "starts or ends with a blank"
     return None
+
+
+def _is_invisible(char: str) -> bool:
+    """Whether ``char`` is drawn as nothing and is no plain space (see ``_INVISIBLE_CATEGORIES``)."""
+    if unicodedata.category(char) in _INVISIBLE_CATEGORIES:
+        return True
+    code = ord(char)
+    return any(low <= code <= high for low, high in _DEFAULT_IGNORABLE)
 
 
 def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[str, str]) -> CameraConfig:
@@ -624,7 +636,7 @@ def _check_url(url: Any, fail: Callable[[str, str], ConfigError], key: str = "ur
     or encode silently, so that a typo fails on every retry instead of at start-up)."""
     if not isinstance(url, str):
         raise fail(key, f"must be a string, got {url!r}")
-    if any(unicodedata.category(char) in _INVISIBLE_CATEGORIES for char in url):
+    if any(_is_invisible(char) or unicodedata.category(char) == "Zs" for char in url):
         raise fail(
             key, f"must not contain spaces or invisible characters (write a space in a path as %20), got {url!r}"
         )

@@ -162,6 +162,8 @@ def test_unset_password_env_names_file_camera_field_and_variable(tmp_path):
         ("pass\u2028word", "line break"),
         ("pass\x85word", "line break"),
         ("pass\u200bword", "invisible"),
+        ("\u3164", "only blanks or invisible"),
+        ("\ufe0f\uffa0", "only blanks or invisible"),
     ],
     ids=[
         "empty",
@@ -173,6 +175,8 @@ def test_unset_password_env_names_file_camera_field_and_variable(tmp_path):
         "line-separator",
         "nel",
         "zero-width-space-inside",
+        "hangul-filler",
+        "variation-selector-and-filler",
     ],
 )
 def test_a_password_variable_that_is_empty_or_holds_control_characters_is_refused(tmp_path, value, problem):
