@@ -1,4 +1,4 @@
-"""Cost of finding where each JPEG ends (``mjpeg_proxy.jpeg.cut_jpeg``), on one core.
+"""Cost of finding where each JPEG ends (``mjpeg_proxy.wire.jpeg.cut_jpeg``), on one core.
 
     python bench/jpeg_end.py
 
@@ -20,7 +20,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mjpeg_proxy.jpeg import cut_jpeg  # noqa: E402
+from mjpeg_proxy.wire.jpeg import cut_jpeg  # noqa: E402
 
 FRAMES = ROOT / "tests" / "data" / "frames"
 

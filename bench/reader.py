@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mjpeg_proxy.multipart_reader import MultipartReader  # noqa: E402
+from mjpeg_proxy.wire.reader import MultipartReader  # noqa: E402
 
 FRAMES = [p.read_bytes() for p in sorted((ROOT / "tests/data/frames/opencv-vtest-pets2009").glob("frame_*.jpg"))]
 

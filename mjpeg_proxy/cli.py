@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
-from mjpeg_proxy import __version__, limits
-from mjpeg_proxy.app import apply_config, create_app
+from mjpeg_proxy import __version__
 from mjpeg_proxy.config import Config, ConfigError, default_config, load_config, with_een_cameras
 from mjpeg_proxy.logs import setup_logging
+from mjpeg_proxy.web import limits
+from mjpeg_proxy.web.app import apply_config, create_app
 
 log = logging.getLogger("mjpeg_proxy")
 

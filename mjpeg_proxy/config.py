@@ -18,7 +18,7 @@ from typing import Any
 
 from yarl import URL
 
-from mjpeg_proxy.fonts import FontError, read_font
+from mjpeg_proxy.pictures.fonts import FontError, read_font
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -111,7 +111,7 @@ class ServerConfig:
 
     ``font``: the path of a TrueType or OpenType font file to draw the text on pictures
     (the offline picture, the demo camera) with, before the default fonts
-    (``mjpeg_proxy.fonts``); None for the defaults.
+    (``mjpeg_proxy.pictures.fonts``); None for the defaults.
 
     ``max_upstream_requests_per_host``: short requests to one upstream host (scheme, host,
     port) in progress at once: snapshots, and MJPEG streams until their first frame.

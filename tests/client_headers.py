@@ -1,5 +1,5 @@
 """The request headers real clients send, and what kind of client each is
-(``mjpeg_proxy.clients``).
+(``mjpeg_proxy.web.clients``).
 
 "Recorded" rows were captured from the client itself on 127.0.0.1 (the headers of one GET
 of a ``stream.mjpg`` URL); the others come from the client's source or documentation,
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from mjpeg_proxy.clients import ClientKind
+from mjpeg_proxy.web.clients import ClientKind
 
 CHROMIUM_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36"

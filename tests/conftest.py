@@ -12,12 +12,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 
-from mjpeg_proxy import camera as camera_module
-from mjpeg_proxy.app import create_app
-from mjpeg_proxy.appkeys import CAMERAS
-from mjpeg_proxy.camera import Camera
+from mjpeg_proxy.camera import camera as camera_module
+from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.config import CameraConfig, Config, EenConfig, ServerConfig
 from mjpeg_proxy.sources import build_source
+from mjpeg_proxy.web.app import create_app
+from mjpeg_proxy.web.appkeys import CAMERAS
 from tests.helpers import PushSource
 
 

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import aiohttp
 
-from mjpeg_proxy.frame import Frame
+from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.sources.base import Source
 
 DATA = Path(__file__).parent / "data"

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from mjpeg_proxy.backoff import Backoff
+from mjpeg_proxy.camera.backoff import Backoff
 
 
 def delays(backoff: Backoff, n: int) -> list[float]:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from mjpeg_proxy import camera as camera_module
-from mjpeg_proxy.backoff import Backoff
-from mjpeg_proxy.camera import Camera
+from mjpeg_proxy.camera import camera as camera_module
+from mjpeg_proxy.camera.backoff import Backoff
+from mjpeg_proxy.camera.camera import Camera
+from mjpeg_proxy.camera.errors import AuthError, BadFrame, ForbiddenError, NotFoundError, UpstreamUnavailable
+from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.camera.hub import FrameHub
 from mjpeg_proxy.config import CameraConfig
-from mjpeg_proxy.errors import AuthError, BadFrame, ForbiddenError, NotFoundError, UpstreamUnavailable
-from mjpeg_proxy.frame import Frame
-from mjpeg_proxy.hub import FrameHub
 from mjpeg_proxy.sources.base import Source
 
 FRAMES_DIR = Path(__file__).parent / "data" / "frames" / "opencv-vtest-pets2009"
@@ -136,7 +136,7 @@ async def next_part(hub: FrameHub, after_seq: int):
 
 
 class _AsyncioWithSleep:
-    """The asyncio module as mjpeg_proxy.camera sees it, with ``sleep`` replaced."""
+    """The asyncio module as mjpeg_proxy.camera.camera sees it, with ``sleep`` replaced."""
 
     def __init__(self, sleep) -> None:
         self.sleep = sleep
@@ -164,7 +164,7 @@ def camera_records(caplog, level: int) -> list[logging.LogRecord]:
     return [
         r
         for r in caplog.records
-        if r.name == "mjpeg_proxy.camera"
+        if r.name == "mjpeg_proxy.camera.camera"
         and r.levelno == level
         and not r.getMessage().endswith(("watching)", "closed"))
     ]
@@ -385,7 +385,7 @@ async def test_errors_are_counted_by_kind():
 
 
 async def test_burst_of_identical_errors_logs_one_warning_and_recovery_logs_live_again(caplog):
-    caplog.set_level(logging.DEBUG, logger="mjpeg_proxy.camera")
+    caplog.set_level(logging.DEBUG, logger="mjpeg_proxy.camera.camera")
     down = UpstreamUnavailable("HTTP 503")
     source = ScriptedSource([down], [down], [down], [down], [down], [F1, HANG])
     camera, hub, _ = make_camera(source)
@@ -404,7 +404,7 @@ async def test_burst_of_identical_errors_logs_one_warning_and_recovery_logs_live
 
 
 async def test_each_new_burst_after_recovery_warns_again(caplog):
-    caplog.set_level(logging.DEBUG, logger="mjpeg_proxy.camera")
+    caplog.set_level(logging.DEBUG, logger="mjpeg_proxy.camera.camera")
     down = UpstreamUnavailable("HTTP 503")
     source = ScriptedSource([down], [down], [F1, down], [down], [F2, HANG])
     camera, hub, _ = make_camera(source)
@@ -421,7 +421,7 @@ async def test_each_new_burst_after_recovery_warns_again(caplog):
 
 
 async def test_first_frame_logs_live(caplog):
-    caplog.set_level(logging.INFO, logger="mjpeg_proxy.camera")
+    caplog.set_level(logging.INFO, logger="mjpeg_proxy.camera.camera")
     source = ScriptedSource([F1, F2, HANG])
     camera, hub, _ = make_camera(source)
 
@@ -530,7 +530,7 @@ async def test_source_with_a_plain_async_iterator_stops_when_cancelled():
 
 
 async def test_stalls_reconnect_at_once_without_growing_the_error_backoff(caplog):
-    caplog.set_level(logging.DEBUG, logger="mjpeg_proxy.camera")
+    caplog.set_level(logging.DEBUG, logger="mjpeg_proxy.camera.camera")
     source = ScriptedSource([HANG], [HANG], [HANG], [F1, HANG])
     camera, hub, _ = make_camera(source, stall_timeout_s=0.05, backoff=Backoff(30.0, 60.0))
     async with running(camera):

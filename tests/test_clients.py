@@ -14,9 +14,9 @@ import pytest
 from markupsafe import escape
 from PIL import Image
 
-from mjpeg_proxy.camera import REASONS
-from mjpeg_proxy.clients import ClientKind, media_ranges
-from mjpeg_proxy.pages import ERROR_PICTURE_SIZE
+from mjpeg_proxy.camera.camera import REASONS
+from mjpeg_proxy.web.clients import ClientKind, media_ranges
+from mjpeg_proxy.web.pages import ERROR_PICTURE_SIZE
 from tests.client_headers import BROWSER_IMAGE, BROWSER_PAGE, CLIENTS, TOOL, Client
 from tests.conftest import Proxy, push_camera
 from tests.down_cameras import down_cameras_fixture  # noqa: F401 (the down_cameras fixture)

@@ -14,8 +14,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from mjpeg_proxy.config import EenConfig
-from mjpeg_proxy.errors import (
+from mjpeg_proxy.camera.errors import (
     AuthError,
     BadFrame,
     ForbiddenError,
@@ -23,6 +22,7 @@ from mjpeg_proxy.errors import (
     SourceError,
     UpstreamUnavailable,
 )
+from mjpeg_proxy.config import EenConfig
 from mjpeg_proxy.sources import een, een_session
 from mjpeg_proxy.sources.een import EenPreviewSource, parse_een_timestamp
 from mjpeg_proxy.sources.een_session import EenSession

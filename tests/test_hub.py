@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from mjpeg_proxy.frame import Frame
-from mjpeg_proxy.hub import FrameHub
+from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.camera.hub import FrameHub
 
 
 def make_hub() -> FrameHub:

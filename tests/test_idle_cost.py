@@ -10,8 +10,8 @@ import time
 
 import aiohttp
 
+from mjpeg_proxy.camera.demand import Demand
 from mjpeg_proxy.config import CameraConfig
-from mjpeg_proxy.demand import Demand
 from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
 from tests.helpers import eventually, real_frames

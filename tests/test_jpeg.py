@@ -12,8 +12,8 @@ import struct
 import pytest
 from PIL import Image
 
-from mjpeg_proxy.errors import BadFrame
-from mjpeg_proxy.jpeg import CutJpeg, cut_jpeg
+from mjpeg_proxy.camera.errors import BadFrame
+from mjpeg_proxy.wire.jpeg import CutJpeg, cut_jpeg
 from tests.helpers import real_frames
 from tests.jpeg_samples import EOI, JUNK, SOI, variants, with_exif_thumbnail
 

@@ -69,7 +69,7 @@ async def get_status(session: aiohttp.ClientSession, url: str, client: str) -> i
 
 
 async def test_a_burst_of_refusals_is_logged_in_one_line_per_reason_that_counts_them_all(start_proxy, caplog):
-    caplog.set_level(logging.INFO, logger="mjpeg_proxy.limits")
+    caplog.set_level(logging.INFO, logger="mjpeg_proxy.web.limits")
     proxy = await start_proxy(
         push_camera("cam"),
         push_camera("other"),
@@ -112,7 +112,7 @@ async def test_a_burst_of_refusals_is_logged_in_one_line_per_reason_that_counts_
 
 
 async def test_a_flood_that_goes_on_is_summarised_once_per_interval_until_a_quiet_interval(start_proxy, caplog):
-    caplog.set_level(logging.INFO, logger="mjpeg_proxy.limits")
+    caplog.set_level(logging.INFO, logger="mjpeg_proxy.web.limits")
     interval_s = 0.25
     proxy = await start_proxy(
         push_camera("cam"), max_viewers_per_camera=1, app_options={"log_summary_interval_s": interval_s}
@@ -176,7 +176,7 @@ def test_json_log_times_are_rfc3339_in_utc(tmp_path):
 
 async def test_viewers_that_never_read_are_closed_in_a_few_log_lines(start_proxy, caplog):
     # One client opens stream after stream and reads none of them.
-    caplog.set_level(logging.INFO, logger="mjpeg_proxy.streaming")
+    caplog.set_level(logging.INFO, logger="mjpeg_proxy.web.streaming")
     proxy = await start_proxy(
         push_camera(), resend_seconds=60, write_timeout=1.0, app_options={"log_summary_interval_s": 3600}
     )

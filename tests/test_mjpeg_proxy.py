@@ -170,7 +170,7 @@ async def test_digest_protected_upstream(start_mjpeg):
 
 
 async def test_wrong_password_is_auth_failed_and_the_401_page_is_never_a_frame(start_mjpeg, monkeypatch, caplog):
-    from mjpeg_proxy import camera as camera_module
+    from mjpeg_proxy.camera import camera as camera_module
 
     monkeypatch.setattr(camera_module, "AUTH_BACKOFF_S", (120.0, 600.0))  # the real, slow retry
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], username="admin", password="right")
@@ -179,7 +179,7 @@ async def test_wrong_password_is_auth_failed_and_the_401_page_is_never_a_frame(s
     await eventually(lambda: camera.hub.latest is not None)
     assert camera.state == "auth_failed"
     assert camera.hub.latest.frame.placeholder, "the 401 page must never become a frame"
-    (warning,) = [r for r in caplog.records if r.name == "mjpeg_proxy.camera" and r.levelno == logging.WARNING]
+    (warning,) = [r for r in caplog.records if r.name == "mjpeg_proxy.camera.camera" and r.levelno == logging.WARNING]
     delay = float(re.search(r"retrying in ([0-9.]+) s", warning.getMessage()).group(1))
     assert delay >= 60, "a refused password is retried after minutes, not seconds"
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mjpeg_proxy.multipart_reader import (
+from mjpeg_proxy.wire.reader import (
     DEFAULT_MAX_HEADER_BYTES,
     MultipartReader,
     boundary_from_content_type,

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from mjpeg_proxy import camera as camera_module
+from mjpeg_proxy.camera import camera as camera_module
 from mjpeg_proxy.config import CameraConfig, ServerConfig
 from tests.conftest import Proxy
 from tests.fake_nvr import FakeNvr
@@ -67,7 +67,7 @@ def retry_delays(caplog: pytest.LogCaptureFixture, camera_id: str) -> list[float
     return [
         float(match.group(1))
         for record in caplog.records
-        if record.name == "mjpeg_proxy.camera" and record.getMessage().startswith(f"camera {camera_id}: ")
+        if record.name == "mjpeg_proxy.camera.camera" and record.getMessage().startswith(f"camera {camera_id}: ")
         for match in [re.search(r"retrying in ([0-9.]+) s", record.getMessage())]
         if match
     ]

@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 from PIL import Image, ImageChops
 
-from mjpeg_proxy import camera as camera_module
-from mjpeg_proxy.camera import REASONS
+from mjpeg_proxy.camera import camera as camera_module
+from mjpeg_proxy.camera.camera import REASONS
 from mjpeg_proxy.config import CameraConfig
-from mjpeg_proxy.placeholder import render_placeholder
+from mjpeg_proxy.pictures.drawing import render_placeholder
 from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
 from tests.fake_mjpeg import GATE, HANG, FakeMjpegCamera, part

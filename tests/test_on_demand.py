@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from mjpeg_proxy import camera as camera_module
+from mjpeg_proxy.camera import camera as camera_module
 from mjpeg_proxy.config import CameraConfig
 from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera

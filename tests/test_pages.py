@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from mjpeg_proxy import camera as camera_module
+from mjpeg_proxy.camera import camera as camera_module
 from tests.client_headers import BROWSER_PAGE
 from tests.conftest import push_camera
 from tests.helpers import eventually, real_frames

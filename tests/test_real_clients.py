@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from mjpeg_proxy.camera import REASONS
+from mjpeg_proxy.camera.camera import REASONS
 from mjpeg_proxy.config import CameraConfig
-from mjpeg_proxy.pages import ERROR_PICTURE_SIZE
+from mjpeg_proxy.web.pages import ERROR_PICTURE_SIZE
 from tests.conftest import Proxy, push_camera
 from tests.down_cameras import down_cameras_fixture  # noqa: F401 (the down_cameras fixture)
 from tests.helpers import eventually, real_frames

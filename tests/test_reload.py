@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from mjpeg_proxy.app import apply_config
 from mjpeg_proxy.config import CameraConfig, Config, EenConfig, ServerConfig
+from mjpeg_proxy.web.app import apply_config
 from tests.conftest import push_camera
 from tests.fake_een import FakeEen
 from tests.helpers import MjpegViewer, eventually, real_frames

@@ -13,8 +13,8 @@ from email.utils import formatdate, parsedate_to_datetime
 import pytest
 from aiohttp import web
 
-from mjpeg_proxy import camera as camera_module
-from mjpeg_proxy.backoff import Backoff
+from mjpeg_proxy.camera import camera as camera_module
+from mjpeg_proxy.camera.backoff import Backoff
 from mjpeg_proxy.config import CameraConfig, EenConfig
 from mjpeg_proxy.sources.retry_after import MAX_RETRY_AFTER_S, retry_after_s
 from tests.conftest import Proxy

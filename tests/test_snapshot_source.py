@@ -13,7 +13,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from mjpeg_proxy.errors import (
+from mjpeg_proxy.camera.errors import (
     AuthError,
     BadFrame,
     ForbiddenError,

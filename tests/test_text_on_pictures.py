@@ -20,12 +20,12 @@ from fontTools.fontBuilder import FontBuilder
 from fontTools.ttLib import TTFont
 from PIL import Image, ImageChops, ImageDraw
 
-from mjpeg_proxy.app import create_app
-from mjpeg_proxy.camera import REASONS
+from mjpeg_proxy.camera.camera import REASONS
 from mjpeg_proxy.config import CameraConfig, Config, ConfigError, ServerConfig, load_config
-from mjpeg_proxy.fonts import FONT_DIRS, TextFonts
-from mjpeg_proxy.placeholder import render_placeholder
+from mjpeg_proxy.pictures.drawing import render_placeholder
+from mjpeg_proxy.pictures.fonts import FONT_DIRS, TextFonts
 from mjpeg_proxy.sources.demo import DemoSource
+from mjpeg_proxy.web.app import create_app
 from tests.fake_mjpeg import FakeMjpegCamera
 from tests.helpers import MjpegViewer
 
@@ -257,7 +257,7 @@ async def test_the_configured_font_draws_the_demo_camera_and_the_offline_picture
 async def test_without_any_font_the_proxy_still_draws_and_says_what_to_install(
     aiohttp_server, down_url, tmp_path, caplog
 ):
-    caplog.set_level(logging.WARNING, logger="mjpeg_proxy.fonts")
+    caplog.set_level(logging.WARNING, logger="mjpeg_proxy.pictures.fonts")
     cameras = (
         CameraConfig(id="demo", name="Москва", source="demo", fps=5.0, width=SIZE[0], height=SIZE[1], always_on=True),
         CameraConfig(id="down", name="Café Müller", source="mjpeg", url=down_url, always_on=True),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from mjpeg_proxy.config import CameraConfig
-from mjpeg_proxy.fonts import TextFonts
+from mjpeg_proxy.pictures.fonts import TextFonts
 from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.demo import DemoSource
 from mjpeg_proxy.sources.een import EenPreviewSource

@@ -8,14 +8,14 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
 
-from mjpeg_proxy.frame import Frame
+from mjpeg_proxy.camera.frame import Frame
 
 
 class Source(ABC):
     """One upstream protocol for one camera; knows nothing about viewers.
 
     ``frames()`` yields complete JPEG frames for as long as the upstream gives them
-    and raises a ``mjpeg_proxy.errors.SourceError`` subclass when it cannot. It does
+    and raises a ``mjpeg_proxy.camera.errors.SourceError`` subclass when it cannot. It does
     not retry: the Camera calls ``frames()`` again after its backoff.
     """
 

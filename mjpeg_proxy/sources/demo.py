@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 from PIL import Image, ImageDraw
 
-from mjpeg_proxy.fonts import TextFonts, shared_fonts
-from mjpeg_proxy.frame import Frame
+from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts
 from mjpeg_proxy.sources.base import Pacer, Source
 
 # The seven bars of the SMPTE colour-bar pattern, left to right.

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from mjpeg_proxy.errors import BadFrame, NotFoundError, UpstreamUnavailable
-from mjpeg_proxy.frame import Frame
-from mjpeg_proxy.jpeg import cut_jpeg
+from mjpeg_proxy.camera.errors import BadFrame, NotFoundError, UpstreamUnavailable
+from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.een_session import EenSession
 from mjpeg_proxy.sources.retry_after import answer_error
+from mjpeg_proxy.wire.jpeg import cut_jpeg
 
 PREVIEW_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
 """``next`` blocks until the camera's next preview exists (1 s apart by default, up to
@@ -52,7 +52,7 @@ class EenPreviewSource(Source):
     Raises (from ``frames()``): the errors of ``EenSession.get``; UpstreamUnavailable
     for another non-2xx answer (with ``retry_after_s`` for a 429 or 503 that says when
     to come back); BadFrame for a body that does not hold one complete JPEG (bytes after
-    its end marker are cut off, ``mjpeg_proxy.jpeg.cut_jpeg``).
+    its end marker are cut off, ``mjpeg_proxy.wire.jpeg.cut_jpeg``).
     """
 
     def __init__(self, session: EenSession, esn: str, max_frame_bytes: int) -> None:

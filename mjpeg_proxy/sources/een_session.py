@@ -26,9 +26,9 @@ import aiohttp
 from yarl import URL
 
 from mjpeg_proxy import __version__
-from mjpeg_proxy.backoff import Backoff
+from mjpeg_proxy.camera.backoff import Backoff
+from mjpeg_proxy.camera.errors import AuthError, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
 from mjpeg_proxy.config import EenConfig
-from mjpeg_proxy.errors import AuthError, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
 from mjpeg_proxy.sources.http_client import describe, read_capped
 from mjpeg_proxy.sources.retry_after import answer_error
 

@@ -10,10 +10,17 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 
-from mjpeg_proxy.errors import AuthError, BadFrame, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
-from mjpeg_proxy.redact import safe_url
+from mjpeg_proxy.camera.errors import (
+    AuthError,
+    BadFrame,
+    ForbiddenError,
+    NotFoundError,
+    SourceError,
+    UpstreamUnavailable,
+)
 from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.lenient_http import LenientFallback, LenientResponse
+from mjpeg_proxy.sources.redact import safe_url
 from mjpeg_proxy.sources.retry_after import answer_error
 from mjpeg_proxy.sources.upstream_hosts import START_HOLD_S, RequestPlace, UpstreamHosts
 

@@ -45,7 +45,7 @@ from aiohttp.http_exceptions import ContentLengthError, HttpProcessingError
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from mjpeg_proxy.errors import UpstreamUnavailable
+from mjpeg_proxy.camera.errors import UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from mjpeg_proxy.errors import UpstreamUnavailable
-from mjpeg_proxy.frame import Frame
-from mjpeg_proxy.multipart_reader import MultipartReader, ReaderStats, boundary_from_content_type
+from mjpeg_proxy.camera.errors import UpstreamUnavailable
+from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.sources.http_client import HttpCameraSource
+from mjpeg_proxy.wire.reader import MultipartReader, ReaderStats, boundary_from_content_type
 
 CONNECT_TIMEOUT_S = 10.0
 

@@ -9,7 +9,7 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
-from mjpeg_proxy.errors import SourceError
+from mjpeg_proxy.camera.errors import SourceError
 
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 """The answers whose ``Retry-After`` we honour: 503 Service Unavailable (RFC 9110

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from mjpeg_proxy.errors import BadFrame
-from mjpeg_proxy.frame import Frame
-from mjpeg_proxy.jpeg import cut_jpeg
+from mjpeg_proxy.camera.errors import BadFrame
+from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.sources.base import Pacer
 from mjpeg_proxy.sources.http_client import HttpCameraSource, read_capped
+from mjpeg_proxy.wire.jpeg import cut_jpeg
 
 REQUEST_TIMEOUT_S = 10.0
 
@@ -24,7 +24,7 @@ class SnapshotSource(HttpCameraSource):
     ``DigestAuthMiddleware``). A body over ``max_frame_bytes`` bytes is refused
     without being read whole.
 
-    Bytes after the JPEG's end marker are cut off (``mjpeg_proxy.jpeg.cut_jpeg``).
+    Bytes after the JPEG's end marker are cut off (``mjpeg_proxy.wire.jpeg.cut_jpeg``).
 
     Raises (from ``frames()``): AuthError on 401, ForbiddenError on 403, NotFoundError
     on 404, UpstreamUnavailable on any other non-2xx answer, network error or a

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from mjpeg_proxy.errors import BadFrame
+from mjpeg_proxy.camera.errors import BadFrame
 
 SOI = b"\xff\xd8"
 """Start Of Image marker (ITU-T T.81, Table B.1)."""

@@ -15,9 +15,9 @@ class Frame:
     ``received_monotonic`` is ``time.monotonic()`` seconds, for ages and intervals;
     ``received_wall`` and ``upstream_time`` are seconds since the Unix epoch, the
     latter when the upstream stamps its frames. ``placeholder`` marks the offline picture
-    the proxy renders itself (``mjpeg_proxy.placeholder``), not a camera's frame.
+    the proxy renders itself (``mjpeg_proxy.pictures.drawing``), not a camera's frame.
     ``trimmed`` says the upstream sent bytes after the JPEG's EOI that were cut off
-    (``mjpeg_proxy.jpeg.CutJpeg``); the Camera counts such frames.
+    (``mjpeg_proxy.wire.jpeg.CutJpeg``); the Camera counts such frames.
     """
 
     jpeg: bytes

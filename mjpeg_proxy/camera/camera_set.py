@@ -11,11 +11,11 @@ from dataclasses import dataclass, field, replace
 import aiohttp
 
 from mjpeg_proxy import __version__
-from mjpeg_proxy.camera import Camera
+from mjpeg_proxy.camera.camera import Camera
+from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.camera.hub import FrameHub
 from mjpeg_proxy.config import CameraConfig, Config, EenConfig
-from mjpeg_proxy.fonts import TextFonts
-from mjpeg_proxy.frame import Frame
-from mjpeg_proxy.hub import FrameHub
+from mjpeg_proxy.pictures.fonts import TextFonts
 from mjpeg_proxy.sources import Source, Upstreams
 from mjpeg_proxy.sources.een_session import EenSession
 from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts

@@ -12,15 +12,15 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from mjpeg_proxy import cors, limits, metrics, pages, status, streaming
-from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERA_SET, CAMERAS, CONFIG, FLOOD_LOG, WRITER
-from mjpeg_proxy.camera_set import CameraSet, SourceFactory
+from mjpeg_proxy.camera.camera_set import CameraSet, SourceFactory
+from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.config import Config, LiveConfig
-from mjpeg_proxy.fonts import TextFonts, shared_fonts
-from mjpeg_proxy.frame import Frame
 from mjpeg_proxy.logs import SUMMARY_INTERVAL_S, SummarisedLog
-from mjpeg_proxy.multipart_writer import MultipartWriter, new_boundary
+from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts
 from mjpeg_proxy.sources import build_source
+from mjpeg_proxy.web import cors, limits, metrics, pages, status, streaming
+from mjpeg_proxy.web.appkeys import BROWSER_WRITER, CAMERA_SET, CAMERAS, CONFIG, FLOOD_LOG, WRITER
+from mjpeg_proxy.wire.writer import MultipartWriter, new_boundary
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def templates_dir() -> Path:
     """The ``templates/`` folder: beside the package in a checkout or editable
     install, else where ``setup.cfg``'s ``data_files`` put it."""
     for candidate in (
-        Path(__file__).resolve().parent.parent / "templates",
+        Path(__file__).resolve().parents[2] / "templates",
         Path(sys.prefix) / "share" / "mjpeg-proxy" / "templates",
     ):
         if (candidate / "index.html").is_file():

@@ -17,7 +17,7 @@ liberal in what it takes and strict in what it gives:
 - header blocks over ``max_header_bytes`` and bodies over ``max_frame_bytes`` are
   dropped without being held, and the reader resynchronises on the next delimiter;
 - only complete JPEGs (SOI ``FF D8`` to EOI ``FF D9``) leave it, each cut at its real
-  end (``mjpeg_proxy.jpeg.cut_jpeg``: bytes a camera appends after EOI are not part of
+  end (``mjpeg_proxy.wire.jpeg.cut_jpeg``: bytes a camera appends after EOI are not part of
   the picture); everything else is counted as dropped.
 """
 
@@ -27,8 +27,8 @@ import enum
 import re
 from dataclasses import dataclass
 
-from mjpeg_proxy.errors import BadFrame
-from mjpeg_proxy.jpeg import SOI, CutJpeg, cut_jpeg
+from mjpeg_proxy.camera.errors import BadFrame
+from mjpeg_proxy.wire.jpeg import SOI, CutJpeg, cut_jpeg
 
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
 

@@ -6,11 +6,11 @@ import collections
 
 from aiohttp import web
 
-from mjpeg_proxy.camera import Camera
-from mjpeg_proxy.camera_set import CameraSet
+from mjpeg_proxy.camera.camera import Camera
+from mjpeg_proxy.camera.camera_set import CameraSet
 from mjpeg_proxy.config import LiveConfig
 from mjpeg_proxy.logs import SummarisedLog
-from mjpeg_proxy.multipart_writer import MultipartWriter
+from mjpeg_proxy.wire.writer import MultipartWriter
 
 CONFIG = web.AppKey("config", LiveConfig)
 """The configuration in force (a reload replaces what it holds)."""
@@ -26,7 +26,7 @@ FLOOD_LOG = web.AppKey("flood_log", SummarisedLog)
 """The log of events one client can cause by the hundred: refused requests, viewers
 closed for not reading (summarised, see ``logs.SummarisedLog``)."""
 REFUSALS = web.AppKey("refusals", collections.Counter)
-"""Requests refused, by reason (``mjpeg_proxy.limits.REASONS``)."""
+"""Requests refused, by reason (``mjpeg_proxy.web.limits.REASONS``)."""
 
 
 def camera_from_request(request: web.Request) -> Camera:

@@ -13,10 +13,10 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from mjpeg_proxy.appkeys import CAMERAS, CONFIG, camera_from_request
-from mjpeg_proxy.clients import ClientKind, client_kind
-from mjpeg_proxy.limits import from_trusted_proxy
-from mjpeg_proxy.placeholder import TEXT_COLOUR, TITLE_COLOUR, render_lines
+from mjpeg_proxy.pictures.drawing import TEXT_COLOUR, TITLE_COLOUR, render_lines
+from mjpeg_proxy.web.appkeys import CAMERAS, CONFIG, camera_from_request
+from mjpeg_proxy.web.clients import ClientKind, client_kind
+from mjpeg_proxy.web.limits import from_trusted_proxy
 
 log = logging.getLogger(__name__)
 

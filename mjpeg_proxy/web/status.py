@@ -7,9 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from mjpeg_proxy.appkeys import CAMERAS, REFUSALS, camera_from_request
-from mjpeg_proxy.camera import Camera
-from mjpeg_proxy.pages import render
+from mjpeg_proxy.camera.camera import Camera
+from mjpeg_proxy.web.appkeys import CAMERAS, REFUSALS, camera_from_request
+from mjpeg_proxy.web.pages import render
 
 STATUS_REFRESH_S = 5
 """How often the ``/status`` page reloads itself, in seconds."""

@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
-from mjpeg_proxy.appkeys import CAMERAS, CONFIG, FLOOD_LOG, REFUSALS
-from mjpeg_proxy.camera import Camera
+from mjpeg_proxy.camera.camera import Camera
+from mjpeg_proxy.web.appkeys import CAMERAS, CONFIG, FLOOD_LOG, REFUSALS
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw
 
-from mjpeg_proxy.fonts import TextFonts, shared_fonts
+from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts
 
 BACKGROUND = (32, 32, 36)
 TITLE_COLOUR = (240, 240, 240)

@@ -9,14 +9,14 @@ import socket
 
 from aiohttp import web
 
-from mjpeg_proxy.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, FLOOD_LOG, WRITER, camera_from_request
-from mjpeg_proxy.camera import ERROR_STATES, REASONS
-from mjpeg_proxy.clients import ClientKind, client_kind
-from mjpeg_proxy.hub import HubClosed, Part
-from mjpeg_proxy.limits import check_viewer_limits, client_address
+from mjpeg_proxy.camera.camera import ERROR_STATES, REASONS
+from mjpeg_proxy.camera.hub import HubClosed, Part
 from mjpeg_proxy.logs import SummarisedLog
-from mjpeg_proxy.pages import reload_seconds, render, stream_path
-from mjpeg_proxy.placeholder import utc_text
+from mjpeg_proxy.pictures.drawing import utc_text
+from mjpeg_proxy.web.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, FLOOD_LOG, WRITER, camera_from_request
+from mjpeg_proxy.web.clients import ClientKind, client_kind
+from mjpeg_proxy.web.limits import check_viewer_limits, client_address
+from mjpeg_proxy.web.pages import reload_seconds, render, stream_path
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol
 
-from mjpeg_proxy.frame import Frame
+from mjpeg_proxy.camera.frame import Frame
 
 
 class HubClosed(Exception):

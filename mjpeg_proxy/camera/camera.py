@@ -10,14 +10,14 @@ import logging
 import time
 from collections.abc import Iterator
 
-from mjpeg_proxy.backoff import Backoff
+from mjpeg_proxy.camera.backoff import Backoff
+from mjpeg_proxy.camera.demand import Demand
+from mjpeg_proxy.camera.errors import AuthError, SourceError, Stalled, UpstreamUnavailable
+from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.camera.hub import FrameHub, Subscriber
 from mjpeg_proxy.config import CameraConfig
-from mjpeg_proxy.demand import Demand
-from mjpeg_proxy.errors import AuthError, SourceError, Stalled, UpstreamUnavailable
-from mjpeg_proxy.fonts import TextFonts
-from mjpeg_proxy.frame import Frame
-from mjpeg_proxy.hub import FrameHub, Subscriber
-from mjpeg_proxy.placeholder import ago_text, jpeg_size, render_placeholder
+from mjpeg_proxy.pictures.drawing import ago_text, jpeg_size, render_placeholder
+from mjpeg_proxy.pictures.fonts import TextFonts
 from mjpeg_proxy.sources.base import Source
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractResource
 
-from mjpeg_proxy.appkeys import CONFIG
 from mjpeg_proxy.config import ANY_ORIGIN
+from mjpeg_proxy.web.appkeys import CONFIG
 
 ALLOWED_METHODS = "GET, HEAD"
 EXPOSED_HEADERS = "Retry-After"
