@@ -134,7 +134,7 @@ async def test_trimmed_frames_are_counted_in_status_and_metrics(cameras):
     proxy = cameras.proxy
     async with MjpegViewer(proxy.url("/cameras/mjpeg/stream.mjpg")) as viewer:
         await cameras.watch_mjpeg(viewer)
-        await eventually(lambda: min(proxy.camera(camera).frames_received for camera in ("snap", "een")) >= 2)
+        await eventually(lambda: min(proxy.camera(camera).stats.frames_received for camera in ("snap", "een")) >= 2)
         async with aiohttp.ClientSession() as session:
             async with session.get(proxy.url("/api/cameras")) as r:
                 api = {camera["id"]: camera for camera in (await r.json())["cameras"]}

@@ -185,7 +185,7 @@ async def test_frames_reach_the_hub_in_order_and_camera_goes_live():
         assert part.data == F3
         assert published.frames == [(1, F1), (2, F2), (3, F3)]
         assert camera.state == "live"
-        assert camera.frames_received == 3
+        assert camera.stats.frames_received == 3
         assert source.calls == 1
     assert source.log[0] == ("call", "starting")
     assert source.log[1:] == [("next", "live")] * 3
@@ -216,8 +216,8 @@ async def test_camera_retries_after_upstream_unavailable_and_is_offline_in_betwe
     assert source.calls == 2
     assert source.log == [("call", "starting"), ("next", "live"), ("call", "offline"), ("next", "live")]
     assert published.frames == [(1, F1), (2, F2)]
-    assert camera.errors == {"unavailable": 1}
-    assert "connection refused" in camera.last_error
+    assert camera.stats.errors == {"unavailable": 1}
+    assert "connection refused" in camera.stats.last_error
 
 
 @pytest.mark.parametrize(
@@ -239,8 +239,8 @@ async def test_error_sets_the_state_a_status_page_shows(backoff_sleeps, error, s
         await source.wait_until(lambda: source.started == 2)
 
         assert camera.state == state
-        assert camera.last_error == str(error)
-        assert camera.errors == {error.kind: 1}
+        assert camera.stats.last_error == str(error)
+        assert camera.stats.errors == {error.kind: 1}
 
 
 async def test_auth_failure_retries_slowly_and_a_frame_restores_the_normal_backoff(backoff_sleeps):
@@ -265,7 +265,7 @@ async def test_auth_failure_retries_slowly_and_a_frame_restores_the_normal_backo
         "auth_failed",
         "offline",
     ]
-    assert camera.errors == {"auth_failed": 2, "unavailable": 1}
+    assert camera.stats.errors == {"auth_failed": 2, "unavailable": 1}
 
 
 async def test_ordinary_errors_back_off_doubling_and_start_over_after_a_frame(backoff_sleeps):
@@ -316,7 +316,7 @@ async def test_source_that_sends_nothing_is_stalled_and_restarted():
         await source.wait_until(lambda: len(source.log) >= 4)
 
     assert source.log[:4] == [("call", "starting"), ("next", "live"), ("call", "stalled"), ("next", "live")]
-    assert camera.errors["stalled"] >= 1
+    assert camera.stats.errors["stalled"] >= 1
     assert source.calls >= 2
 
 
@@ -328,8 +328,8 @@ async def test_stalled_state_is_shown_before_any_frame(caplog):
         await source.wait_until(lambda: source.started >= 2)
 
         assert camera.state == "stalled"
-        assert camera.frames_received == 0
-    assert "no complete frame" in camera.last_error
+        assert camera.stats.frames_received == 0
+    assert "no complete frame" in camera.stats.last_error
 
 
 async def test_unexpected_exception_in_source_does_not_end_the_camera(caplog):
@@ -342,8 +342,8 @@ async def test_unexpected_exception_in_source_does_not_end_the_camera(caplog):
         assert part.data == F1
         assert camera.state == "live"
     assert source.calls == 2
-    assert camera.errors == {"unavailable": 1}
-    assert "ValueError" in camera.last_error
+    assert camera.stats.errors == {"unavailable": 1}
+    assert "ValueError" in camera.stats.last_error
     (error_record,) = camera_records(caplog, logging.ERROR)
     assert error_record.exc_info is not None
     assert isinstance(error_record.exc_info[1], ValueError)
@@ -359,8 +359,8 @@ async def test_source_whose_stream_ends_is_started_again():
     assert source.calls == 2
     assert published.frames == [(1, F1), (2, F2)]
     assert source.log[2] == ("call", "offline")
-    assert camera.errors == {"unavailable": 1}
-    assert "ended" in camera.last_error
+    assert camera.stats.errors == {"unavailable": 1}
+    assert "ended" in camera.stats.last_error
 
 
 async def test_errors_are_counted_by_kind():
@@ -377,8 +377,8 @@ async def test_errors_are_counted_by_kind():
     async with running(camera):
         await next_part(hub, 0)
 
-    assert camera.errors == collections.Counter(unavailable=2, bad_frame=1, not_found=1, forbidden=1)
-    assert camera.frames_received == 1
+    assert camera.stats.errors == collections.Counter(unavailable=2, bad_frame=1, not_found=1, forbidden=1)
+    assert camera.stats.frames_received == 1
 
 
 # --- logging -------------------------------------------------------------------------------
@@ -478,7 +478,7 @@ async def test_iterator_is_closed_when_publishing_a_frame_fails(caplog):
     assert built == [F3]
     assert source.calls == 2
     assert source.closed == source.started == 2
-    assert camera.errors == {"unavailable": 1}
+    assert camera.stats.errors == {"unavailable": 1}
 
 
 async def test_cancelling_the_camera_closes_a_source_that_is_waiting():
@@ -526,7 +526,7 @@ async def test_source_with_a_plain_async_iterator_stops_when_cancelled():
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, WAIT_S)
-    assert camera.errors == {}
+    assert camera.stats.errors == {}
 
 
 async def test_stalls_reconnect_at_once_without_growing_the_error_backoff(caplog):

@@ -113,7 +113,7 @@ async def test_50_viewers_per_camera_cost_one_open_request_per_camera(fake, star
         assert camera.max_open_next == 1
     # One prev at the start, then one next per preview: not one per viewer.
     for esn in (FRONT, GATE):
-        assert fake.cameras[esn].image_requests <= proxy.camera(esn).frames_received + 2
+        assert fake.cameras[esn].image_requests <= proxy.camera(esn).stats.frames_received + 2
 
 
 async def test_forbidden_camera_is_reported_and_recovers_when_access_is_granted(fake, start_een):
@@ -122,7 +122,7 @@ async def test_forbidden_camera_is_reported_and_recovers_when_access_is_granted(
     camera = proxy.camera(GATE)
     async with MjpegViewer(stream_url(proxy, GATE)) as viewer:
         await eventually(lambda: camera.state == "forbidden")
-        assert "403" in camera.last_error
+        assert "403" in camera.stats.last_error
         fake.access.add(GATE)
         await viewer.new_parts(2)
     assert camera.state == "live"
@@ -148,7 +148,7 @@ async def test_503_burst_backs_off_logs_once_and_viewers_carry_on(fake, start_ee
     async with MjpegViewer(stream_url(proxy, FRONT)) as viewer:
         await viewer.new_parts(2)
         fake.cameras[FRONT].fail_with = [503] * 4
-        await eventually(lambda: camera.errors["unavailable"] == 4)
+        await eventually(lambda: camera.stats.errors["unavailable"] == 4)
         await viewer.new_parts(3)
     warnings = [r for r in caplog.records if r.name == "mjpeg_proxy.camera.camera" and r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "503" in warnings[0].getMessage()
@@ -175,7 +175,7 @@ async def test_garbage_bodies_never_reach_viewers(fake, start_een):
     async with MjpegViewer(stream_url(proxy, FRONT)) as viewer:
         await viewer.new_parts(1)
         fake.cameras[FRONT].garbage = True
-        await eventually(lambda: camera.errors["bad_frame"] >= 2)
+        await eventually(lambda: camera.stats.errors["bad_frame"] >= 2)
         assert camera.state == "offline"
         fake.cameras[FRONT].garbage = False
         await viewer.new_parts(2)
@@ -186,7 +186,7 @@ async def test_wrong_password_is_auth_failed_and_login_is_not_retried_soon(fake,
     proxy = await start_een(fake, FRONT, GATE, password="wrong password")
     await eventually(lambda: proxy.camera(FRONT).state == proxy.camera(GATE).state == "auth_failed")
     assert fake.authenticate_calls == 1, "one login attempt for both cameras"
-    assert "EEN refused the username or password" in proxy.camera(FRONT).last_error
+    assert "EEN refused the username or password" in proxy.camera(FRONT).stats.last_error
     assert any(r.levelno == logging.ERROR and "login failed" in r.getMessage() for r in caplog.records)
     # Both cameras wait for the account's next attempt, minutes away, not seconds.
     retries = [
@@ -211,7 +211,7 @@ async def test_account_states_refused_at_login_are_named(fake, start_een):
     fake.login_status = 402
     proxy = await start_een(fake, FRONT)
     await eventually(lambda: proxy.camera(FRONT).state == "auth_failed")
-    assert "suspended" in proxy.camera(FRONT).last_error
+    assert "suspended" in proxy.camera(FRONT).stats.last_error
 
 
 async def test_no_secret_reaches_logs_pages_or_errors(fake, start_een, caplog):
@@ -222,7 +222,7 @@ async def test_no_secret_reaches_logs_pages_or_errors(fake, start_een, caplog):
         fake.expire_sessions()
         fake.cameras[FRONT].fail_with = [503, 500]
         fake.cameras[FRONT].garbage = True
-        await eventually(lambda: proxy.camera(FRONT).errors["bad_frame"] >= 1)
+        await eventually(lambda: proxy.camera(FRONT).stats.errors["bad_frame"] >= 1)
         fake.cameras[FRONT].garbage = False
         await viewer.new_parts(2)
     async with aiohttp.ClientSession() as session:
@@ -230,7 +230,7 @@ async def test_no_secret_reaches_logs_pages_or_errors(fake, start_een, caplog):
     issued_keys = fake.issued_keys
     assert fake.logins == 2 and len(issued_keys) == 2
     secrets = [fake.username, fake.password, fake.api_key, *issued_keys]
-    texts = [caplog.text, *pages, *(str(proxy.camera(esn).last_error) for esn in (FRONT, GATE))]
+    texts = [caplog.text, *pages, *(str(proxy.camera(esn).stats.last_error) for esn in (FRONT, GATE))]
     for secret in secrets:
         for text in texts:
             assert secret not in text
@@ -261,7 +261,7 @@ async def test_camera_with_no_stored_preview_waits_for_its_first(fake, start_een
         await eventually(lambda: fake.cameras["0c0ffee0"].open_next == 1)
         fake.cameras["0c0ffee0"].emit()
         assert (await viewer.next_new_part()).jpeg == PETS[0]
-    assert proxy.camera("0c0ffee0").errors["not_found"] == 0
+    assert proxy.camera("0c0ffee0").stats.errors["not_found"] == 0
 
 
 async def test_redirect_to_another_archiver_of_the_same_host_keeps_the_session(fake, start_een):
@@ -278,7 +278,7 @@ async def test_redirect_to_a_foreign_host_gets_no_session_and_no_login_storm(fak
     fake.redirect_images_to = str(other_server.make_url("/archiver")).rstrip("/")
     proxy = await start_een(fake, FRONT)
     camera = proxy.camera(FRONT)
-    await eventually(lambda: camera.errors["unavailable"] >= 2)
-    assert camera.state == "offline" and "not an EEN host" in camera.last_error
+    await eventually(lambda: camera.stats.errors["unavailable"] >= 2)
+    assert camera.state == "offline" and "not an EEN host" in camera.stats.last_error
     assert other.log == [], "the session key never goes to a host that is not EEN's"
     assert fake.logins == 1

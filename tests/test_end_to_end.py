@@ -114,7 +114,7 @@ async def test_200_viewers_cost_the_camera_one_request_per_frame_interval(relaye
     assert peak > 1
     # One upstream request per frame the proxy received (plus at most one in flight),
     # not one per viewer.
-    received = proxy.camera("pets").frames_received
+    received = proxy.camera("pets").stats.frames_received
     assert received <= len(camera.served) <= received + 1
     assert len(camera.served) < viewers
     # Requests are paced by the configured rate, never back-to-back. (The first request

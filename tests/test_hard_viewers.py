@@ -403,12 +403,12 @@ async def test_write_timeout_closes_a_stuck_viewer_but_not_a_slow_reader(start_p
         started = loop.time()
         playing = asyncio.create_task(run_camera(proxy, frames[1:]))
         try:
-            await eventually(lambda: camera.viewers_timed_out >= 1, 6)
+            await eventually(lambda: camera.stats.viewers_timed_out >= 1, 6)
             closed_after = loop.time() - started
             await eventually(lambda: stuck.server_side() is None, 2)
             # The camera plays on for 2 s or more: time enough for the watchdog to fire on the slow reader too.
             await asyncio.wait_for(playing, 10)
-            assert camera.viewers_timed_out == 1
+            assert camera.stats.viewers_timed_out == 1
             assert hub.viewers == 1
             assert slow.server_side() is not None
             assert not reading.done()
@@ -458,7 +458,9 @@ async def test_write_timeout_spares_a_viewer_whose_buffer_keeps_shrinking(start_
             await run_camera(proxy, frames[:31])  # 2 s
         finally:
             reading.cancel()
-        assert (camera.viewers_timed_out, slow.ended) == (0, None), f"server write buffer after each read: {buffered}"
+        assert (camera.stats.viewers_timed_out, slow.ended) == (0, None), (
+            f"server write buffer after each read: {buffered}"
+        )
         assert slow.server_side() is not None
 
 

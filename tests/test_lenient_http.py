@@ -155,7 +155,7 @@ async def test_cameras_aiohttp_reads_today_stay_with_aiohttp(start_raw, caplog, 
     proxy = await start_raw(fake)
     camera = proxy.camera("cam")
     assert await snapshot(proxy) in PETS[:3]
-    await eventually(lambda: camera.frames_received >= 3)
+    await eventually(lambda: camera.stats.frames_received >= 3)
     assert lenient_lines(caplog) == []
     assert all("gzip" in r.headers.get("Accept-Encoding", "") for r in fake.requests), "every request came from aiohttp"
 
@@ -166,7 +166,7 @@ async def test_the_lenient_reader_is_remembered_and_logged_once_naming_what_is_w
     fake = RawCamera(head, PETS[:3])
     proxy = await start_raw(fake, path="/snapshot.jpg?token=SECRET-TOKEN")
     camera = proxy.camera("cam")
-    await eventually(lambda: camera.frames_received >= 4)
+    await eventually(lambda: camera.stats.frames_received >= 4)
     assert camera.hub.latest.frame.jpeg in PETS[:3]
     # Only the first answer went through aiohttp; every request after it was lenient at once.
     assert [r for r in fake.requests if "gzip" in r.headers.get("Accept-Encoding", "")] == fake.requests[:1]
@@ -210,7 +210,7 @@ async def test_wrong_password_through_the_lenient_reader_is_auth_failed(start_ra
     )
     camera = proxy.camera("cam")
     await eventually(lambda: camera.hub.latest is not None)
-    assert camera.state == "auth_failed" and "HTTP 401" in camera.last_error
+    assert camera.state == "auth_failed" and "HTTP 401" in camera.stats.last_error
     assert camera.hub.latest.frame.placeholder, "the 401 page never becomes a frame"
 
 
@@ -220,9 +220,9 @@ async def test_an_answer_that_is_not_http_is_a_clear_error_with_backoff_and_no_s
     fake = RawCamera(b"<html><body>Camera 1</body></html>\r\n\r\n", [b""])
     proxy = await start_raw(fake)
     camera = proxy.camera("cam")
-    await eventually(lambda: camera.errors["unavailable"] >= 2)
+    await eventually(lambda: camera.stats.errors["unavailable"] >= 2)
     assert camera.state == "offline"
-    assert "did not answer HTTP" in camera.last_error and "<html><body>Camera 1" in camera.last_error
+    assert "did not answer HTTP" in camera.stats.last_error and "<html><body>Camera 1" in camera.stats.last_error
     warning = next(
         r.getMessage() for r in caplog.records if r.name == "mjpeg_proxy.camera.camera" and r.levelno == logging.WARNING
     )
@@ -235,7 +235,7 @@ async def test_header_block_over_the_cap_is_a_clear_error(start_raw):
     proxy = await start_raw(RawCamera(head, [PETS[0]]))
     camera = proxy.camera("cam")
     await eventually(lambda: camera.state == "offline")
-    assert f"header block over {MAX_HEAD_BYTES} bytes" in camera.last_error
+    assert f"header block over {MAX_HEAD_BYTES} bytes" in camera.stats.last_error
 
 
 async def test_lenient_reader_speaks_tls_and_checks_the_certificate(tmp_path):

@@ -187,7 +187,7 @@ async def test_viewers_that_never_read_are_closed_in_a_few_log_lines(start_proxy
         await asyncio.wait_for(camera.hub.wait_viewers(lambda n: n == 20), 5)
         playing = asyncio.create_task(run_camera(proxy, big_frames()[1:]))
         try:
-            await eventually(lambda: camera.viewers_timed_out == 20, 10)
+            await eventually(lambda: camera.stats.viewers_timed_out == 20, 10)
         finally:
             playing.cancel()
     lines = [record.getMessage() for record in caplog.records if "took no data" in record.getMessage()]

@@ -193,7 +193,7 @@ async def test_stall_shows_the_offline_picture_then_the_same_viewer_gets_live_fr
         fake.gate.set()
         assert [p.jpeg for p in await viewer.new_parts(2)] == PETS[:2]
         offline = await viewer.next_new_part()
-        assert camera.errors["stalled"] == 1
+        assert camera.stats.errors["stalled"] == 1
         assert offline.jpeg not in PETS and Image.open(io.BytesIO(offline.jpeg)).size == (768, 576)
         assert (await viewer.next_new_part()).jpeg == PETS[2]
     assert fake.connections == 2 and fake.max_open_connections == 1

@@ -88,7 +88,7 @@ async def test_16_channels_opened_at_once_all_show_a_picture_without_a_refused_l
     assert nvr.max_startups_seen <= CAP
     assert nvr.busy_refusals == 0
     for n in range(1, 17):
-        assert proxy.camera(f"ch{n}").errors["auth_failed"] == 0
+        assert proxy.camera(f"ch{n}").stats.errors["auth_failed"] == 0
 
 
 async def test_a_channel_refused_for_the_connection_limit_retries_in_seconds_and_gets_in(start_nvr, caplog):
@@ -102,9 +102,9 @@ async def test_a_channel_refused_for_the_connection_limit_retries_in_seconds_and
         waiting = [n for n in range(1, 17) if proxy.camera(f"ch{n}").state != "live"]
         for n in waiting:
             camera = proxy.camera(f"ch{n}")
-            await eventually(lambda camera=camera: camera.errors["unavailable"] >= 1)
+            await eventually(lambda camera=camera: camera.stats.errors["unavailable"] >= 1)
             assert camera.state == "offline"
-            assert "connection limit" in camera.last_error
+            assert "connection limit" in camera.stats.last_error
             # The normal backoff (seconds), not the one after refused credentials (minutes).
             assert max(retry_delays(caplog, f"ch{n}")) < camera_module.AUTH_BACKOFF_S[0] / 2
 
@@ -116,7 +116,7 @@ async def test_a_channel_refused_for_the_connection_limit_retries_in_seconds_and
         await asyncio.gather(*(camera_frame(viewers[n - 1], timeout_s=30) for n in waiting))
 
     for n in range(1, 17):
-        assert proxy.camera(f"ch{n}").errors["auth_failed"] == 0
+        assert proxy.camera(f"ch{n}").stats.errors["auth_failed"] == 0
 
 
 @pytest.mark.parametrize("kind", ["mjpeg", "snapshot"])
@@ -130,7 +130,7 @@ async def test_a_wrong_password_is_auth_failed_with_the_long_backoff_while_other
         wrong = proxy.camera("ch4")
         await eventually(lambda: wrong.state == "auth_failed")
 
-    assert "username or password" in wrong.last_error
+    assert "username or password" in wrong.stats.last_error
     assert min(retry_delays(caplog, "ch4")) >= camera_module.AUTH_BACKOFF_S[0] / 2
 
 
@@ -158,7 +158,7 @@ async def test_silent_channels_do_not_keep_the_other_channels_of_their_host_out(
         await asyncio.gather(*(camera_frame(viewer, timeout_s=5) for viewer in viewers))
         assert len(silent) == 4
     for n in range(5, 9):
-        assert proxy.camera(f"ch{n}").errors["stalled"] == 0
+        assert proxy.camera(f"ch{n}").stats.errors["stalled"] == 0
 
 
 async def test_waiting_for_a_place_at_the_host_is_not_a_stall(start_nvr):
@@ -171,7 +171,7 @@ async def test_waiting_for_a_place_at_the_host_is_not_a_stall(start_nvr):
         await asyncio.gather(*(camera_frame(viewer) for viewer in viewers))
     assert nvr.max_startups_seen <= CAP
     for n in range(1, 17):
-        assert proxy.camera(f"ch{n}").errors["stalled"] == 0, f"ch{n}"
+        assert proxy.camera(f"ch{n}").stats.errors["stalled"] == 0, f"ch{n}"
 
 
 @pytest.mark.parametrize("kind", ["mjpeg", "snapshot"])
@@ -186,7 +186,7 @@ async def test_a_device_that_allows_fewer_start_ups_than_the_cap_gets_no_channel
         await asyncio.gather(*(camera_frame(viewer, timeout_s=15) for viewer in viewers))
     assert nvr.busy_refusals > 0  # the device did refuse some, as busy
     for n in range(1, 9):
-        assert proxy.camera(f"ch{n}").errors["auth_failed"] == 0, f"ch{n}"
+        assert proxy.camera(f"ch{n}").stats.errors["auth_failed"] == 0, f"ch{n}"
 
 
 async def test_a_login_cut_short_does_not_make_the_others_refused(start_nvr):
@@ -204,7 +204,7 @@ async def test_a_login_cut_short_does_not_make_the_others_refused(start_nvr):
             await first.aclose()  # channel 1's viewer leaves: its login is cut short
             await asyncio.gather(*(camera_frame(viewer, timeout_s=20) for viewer in viewers))
     for n in range(2, 5):
-        assert proxy.camera(f"ch{n}").errors["auth_failed"] == 0, f"ch{n}"
+        assert proxy.camera(f"ch{n}").stats.errors["auth_failed"] == 0, f"ch{n}"
 
 
 async def test_channels_of_a_host_that_answers_nothing_are_all_reported_stalled_in_time(start_proxy):
@@ -224,6 +224,6 @@ async def test_channels_of_a_host_that_answers_nothing_are_all_reported_stalled_
         ]
         proxy = await start_proxy(*cameras)
         # Three rounds of the cap would take three stall timeouts if the waits were not counted.
-        await eventually(lambda: all(proxy.camera(c.id).errors["stalled"] for c in cameras), timeout_s=3.5)
+        await eventually(lambda: all(proxy.camera(c.id).stats.errors["stalled"] for c in cameras), timeout_s=3.5)
     finally:
         server.close()

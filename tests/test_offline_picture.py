@@ -160,7 +160,7 @@ async def test_error_state_shows_the_offline_picture_and_snapshot_says_why(
         assert decoded(received.jpeg).size == (camera.config.width, camera.config.height)
         assert received.jpeg not in PETS
         assert_unavailable(*await snapshot(proxy), state)
-    assert camera.frames_received == 0
+    assert camera.stats.frames_received == 0
     if upstream is not None:
         assert fake.connections == 0, "no stream was ever sent"
 
@@ -205,7 +205,7 @@ async def test_the_offline_picture_is_resent_while_the_viewer_waits(aiohttp_serv
 
     assert all(p.jpeg == first.jpeg for p in again), "the same offline picture, sent again"
     assert camera.hub.latest.frame.seq == published, "re-sent, not published anew"
-    assert camera.errors["auth_failed"] == 1
+    assert camera.stats.errors["auth_failed"] == 1
     assert 3 * 0.2 - 0.15 <= elapsed < 3, "about every resend_seconds"
 
 
@@ -269,7 +269,7 @@ async def test_a_refused_login_is_not_tried_again_early_when_viewers_come_back_a
         await eventually(lambda: camera.state == "idle")
 
     assert fake.challenges == refusals, "no new login before the backoff is over"
-    assert camera.errors["auth_failed"] == 1
+    assert camera.stats.errors["auth_failed"] == 1
     assert decoded(again.jpeg).size == decoded(first.jpeg).size and again.jpeg not in PETS
 
 
@@ -290,7 +290,7 @@ async def test_the_offline_picture_is_drawn_again_during_a_long_wait(aiohttp_ser
 
     assert redrawn is not None and redrawn.frame.placeholder, "published anew"
     assert decoded(first.jpeg).size == decoded(redrawn.frame.jpeg).size
-    assert camera.errors["forbidden"] == 1, "drawn again, not fetched again"
+    assert camera.stats.errors["forbidden"] == 1, "drawn again, not fetched again"
 
 
 async def test_a_new_viewer_gets_the_offline_picture_as_it_reads_now(aiohttp_server, start_proxy, monkeypatch):

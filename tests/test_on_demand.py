@@ -238,4 +238,4 @@ async def test_snapshots_of_a_slow_camera_waking_from_idle_each_get_a_picture(ai
                 assert response.status == 200, await response.text()
                 assert await response.read() in PETS
             await wait_idle(proxy, "cam")  # the next snapshot wakes it, off its request grid
-    assert camera.frames_received >= 3
+    assert camera.stats.frames_received >= 3

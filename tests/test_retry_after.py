@@ -172,7 +172,7 @@ async def test_retry_after_seconds_hold_back_the_next_request(start_busy, kind, 
 
     first, second = fake.request_times[:2]
     assert second - first >= 2.0
-    assert "asks for no request for 2 s" in proxy.camera("cam").last_error
+    assert "asks for no request for 2 s" in proxy.camera("cam").stats.last_error
 
 
 @pytest.mark.parametrize("kind", ["snapshot", "mjpeg"])

@@ -15,6 +15,7 @@ from mjpeg_proxy.camera.demand import Demand
 from mjpeg_proxy.camera.errors import AuthError, SourceError, Stalled, UpstreamUnavailable
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.hub import FrameHub, Subscriber
+from mjpeg_proxy.camera.stats import CameraStats
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.pictures.drawing import ago_text, jpeg_size, render_placeholder
 from mjpeg_proxy.pictures.fonts import TextFonts
@@ -116,20 +117,9 @@ class Camera:
         self.state = CameraState.IDLE
         self.state_since = time.time()
         """When the state last changed, in seconds since the epoch."""
-        self.frames_received = 0
-        self.frames_trimmed = 0
-        """Frames received with bytes after their JPEG's end marker, cut off (``Frame.trimmed``)."""
-        self.frames_sent = 0
-        """Parts written to viewers (offline pictures included); ``bytes_sent`` their bytes."""
-        self.bytes_sent = 0
-        self.frames_dropped = 0
-        """Parts a viewer skipped because its connection was still busy with earlier ones."""
-        self.errors: collections.Counter[str] = collections.Counter()
-        self.last_error: str | None = None
+        self.stats = CameraStats()
         self.last_frame: Frame | None = None
         """The latest frame from the upstream (never an offline picture)."""
-        self.viewers_timed_out = 0
-        """Viewers closed because their connection took no data for ``write_timeout`` seconds."""
         self._backoff = backoff or Backoff(*BACKOFF_S)
         self._fonts = fonts
         self._auth_backoff = Backoff(*AUTH_BACKOFF_S)
@@ -353,8 +343,8 @@ class Camera:
                     self._recovered()
                 self.hub.publish(frame)
                 self.last_frame = frame
-                self.frames_received += 1
-                self.frames_trimmed += frame.trimmed
+                self.stats.frames_received += 1
+                self.stats.frames_trimmed += frame.trimmed
                 self._arrivals.append(frame.received_monotonic)
                 self._forget_arrivals(frame.received_monotonic)
         finally:
@@ -378,8 +368,8 @@ class Camera:
             self.state, self.state_since = state, time.time()
 
     def _failed(self, error: SourceError) -> float:
-        self.errors[error.kind] += 1
-        self.last_error = str(error)
+        self.stats.errors[error.kind] += 1
+        self.stats.last_error = str(error)
         previous = self.state
         self._set_state(_STATE_BY_ERROR.get(error.kind, CameraState.OFFLINE))
         if self.state is not self._error_state:

@@ -63,10 +63,8 @@ class ProxyCollector(Collector):
             "viewers_timed_out": CounterMetricFamily(
                 "mjpeg_proxy_viewers_timed_out", "Viewers closed after write_timeout without progress", labels=label
             ),
-            "upstream_requests": CounterMetricFamily(
-                "mjpeg_proxy_upstream_requests", "Requests made to the upstream", labels=label
-            ),
         }
+        requests = CounterMetricFamily("mjpeg_proxy_upstream_requests", "Requests made to the upstream", labels=label)
         viewers = GaugeMetricFamily("mjpeg_proxy_viewers", "Viewers watching the stream now", labels=label)
         age = GaugeMetricFamily(
             "mjpeg_proxy_frame_age_seconds", "Seconds since the latest frame arrived from the upstream", labels=label
@@ -83,16 +81,18 @@ class ProxyCollector(Collector):
         kinds = error_kinds()
         for camera in cameras.values():
             for key, family in families.items():
-                family.add_metric([camera.id], getattr(camera, key))
+                family.add_metric([camera.id], getattr(camera.stats, key))
+            requests.add_metric([camera.id], camera.upstream_requests)
             viewers.add_metric([camera.id], camera.hub.viewers)
             if camera.frame_age_s is not None:
                 age.add_metric([camera.id], camera.frame_age_s)
             fps.add_metric([camera.id], camera.input_fps)
             for kind in kinds:
-                errors.add_metric([camera.id, kind], camera.errors[kind])
+                errors.add_metric([camera.id, kind], camera.stats.errors[kind])
             for each in CameraState:
                 state.add_metric([camera.id, str(each)], 1.0 if camera.state is each else 0.0)
         yield from families.values()
+        yield requests
         yield from (viewers, age, fps, errors, state)
         refused = CounterMetricFamily(
             "mjpeg_proxy_refused_requests", "Requests refused by a limit or as malformed, by reason", labels=["reason"]

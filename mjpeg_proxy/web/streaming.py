@@ -96,7 +96,7 @@ class StreamViewer:
         if transport.is_closing():
             self._finish()
         elif self._behind(transport.get_write_buffer_size(), part):
-            self.camera.frames_dropped += 1
+            self.camera.stats.frames_dropped += 1
         else:
             now = self._loop.time()
             if now - self.sent_at >= self.interval_s:
@@ -114,7 +114,7 @@ class StreamViewer:
             self.progress_at = now
         self.buffered = buffered
         if buffered and now - self.progress_at >= write_timeout_s:
-            self.camera.viewers_timed_out += 1
+            self.camera.stats.viewers_timed_out += 1
             # One client can open hundreds of streams it never reads: summarised.
             self.flood_log.event(
                 log,
@@ -148,9 +148,9 @@ class StreamViewer:
     def _send(self, part: Part, now: float) -> None:
         data = self._data(part)
         self.transport.write(data)
-        camera = self.camera
-        camera.frames_sent += 1
-        camera.bytes_sent += len(data)
+        stats = self.camera.stats
+        stats.frames_sent += 1
+        stats.bytes_sent += len(data)
         self.sent_seq, self.sent_at = part.frame.seq, now
         self.buffered = self.transport.get_write_buffer_size()
 
