@@ -141,7 +141,8 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
 
     Both serve the same number of viewer-frames per CPU-second within the run-to-run
     noise (``bench/RESULTS.md``): the kernel's copy of each part into each socket is the
-    cost, not the loop. Raises ImportError for ``"uvloop"`` when it is not installed."""
+    cost, not the loop. Raises ImportError for ``"uvloop"`` when it is not installed.
+    """
     if kind == "uvloop":
         import uvloop
 
@@ -153,7 +154,8 @@ def raise_open_file_limit() -> int:
     """Raise this process's open-file limit to the hard limit the system allows; return it.
 
     Each viewer holds a socket, and the usual soft limit (1024) would refuse viewers long
-    before the CPU is busy."""
+    before the CPU is busy.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         hard = max(soft, 1_048_576)
@@ -182,7 +184,8 @@ def _load(args: argparse.Namespace) -> Config:
 async def _reload_on_sighup(app: web.Application, args: argparse.Namespace) -> AsyncIterator[None]:
     """While the app runs, on SIGHUP (``systemctl reload``, logrotate's ``postrotate``) read
     the configuration again and apply it (``app.apply_config``); a configuration that does
-    not load is logged and the running one kept. Reloads run one at a time."""
+    not load is logged and the running one kept. Reloads run one at a time.
+    """
     loop = asyncio.get_running_loop()
     lock = asyncio.Lock()
     tasks: set[asyncio.Task[None]] = set()

@@ -207,7 +207,8 @@ camera shares: the fonts, the upstream hosts' caps): a reload cannot change them
 
 class LiveConfig:
     """The configuration in force: the one the proxy started with, then each one a reload
-    applied (``apply``). Read it like a ``Config``: ``server``, ``cameras``, ``een``, ``path``."""
+    applied (``apply``). Read it like a ``Config``: ``server``, ``cameras``, ``een``, ``path``.
+    """
 
     def __init__(self, config: Config) -> None:
         self.current = config
@@ -236,7 +237,8 @@ class LiveConfig:
         """Put ``config`` in force, except the ``RESTART_KEYS``, which keep their values.
 
         Returns the ``[server]`` keys that changed, as ``key: old -> new`` texts: those now
-        in force, and the ``RESTART_KEYS`` that wait for a restart."""
+        in force, and the ``RESTART_KEYS`` that wait for a restart.
+        """
         old = self.current.server
         changed = {
             f.name: f"{f.name}: {getattr(old, f.name)!r} -> {getattr(config.server, f.name)!r}"
@@ -438,7 +440,8 @@ def _parse_server(data: Any, path: str) -> ServerConfig:
 def _parse_origins(value: Any, fail: Callable[[str, str], ConfigError]) -> tuple[str, ...]:
     """``cors_origins`` as browsers write an ``Origin`` header (the serialization of an
     origin, WHATWG HTML 7.1.1: lowercase scheme and host, the host in punycode, no default
-    port), so that a header can be compared with it as a string."""
+    port), so that a header can be compared with it as a string.
+    """
     if not isinstance(value, list):
         raise fail(
             "cors_origins", f'must be a list of origins such as ["https://www.example.com"], or ["*"], got {value!r}'
@@ -516,7 +519,8 @@ def _text_problem(value: str, *, secret: bool) -> str | None:
     """What is wrong with a username (``secret=False``) or a password or key, in words that
     follow its name; None when nothing is. Each of these fails every login: nothing but
     blanks; line breaks, control or invisible characters (a zero-width space or a
-    byte-order mark pasted with it); for a username, blanks at either end."""
+    byte-order mark pasted with it); for a username, blanks at either end.
+    """
     if all(_is_invisible(char) or unicodedata.category(char) == "Zs" for char in value):
         return "is set but empty" if not value else "holds only blanks or invisible characters"
     if any(_is_invisible(char) for char in value):
@@ -633,7 +637,8 @@ def _parse_camera(data: dict[str, Any], index: int, path: str, environ: Mapping[
 def _check_url(url: Any, fail: Callable[[str, str], ConfigError], key: str = "url") -> None:
     """Refuse a URL that could never be fetched: not http(s), no host or an impossible one,
     port 0, credentials in it, or spaces and control characters (which ``yarl`` would drop
-    or encode silently, so that a typo fails on every retry instead of at start-up)."""
+    or encode silently, so that a typo fails on every retry instead of at start-up).
+    """
     if not isinstance(url, str):
         raise fail(key, f"must be a string, got {url!r}")
     if any(_is_invisible(char) or unicodedata.category(char) == "Zs" for char in url):
@@ -658,7 +663,8 @@ def _check_url(url: Any, fail: Callable[[str, str], ConfigError], key: str = "ur
 def _valid_host(host: str) -> bool:
     """True for an IP address, or a DNS name whose labels are 1-63 letters, digits, '-'
     or '_', 253 characters at most, that does not end in a number (WHATWG URL: a host whose
-    last label is numeric is read as an IPv4 address)."""
+    last label is numeric is read as an IPv4 address).
+    """
     try:
         ipaddress.ip_address(host)
         return True

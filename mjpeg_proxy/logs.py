@@ -1,5 +1,6 @@
 """Logging: the set-up for the command line (one line per event, no noise from scanners),
-and a summary for events that come in floods."""
+and a summary for events that come in floods.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from random addresses must not grow memory without bound)."""
 
 class _Rfc3339Encoder(JsonEncoder):
     """Writes times as RFC 3339 (section 5.6) in UTC to the millisecond:
-    ``2026-12-05T22:42:12.630Z``."""
+    ``2026-12-05T22:42:12.630Z``.
+    """
 
     def format_datetime_obj(self, o: datetime.time | datetime.date | datetime.datetime) -> str:
         if isinstance(o, datetime.datetime):
@@ -54,7 +56,8 @@ class MalformedRequestFilter(logging.Filter):
 def setup_logging(level: str, log_format: str = "text") -> None:
     """Log to stderr at ``level`` (``"debug"``, ``"info"``, ``"warning"`` or ``"error"``),
     one line per event: plain text, or with ``log_format="json"`` one JSON object per line
-    (see ``json_formatter``) for log shippers."""
+    (see ``json_formatter``) for log shippers.
+    """
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
     if log_format == "json":
         formatter = json_formatter()
@@ -66,7 +69,8 @@ def setup_logging(level: str, log_format: str = "text") -> None:
 def json_formatter() -> logging.Formatter:
     """python-json-logger's formatter writing one JSON object per record, with the keys
     ``time`` (RFC 3339 in UTC, such as ``2026-12-05T22:42:12.630Z``), ``level``,
-    ``logger``, ``message``, and ``exc_info`` with a traceback."""
+    ``logger``, ``message``, and ``exc_info`` with a traceback.
+    """
     return JsonFormatter(
         JSON_FIELDS,
         timestamp="time",
@@ -114,7 +118,8 @@ class SummarisedLog:
         """Log ``message`` with ``logger`` now, or count it in ``key``'s next summary line;
         ``source`` (a client address) is counted among the distinct sources.
 
-        Must be called from the event loop (the summary is a timer on it)."""
+        Must be called from the event loop (the summary is a timer on it).
+        """
         burst = self._bursts.get(key)
         if burst is None:
             logger.log(self._level, "%s", message)

@@ -43,7 +43,8 @@ class Backoff:
     def at_least(self, seconds: float) -> float:
         """The wait when the upstream named it (``Retry-After``): ``seconds`` plus up to
         ``NAMED_WAIT_SPREAD`` of it more, so cameras told the same time (an HTTP-date, or
-        channels of one device) do not come back together. Counts no failure."""
+        channels of one device) do not come back together. Counts no failure.
+        """
         return seconds * (1 + NAMED_WAIT_SPREAD * self._rand())
 
     def reset(self) -> None:

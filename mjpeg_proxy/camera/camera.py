@@ -141,7 +141,8 @@ class Camera:
     def reconfigure(self, config: CameraConfig, source: Source) -> None:
         """Take a changed configuration and its new ``source`` (a reload), while the fetch
         loop is stopped. The hub, its viewers and the counters stay; the error and backoff
-        state start afresh (the change may be the fix: a new password, a new URL)."""
+        state start afresh (the change may be the fix: a new password, a new URL).
+        """
         self.config, self.source = config, source
         self.stall_timeout_s = config.stall_timeout or max(MIN_STALL_TIMEOUT_S, 3.0 / config.fps)
         self.demand.always_on = config.always_on
@@ -161,7 +162,8 @@ class Camera:
     @property
     def input_fps(self) -> float:
         """Frames received per second over the last ``INPUT_FPS_WINDOW_S`` seconds, or
-        since the upstream was opened when that is more recent (at least 1 s)."""
+        since the upstream was opened when that is more recent (at least 1 s).
+        """
         now = time.monotonic()
         self._forget_arrivals(now)
         if not self._arrivals:
@@ -192,17 +194,20 @@ class Camera:
     def snapshot_wait_s(self) -> float:
         """Seconds a snapshot request waits for a first frame: ``SNAPSHOT_WAIT_S``, or two
         frame intervals for a slower camera (a 0.1 fps camera may be 10 s from its next
-        request slot)."""
+        request slot).
+        """
         return max(SNAPSHOT_WAIT_S, 2.0 / self.config.fps)
 
     def touch(self) -> None:
         """Someone asked for a snapshot: fetch for ``linger_seconds``, and at least for
-        ``snapshot_wait_s``, from now."""
+        ``snapshot_wait_s``, from now.
+        """
         self.demand.hold(max(self.config.linger_seconds, self.snapshot_wait_s))
 
     async def run(self) -> None:
         """Fetch while wanted, for ever: frames go to the hub, errors to backoff. Ends
-        only when cancelled."""
+        only when cancelled.
+        """
         while True:
             await self.demand.wait(True)
             wait = self._retry_wait_s()
@@ -252,7 +257,8 @@ class Camera:
         at once after a refusal (auth_failed, forbidden, not_found) or while viewers have
         no camera picture (none yet, or the offline picture already); else once the
         picture they have is ``stall_timeout`` old, so a brief reconnect keeps the last
-        good picture on screen."""
+        good picture on screen.
+        """
         latest = self.hub.latest
         if self.state in FINAL_STATES or latest is None or latest.frame.placeholder:
             await self.show_offline()
@@ -267,7 +273,8 @@ class Camera:
     def redraw_offline(self) -> None:
         """Draw the offline picture again if viewers have had it for ``OFFLINE_REFRESH_S``
         seconds, so its "since ... ago" moves on during a long pause between attempts.
-        Called periodically (``streaming.keep_streams``); the drawing runs in a task."""
+        Called periodically (``streaming.keep_streams``); the drawing runs in a task.
+        """
         latest = self.hub.latest
         if (
             self.hub.viewers
@@ -287,7 +294,8 @@ class Camera:
         camera is not in an error state.
 
         Drawn (in a thread) only when its text has changed since the last drawing; callers
-        that come while it is being drawn share that drawing."""
+        that come while it is being drawn share that drawing.
+        """
         if self.state not in ERROR_STATES:
             return None
         now = time.time()
@@ -314,7 +322,8 @@ class Camera:
         have that very picture already; with ``over_frames=False`` only where viewers have
         no camera frame (a frame may come while the picture is drawn). A new viewer of an
         offline camera calls this first, so its first picture does not say "5 s ago" when
-        it has been an hour."""
+        it has been an hour.
+        """
         frame = await self.offline_picture()
         latest = self.hub.latest
         if frame is None or self.state not in ERROR_STATES:
@@ -354,7 +363,8 @@ class Camera:
 
     def _held_back(self, held: bool) -> None:
         """The source waits for its turn at its upstream (``held``), or has it: the stall
-        watchdog stops for the wait, and starts again in full."""
+        watchdog stops for the wait, and starts again in full.
+        """
         watchdog = self._watchdog
         if watchdog is not None and not watchdog.expired():
             watchdog.reschedule(None if held else asyncio.get_running_loop().time() + self.stall_timeout_s)

@@ -1,5 +1,6 @@
 """The running cameras: one Camera and fetch task per configured camera, the upstream
-clients they share, and a new configuration applied to them while viewers watch."""
+clients they share, and a new configuration applied to them while viewers watch.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ PartBuilder = Callable[[Frame], tuple[bytes, bytes]]
 @dataclass
 class Changes:
     """What applying a configuration did: camera ids ``added``, ``removed``, ``changed``
-    (restarted on a new source, viewers kept) and ``unchanged``."""
+    (restarted on a new source, viewers kept) and ``unchanged``.
+    """
 
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)

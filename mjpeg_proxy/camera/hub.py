@@ -17,7 +17,8 @@ class HubClosed(Exception):
 
 class Part(NamedTuple):
     """A published frame with the bytes of its multipart part, built once for all viewers:
-    ``data`` for players and tools, ``browser_data`` for browsers (see MultipartWriter)."""
+    ``data`` for players and tools, ``browser_data`` for browsers (see MultipartWriter).
+    """
 
     frame: Frame
     data: bytes
@@ -106,7 +107,8 @@ class FrameHub:
 
     def forget(self) -> None:
         """Drop the latest part (the camera stopped fetching; it would soon be stale).
-        Sequence numbers go on from where they were."""
+        Sequence numbers go on from where they were.
+        """
         self._latest = None
 
     def close(self) -> None:
@@ -120,7 +122,8 @@ class FrameHub:
     @contextlib.contextmanager
     def viewer(self, subscriber: Subscriber | None = None) -> Iterator[None]:
         """Count a viewer for as long as the ``with`` block runs; a ``subscriber`` is
-        handed every part published meanwhile, or closed at once if the hub is closed."""
+        handed every part published meanwhile, or closed at once if the hub is closed.
+        """
         if subscriber is not None:
             if self._closed:
                 subscriber.close(self._latest)  # came as the hub closed (a reload removed its camera)

@@ -41,7 +41,8 @@ def render_placeholder(
     """A baseline JPEG of ``size`` (width, height in pixels) showing ``camera_name``,
     ``reason`` (one line of plain words) and since when (``since_wall``, seconds since the
     epoch, shown as UTC with the time elapsed up to ``now_wall``, default now), drawn with
-    ``fonts`` (see ``render_lines``)."""
+    ``fonts`` (see ``render_lines``).
+    """
     now_wall = time.time() if now_wall is None else now_wall
     lines = [
         (camera_name, TITLE_COLOUR, 1.0),
@@ -58,7 +59,8 @@ def render_lines(
     """A baseline JPEG of ``size`` (width, height in pixels) showing ``lines`` centred, each
     ``(text, RGB colour, scale)``: a scale of 1 is a twelfth of the height, and a line too
     wide for the picture is drawn smaller. The text is drawn with ``fonts`` (default:
-    ``fonts.shared_fonts()``)."""
+    ``fonts.shared_fonts()``).
+    """
     width, height = size
     fonts = fonts or shared_fonts()
     image = Image.new("RGB", size, BACKGROUND)

@@ -71,7 +71,8 @@ class FontError(Exception):
 @dataclass(frozen=True)
 class FontFace:
     """A font file (``path``; of a collection, its first face) and the Unicode code
-    points it has glyphs for."""
+    points it has glyphs for.
+    """
 
     path: str
     code_points: frozenset[int] = field(repr=False)
@@ -150,7 +151,8 @@ class TextFonts:
     def fit(self, text: str, size: int, max_width: float) -> tuple[str, int]:
         """``text`` and a size in pixels at which it is at most ``max_width`` pixels wide:
         ``size``, or smaller down to ``SHRINK_LIMIT`` of it (and ``MIN_SIZE_PX``); text
-        still too wide then is cut, ending in an ellipsis, so it stays readable."""
+        still too wide then is cut, ending in an ellipsis, so it stays readable.
+        """
         width = self.length(text, size)
         if width <= max_width:
             return text, size
@@ -215,7 +217,8 @@ class TextFonts:
     def _layout(self, text: str, size: int) -> list[tuple[_PillowFont, str, float, str | None]]:
         """``text`` cut into runs of characters drawn by one font, in the order they are
         drawn from left to right: (font, run, length in pixels, the paragraph's direction
-        for the fonts that Pillow lays out with libraqm, else None)."""
+        for the fonts that Pillow lays out with libraqm, else None).
+        """
         if not text:
             return []
         text = "".join(" " if unicodedata.category(char) == "Cc" else char for char in text)
@@ -279,7 +282,8 @@ class TextFonts:
 
     def _choose(self, chars: set[str]) -> None:
         """Decide which font draws each of ``chars`` (not decided yet), searching the
-        font files for those no chosen font has. Call with the lock held."""
+        font files for those no chosen font has. Call with the lock held.
+        """
         faces = self._chosen()
         wanted = set()
         for char in chars:
@@ -321,7 +325,8 @@ class TextFonts:
 
     def _font(self, index: int, size: int) -> _PillowFont:
         """The font ``index`` of the chosen ones (Pillow's built-in when there is none) at
-        ``size`` pixels, loaded once. Call with the lock held."""
+        ``size`` pixels, loaded once. Call with the lock held.
+        """
         key = (index, size)
         font = self._loaded.get(key)
         if font is None:
@@ -336,7 +341,8 @@ class TextFonts:
 @functools.cache
 def shared_fonts(font_file: str | None = None) -> TextFonts:
     """The process's ``TextFonts`` for ``font_file`` and the default folders, made once,
-    so every camera shares the fonts loaded."""
+    so every camera shares the fonts loaded.
+    """
     return TextFonts(font_file)
 
 

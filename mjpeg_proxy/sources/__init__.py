@@ -23,7 +23,8 @@ __all__ = ["Source", "Upstreams", "build_source"]
 class Upstreams:
     """Clients shared by cameras: one HTTP session for plain cameras, the registry of
     their upstream hosts, the EEN account's session (None when no camera uses EEN), and
-    the fonts the demo camera draws its text with (None for ``fonts.shared_fonts()``)."""
+    the fonts the demo camera draws its text with (None for ``fonts.shared_fonts()``).
+    """
 
     http: aiohttp.ClientSession
     hosts: UpstreamHosts

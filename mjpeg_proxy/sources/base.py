@@ -61,7 +61,8 @@ class Pacer:
     def restart(self) -> None:
         """After a pause (a reconnect, or a camera waking from idle): let the next tick
         start a new grid at once, if a whole interval has passed since the last tick,
-        instead of waiting for the old grid's next slot. Ticks stay an interval apart."""
+        instead of waiting for the old grid's next slot. Ticks stay an interval apart.
+        """
         if self._last is not None and time.monotonic() - self._last >= self.interval_s:
             self._next = None
 

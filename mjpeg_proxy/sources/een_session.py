@@ -193,7 +193,8 @@ class EenSession:
 
         The login runs as a task of its own, shielded from the callers: a camera that
         gives up waiting (its stall watchdog) does not cancel it, and the cameras that
-        come next wait for the same login instead of starting another."""
+        come next wait for the same login instead of starting another.
+        """
         async with self._lock:
             if self._auth_key is not None and self._generation != stale_generation:
                 return self._generation, self._auth_key

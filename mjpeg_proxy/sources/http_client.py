@@ -1,5 +1,6 @@
 """What the sources that GET from a camera share: authentication, the host's cap of
-short requests, status checks, bounded bodies, and error texts without URLs."""
+short requests, status checks, bounded bodies, and error texts without URLs.
+"""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ class HttpCameraSource(Source):
     """Base of the sources that GET from a camera's ``url`` through the shared ``http``
     session, with the camera's authentication and ``max_frame_bytes`` cap. ``hosts`` is
     the application's registry of upstream hosts, shared with the other cameras on the
-    same host. ``where`` is the URL as logs and errors may show it."""
+    same host. ``where`` is the URL as logs and errors may show it.
+    """
 
     def __init__(
         self,
@@ -79,13 +81,15 @@ class HttpCameraSource(Source):
     async def turn(self) -> None:
         """Wait for this camera's turn to start on its host (see ``UpstreamHost.turn``);
         ``frames()`` calls it first, so the cameras of one device start spread out. The
-        wait is the proxy's own, not the camera's (``Source.held_back``)."""
+        wait is the proxy's own, not the camera's (``Source.held_back``).
+        """
         with self.held_back():
             await self._host.turn()
 
     def started(self) -> None:
         """The request in progress is past its start-up (an MJPEG stream's first part is
-        in): free its place among the host's short requests."""
+        in): free its place among the host's short requests.
+        """
         if self._place is not None:
             self._place.release()
 
@@ -141,7 +145,8 @@ class HttpCameraSource(Source):
     async def _take(self, place: RequestPlace) -> None:
         """Take ``place`` at the camera's host. While the host answers requests, the wait
         is the proxy's own and not the camera's (``Source.held_back``): its stall watchdog
-        does not count it; a host that answers nothing is left to the watchdog."""
+        does not count it; a host that answers nothing is left to the watchdog.
+        """
         taking = asyncio.ensure_future(place.acquire())
         try:
             while not taking.done():

@@ -69,7 +69,8 @@ _OWN_HEADERS = frozenset({"host", "connection", "accept"})
 class HttpHead:
     """A parsed status line and header block: ``status`` (100-999), ``reason``,
     ``headers`` (names as sent, values as Latin-1 text), ``oddities`` (short texts, one
-    per kind of deviation from RFC 9112 that was tolerated, without header values)."""
+    per kind of deviation from RFC 9112 that was tolerated, without header values).
+    """
 
     status: int
     reason: str
@@ -132,7 +133,8 @@ def _value(raw: bytes) -> str:
 class _Framing:
     """How a body ends: ``chunked``; else after ``length`` bytes (``exact``: one length
     the answer gives, which is its ``Content-Length``) or an earlier close; else
-    (``length`` None) when the connection closes."""
+    (``length`` None) when the connection closes.
+    """
 
     chunked: bool = False
     length: int | None = None
@@ -219,7 +221,8 @@ class LenientResponse:
     ``aiohttp.ClientResponse``: ``status``, ``reason``, ``headers``, ``url``,
     ``content_length`` (the body's length in bytes when ``Content-Length`` gives one
     agreed value and no chunked coding, else None), ``content`` (``iter_any()``), and
-    ``oddities`` (see ``HttpHead``). ``close()`` drops the connection."""
+    ``oddities`` (see ``HttpHead``). ``close()`` drops the connection.
+    """
 
     def __init__(
         self, url: URL, head: HttpHead, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str
@@ -293,7 +296,8 @@ async def lenient_get(
 
 async def _read_head(reader: asyncio.StreamReader, where: str) -> list[bytes]:
     """The lines of one head, up to (not including) its blank line; blank lines before
-    the status line are skipped."""
+    the status line are skipped.
+    """
     lines: list[bytes] = []
     size = 0
     while True:
@@ -334,7 +338,8 @@ def _describe(error: BaseException) -> str:
 def parser_refusal(error: BaseException) -> str | None:
     """What aiohttp's parser refused in ``error`` (its message's first words, e.g.
     "Invalid header token", without the bytes it quotes), or None when ``error`` is not a
-    refusal by the parser (a body cut short is not one: the camera did not finish)."""
+    refusal by the parser (a body cut short is not one: the camera did not finish).
+    """
     cause = error if isinstance(error, HttpProcessingError) else error.__cause__
     if not isinstance(cause, HttpProcessingError) or isinstance(cause, ContentLengthError):
         return None
@@ -428,7 +433,8 @@ class LenientFallback:
 
     async def _get(self, connect_timeout_s: float | None) -> LenientResponse:
         """One GET through the middlewares, following redirects (Basic credentials only
-        to the camera's own origin, as aiohttp)."""
+        to the camera's own origin, as aiohttp).
+        """
         if self.url.scheme == "https" and self._ssl_context is None:
             self._ssl_context = ssl.create_default_context()
         url = self.url

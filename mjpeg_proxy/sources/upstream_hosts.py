@@ -69,7 +69,8 @@ class UpstreamHosts:
 
 class UpstreamHost:
     """One upstream host: its cap of short requests in progress, its start-up turns, and
-    the credentials used on it. Made by ``UpstreamHosts.host``."""
+    the credentials used on it. Made by ``UpstreamHosts.host``.
+    """
 
     def __init__(self, max_requests: int, rand: Callable[[], float]) -> None:
         self._places = Places(max_requests)
@@ -84,13 +85,15 @@ class UpstreamHost:
 
     def answering(self) -> bool:
         """Whether the host has answered a request within ``HOST_SILENT_S``: requests
-        waiting for a place there wait on the proxy's cap, not on a dead device."""
+        waiting for a place there wait on the proxy's cap, not on a dead device.
+        """
         return time.monotonic() - self._answered_at < HOST_SILENT_S
 
     async def turn(self) -> None:
         """Wait for this camera's turn to start (or restart after an error) on the host:
         start-ups are ``START_GAP_S / 2`` to ``START_GAP_S`` seconds apart; a camera that
-        starts alone does not wait."""
+        starts alone does not wait.
+        """
         loop = asyncio.get_running_loop()
         now = loop.time()
         start = max(now, self._next_start)
@@ -153,14 +156,16 @@ class Places:
 
     def busy(self, taken: int) -> None:
         """The device refused a request, for being busy, that was sent while ``taken``
-        places were taken (it included): lower the limit below that, when others were."""
+        places were taken (it included): lower the limit below that, when others were.
+        """
         if taken >= 2:
             self.limit = min(self.limit, taken - 1)
             self._successes = 0
 
     def succeeded(self) -> None:
         """The device accepted a request: after ``RAISE_AFTER_SUCCESSES`` of them a
-        lowered limit rises by one."""
+        lowered limit rises by one.
+        """
         self._successes += 1
         if self.limit < self.ceiling and self._successes >= RAISE_AFTER_SUCCESSES:
             self.limit += 1
@@ -210,7 +215,8 @@ class RequestPlace:
 
     def refused_busy(self) -> None:
         """The device refused this request for being busy: it may allow fewer requests in
-        progress than were with this one (``Places.busy``)."""
+        progress than were with this one (``Places.busy``).
+        """
         self._places.busy(self._taken_with)
 
     def succeeded(self) -> None:
@@ -239,7 +245,8 @@ class Credentials:
     def asking(self, by: object) -> Iterator[Callable[[], None]]:
         """Record a request of camera ``by`` (its source) in flight with these credentials;
         the block gets the function to call when its answer's head is in (at the latest,
-        the end of the block)."""
+        the end of the block).
+        """
         done = False
 
         def answered() -> None:
@@ -263,7 +270,8 @@ class Credentials:
     def accepted(self, by: object) -> Iterator[None]:
         """Record that the host accepted these credentials for camera ``by`` (its source),
         for as long as the block runs (an MJPEG stream: its whole life) and
-        ``CREDENTIALS_TRUSTED_S`` after."""
+        ``CREDENTIALS_TRUSTED_S`` after.
+        """
         self._open[by] += 1
         self._signal()
         try:
@@ -285,7 +293,8 @@ class Credentials:
         requests of other cameras in flight now, once answered (waiting ``VERDICT_WAIT_S``
         at most). None when that cannot be told: such a request ended without an answer
         (cancelled: its viewer left, a reload) or was still unanswered at the end of the
-        wait, so nothing says the credentials are refused either."""
+        wait, so nothing says the credentials are refused either.
+        """
         unanswered = self._unanswered
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(VERDICT_WAIT_S):

@@ -97,7 +97,8 @@ async def _end_streams(app: web.Application) -> None:
 
 def templates_dir() -> Path:
     """The ``templates/`` folder: beside the package in a checkout or editable
-    install, else where ``setup.cfg``'s ``data_files`` put it."""
+    install, else where ``setup.cfg``'s ``data_files`` put it.
+    """
     for candidate in (
         Path(__file__).resolve().parents[2] / "templates",
         Path(sys.prefix) / "share" / "mjpeg-proxy" / "templates",
@@ -123,7 +124,8 @@ async def apply_config(app: web.Application, config: Config) -> None:
     """Put ``config`` in force in the running ``app`` (a reload): server settings at once,
     except those that need a restart (``config.RESTART_KEYS``: logged, and kept as they
     were); cameras added, removed or changed as ``CameraSet.apply`` does. One log line says
-    what changed."""
+    what changed.
+    """
     applied, pending = app[CONFIG].apply(config)
     changes = await app[CAMERA_SET].apply(app[CONFIG].current)
     log.info(

@@ -83,7 +83,8 @@ def _classify(headers: CIMultiDictProxy[str]) -> ClientKind:
 def media_ranges(accept: str) -> list[str]:
     """The media ranges an ``Accept`` value lists, in its order, lowercase and without
     parameters, leaving out those with ``q=0`` (not acceptable, RFC 9110, 12.4.2) and
-    anything that is not ``type/subtype`` (Java's old default sends a bare ``*``)."""
+    anything that is not ``type/subtype`` (Java's old default sends a bare ``*``).
+    """
     ranges = []
     for item in accept.split(","):
         media_range, *parameters = (piece.strip() for piece in item.split(";"))

@@ -33,7 +33,8 @@ _RESOURCES = web.AppKey("cors_resources", set[AbstractResource])
 def setup(app: web.Application, resources: Iterable[AbstractResource]) -> None:
     """Answer CORS on ``resources`` of ``app``: preflights (``OPTIONS``) get ``preflight``'s
     answer, and every other response of theirs, errors included, gets the CORS headers
-    for the request's ``Origin`` as ``[server] cors_origins`` allows it."""
+    for the request's ``Origin`` as ``[server] cors_origins`` allows it.
+    """
     app[_RESOURCES] = set(resources)
     for resource in app[_RESOURCES]:
         assert isinstance(resource, web.Resource), resource  # a route's own resource, not a static folder
@@ -43,7 +44,8 @@ def setup(app: web.Application, resources: Iterable[AbstractResource]) -> None:
 
 def allowed_origin(request: web.Request) -> str | None:
     """The ``Access-Control-Allow-Origin`` value for ``request``: ``*`` when any origin is
-    allowed, the request's ``Origin`` when it is in ``cors_origins``, else None."""
+    allowed, the request's ``Origin`` when it is in ``cors_origins``, else None.
+    """
     origins = request.app[CONFIG].server.cors_origins
     if ANY_ORIGIN in origins:
         return ANY_ORIGIN

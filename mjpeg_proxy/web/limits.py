@@ -1,5 +1,6 @@
 """Admission limits: viewers per camera and in all, requests per client address, and
-the count and log of every refusal."""
+the count and log of every refusal.
+"""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ _ADDRESS_WITH_PORT_RE = re.compile(r"\[(?P<v6>[^\]]+)\](?::\d+)?|(?P<v4>[\d.]+):
 @dataclass
 class _Admission:
     """Per-client state: requests in progress by client address, and which hints about a
-    reverse proxy were logged (each once per process)."""
+    reverse proxy were logged (each once per process).
+    """
 
     in_progress: collections.Counter[str] = field(default_factory=collections.Counter)
     hints_logged: set[str] = field(default_factory=set)
@@ -67,13 +69,15 @@ def client_address(request: web.Request) -> str:
 
 def from_trusted_proxy(request: web.Request) -> bool:
     """Whether ``request`` comes from an address in ``trusted_proxies`` (a reverse proxy
-    whose ``X-Forwarded-*`` headers are believed)."""
+    whose ``X-Forwarded-*`` headers are believed).
+    """
     return _peer(request)[1]
 
 
 def _peer(request: web.Request) -> tuple[str, bool]:
     """The peer's address (as ``parse_address`` reads it, when it can) and whether it is
-    in ``trusted_proxies``."""
+    in ``trusted_proxies``.
+    """
     peer_ip = parse_address(request.remote or "")
     if peer_ip is None:
         return request.remote or "", False
@@ -85,7 +89,8 @@ def parse_address(text: str) -> IPAddress | None:
 
     Takes ``192.0.2.1``, ``2001:db8::1``, and with a port ``192.0.2.1:4711`` or
     ``[2001:db8::1]:4711``; an IPv4-mapped IPv6 address (``::ffff:192.0.2.1``, a
-    dual-stack socket's view of an IPv4 peer) is returned as the IPv4 address."""
+    dual-stack socket's view of an IPv4 peer) is returned as the IPv4 address.
+    """
     text = text.strip()
     match = _ADDRESS_WITH_PORT_RE.fullmatch(text)
     if match:
@@ -105,7 +110,8 @@ def _is_in(ip: IPAddress, networks: Iterable[ipaddress.IPv4Network | ipaddress.I
 
 def refuse(request: web.Request, reason: str, error: type[web.HTTPException], message: str) -> web.HTTPException:
     """Count a refusal of ``reason`` (one of REASONS) and return the error to raise, with
-    ``Retry-After``. The refusal is logged at info level, summarised (``FLOOD_LOG``)."""
+    ``Retry-After``. The refusal is logged at info level, summarised (``FLOOD_LOG``).
+    """
     request.app[REFUSALS][reason] += 1
     address = client_address(request)
     request.app[FLOOD_LOG].event(
@@ -149,7 +155,8 @@ address whose viewers use up the limit (a NAT, or nginx without ``trusted_proxie
 async def per_client_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse a request with 429 while its client already has ``max_connections_per_client``
     requests in progress (a stream is in progress for as long as it plays); requests for
-    MONITORING_PATHS are neither refused nor counted."""
+    MONITORING_PATHS are neither refused nor counted.
+    """
     if request.path in MONITORING_PATHS:
         return await handler(request)
     address = client_address(request)
@@ -176,7 +183,8 @@ async def per_client_limit(request: web.Request, handler: Handler) -> web.Stream
 def _hint_at_proxy_settings(request: web.Request, hints_logged: set[str], limit: int) -> None:
     """Say once, at warning, which setting to change when a refusal by the per-client
     limit looks like a reverse proxy's clients sharing one address: nginx without
-    ``trusted_proxies``, or without ``X-Forwarded-For`` (nginx sends none by default)."""
+    ``trusted_proxies``, or without ``X-Forwarded-For`` (nginx sends none by default).
+    """
     peer, peer_is_trusted = _peer(request)
     forwarded = "X-Forwarded-For" in request.headers
     if not peer_is_trusted and forwarded and "untrusted" not in hints_logged:
@@ -213,7 +221,8 @@ def access_logger_class(app: web.Application) -> type[AbstractAccessLogger]:
     the requests answered 400: ones aiohttp could not parse or whose request line or a
     header field is over ``max_header_bytes`` (refused before routing, so no middleware
     sees them), and ones with bad query parameters. It logs nothing; pass it to
-    ``run_app`` as ``access_log_class``."""
+    ``run_app`` as ``access_log_class``.
+    """
     refusals = app[REFUSALS]
 
     class RefusalCounter(AbstractAccessLogger):

@@ -34,7 +34,8 @@ SNAPSHOT_REFRESH_S = 1
 
 async def index(request: web.Request) -> web.Response:
     """``GET /``: every camera with its name: live ``<img>`` streams for up to 4 cameras,
-    else snapshots refreshed every second (each linking to its live page)."""
+    else snapshots refreshed every second (each linking to its live page).
+    """
     cameras = list(request.app[CAMERAS].values())
     live = len(cameras) <= MAX_LIVE_TILES
     context = {
@@ -60,7 +61,8 @@ def stream_path(camera_id: str, query: str = "") -> str:
 
 def reload_seconds(request: web.Request) -> int | None:
     """When a page with live streams should reload itself: just after its streams end
-    (``max_stream_seconds``), or never when streams do not end."""
+    (``max_stream_seconds``), or never when streams do not end.
+    """
     limit = request.app[CONFIG].server.max_stream_seconds
     return None if limit is None else int(limit) + 2
 
@@ -78,7 +80,8 @@ def root_path(request: web.Request) -> str:
     header line) gets that prefix: ``/webcam/``. Otherwise a relative reference from the
     request's path: ``./`` for ``/status``, ``../`` for ``/cameras/garage``, ``../../``
     for ``/cameras/garage/stream.mjpg``, which leads to a proxy's prefix too, as long as
-    the browser's address has the slash after it (``/webcam/``, not ``/webcam``)."""
+    the browser's address has the slash after it (``/webcam/``, not ``/webcam``).
+    """
     prefix = request.headers.get("X-Forwarded-Prefix", "").rstrip("/")
     if _is_clean_prefix(prefix) and from_trusted_proxy(request):
         return prefix + "/"
@@ -88,7 +91,8 @@ def root_path(request: web.Request) -> str:
 def _is_clean_prefix(prefix: str) -> bool:
     """Whether ``prefix`` is a path under which a browser stays: segments of URL path
     characters, none of them empty, ``.`` or ``..`` once percent-decoded (``%2e%2e`` is
-    ``..`` to a browser, ``%2f`` a slash)."""
+    ``..`` to a browser, ``%2f`` a slash).
+    """
     if not _PREFIX_RE.fullmatch(prefix):
         return False
     segments = urllib.parse.unquote(prefix).split("/")[1:]
@@ -98,7 +102,8 @@ def _is_clean_prefix(prefix: str) -> bool:
 def render(template: str, request: web.Request, context: Mapping[str, object], status: int = 200) -> web.Response:
     """The page ``template`` (in ``templates/``) for ``request``, with ``context`` and
     ``root``: the site's root for its ``<base href>`` (``root_path``), from which every
-    link on a page is written, so that it works under a path prefix."""
+    link on a page is written, so that it works under a path prefix.
+    """
     return aiohttp_jinja2.render_template(template, request, {**context, "root": root_path(request)}, status=status)
 
 
@@ -108,7 +113,8 @@ async def remove_extra_slashes(request: web.Request, handler: Handler) -> web.St
     doubled slashes (``/cameras/garage/``, what people type), to that path.
 
     The ``Location`` is relative (RFC 9110, 10.2.2, allows it), so the redirect stays under
-    a reverse proxy's path prefix without a ``proxy_redirect`` rule."""
+    a reverse proxy's path prefix without a ``proxy_redirect`` rule.
+    """
     if isinstance(request.match_info.http_exception, web.HTTPNotFound):
         path = request.rel_url.raw_path
         target = re.sub("/{2,}", "/", path).rstrip("/") or "/"
@@ -132,7 +138,8 @@ the request, up to ``max_header_bytes`` long) are cut, so drawing one costs a fe
 def error_picture(title: str, message: str) -> bytes:
     """A JPEG of ERROR_PICTURE_SIZE saying ``title`` (``404 Not Found``) and ``message`` (cut
     to ERROR_PICTURE_MAX_CHARS): what an ``<img>`` shows instead of a broken-image icon.
-    Recent ones are kept (an index page asks for a down camera's snapshot every second)."""
+    Recent ones are kept (an index page asks for a down camera's snapshot every second).
+    """
     if len(message) > ERROR_PICTURE_MAX_CHARS:
         message = message[: ERROR_PICTURE_MAX_CHARS - 3] + "..."
     return render_lines([(title, TITLE_COLOUR, 1.0), (message, TEXT_COLOUR, 0.55)], ERROR_PICTURE_SIZE)

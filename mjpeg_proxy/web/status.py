@@ -68,7 +68,8 @@ async def camera_json(request: web.Request) -> web.Response:
 
 async def status_page(request: web.Request) -> web.Response:
     """``GET /status``: the same as ``/api/cameras`` as a table for people, reloading every
-    ``STATUS_REFRESH_S``."""
+    ``STATUS_REFRESH_S``.
+    """
     context = {
         "cameras": [camera_status(camera) for camera in request.app[CAMERAS].values()],
         "refusals": dict(request.app[REFUSALS]),

@@ -162,7 +162,8 @@ class StreamViewer:
 async def keep_streams(app: web.Application) -> None:
     """Run for the application's life: every quarter of ``resend_seconds`` or of
     ``write_timeout``, whichever is shorter (at most 1 s), give every stream viewer its
-    ``tick``, and let every camera redraw its offline picture when due."""
+    ``tick``, and let every camera redraw its offline picture when due.
+    """
     while True:
         server = app[CONFIG].server  # read anew each time: a reload may change it
         await asyncio.sleep(min(1.0, server.resend_seconds / 4, server.write_timeout / 4))

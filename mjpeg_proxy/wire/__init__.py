@@ -1,0 +1,1 @@
+"""The MJPEG and JPEG protocol, bytes in and bytes out."""

@@ -55,7 +55,8 @@ def boundary_from_content_type(content_type: str) -> str | None:
 class ReaderStats:
     """What a reader has seen: ``frames`` given out, parts ``dropped`` (not a complete
     JPEG, or too large), ``resyncs`` (framing lost and found again by scanning for the
-    next delimiter), and ``bytes_in`` fed."""
+    next delimiter), and ``bytes_in`` fed.
+    """
 
     frames: int = 0
     dropped: int = 0
@@ -195,7 +196,8 @@ class MultipartReader:
         """End the body at the next delimiter line, if one has arrived.
 
         With ``only_complete``, only when the bytes before it are a complete JPEG (the
-        body's length is still expected to decide otherwise)."""
+        body's length is still expected to decide otherwise).
+        """
         buf = self._buf
         start, end = self._find_delimiter(self._scan_from)
         if start < 0:

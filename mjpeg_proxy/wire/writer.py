@@ -80,5 +80,6 @@ class MultipartWriter:
     def closing(self, part: bytes) -> bytes:
         """``part`` (from ``part()``) ending with the close delimiter ``\r\n--<boundary>--\r\n``
         instead of the next part's delimiter: the last part of a stream that ends on purpose,
-        so players see a finished stream rather than a broken one (RFC 2046, 5.1.1)."""
+        so players see a finished stream rather than a broken one (RFC 2046, 5.1.1).
+        """
         return part[: len(part) - len(self._after_delimiter)] + b"--\r\n"
