@@ -172,6 +172,11 @@ class CameraConfig:
         """The name shown to people: ``name``, or the id when no name is set."""
         return self.name or self.id
 
+    @property
+    def picture_size(self) -> tuple[int, int]:
+        """The size, in pixels (width, height), of a picture drawn before any frame came."""
+        return self.width, self.height
+
 
 @dataclass(frozen=True)
 class EenConfig:

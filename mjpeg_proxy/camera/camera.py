@@ -308,10 +308,7 @@ class Camera:
 
     async def _draw_offline(self, text: tuple[str, str, float, str], now: float) -> Frame:
         name, reason, since, _ = text
-        size = (jpeg_size(self.last_frame.jpeg) if self.last_frame else None) or (
-            self.config.width,
-            self.config.height,
-        )
+        size = (jpeg_size(self.last_frame.jpeg) if self.last_frame else None) or self.config.picture_size
         jpeg = await asyncio.to_thread(render_placeholder, name, reason, since, size, now, fonts=self._fonts)
         frame = Frame(jpeg, placeholder=True)
         self._offline = (text, frame)
