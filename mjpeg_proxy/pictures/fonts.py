@@ -72,10 +72,7 @@ class FontError(Exception):
 
 @dataclass(frozen=True)
 class FontFace:
-    """A font file and the Unicode code points it has glyphs for.
-
-    ``path`` is the file; of a collection, its first face is meant.
-    """
+    """A font file (of a collection, its first face) and the Unicode code points it has glyphs for."""
 
     path: str
     code_points: frozenset[int] = field(repr=False)
@@ -320,12 +317,8 @@ class TextFonts:
     def _search_files(self, faces: list[FontFace], wanted: set[str]) -> set[str]:
         """Read the candidate font files, in search order, until each of ``wanted`` is found.
 
-        A file with glyphs for some of them joins ``faces`` and draws those; a file that
-        cannot be used leaves the candidates; the others stay candidates for later
-        searches. Call with the lock held.
-
-        Returns:
-            The characters of ``wanted`` that no font file has.
+        A file with glyphs for some joins ``faces`` and draws those; one that cannot be used
+        leaves the candidates. Call with the lock held. Returns the characters no file has.
         """
         for path in list(self._candidates):
             if not wanted:
@@ -361,18 +354,14 @@ class TextFonts:
 
 @functools.cache
 def shared_fonts(font_file: str | None = None) -> TextFonts:
-    """The process's ``TextFonts`` for ``font_file`` and ``FONT_DIRS``, made once.
-
-    Every camera shares it, so each font is loaded once.
-    """
+    """The process's ``TextFonts`` for ``font_file`` and ``FONT_DIRS``, made once, shared by every camera."""
     return TextFonts(font_file)
 
 
 def _glyphs_in(path: str, wanted: set[str]) -> tuple[FontFace, set[str]] | None:
-    """The font file at ``path`` and which of ``wanted`` it has glyphs for.
+    """The font file at ``path`` and which of ``wanted`` it has (then checked to load in Pillow).
 
-    A file with some is checked to load in Pillow. None (logged at debug level) if the
-    file cannot be used.
+    None, logged at debug level, if the file cannot be used.
     """
     try:
         face = _read_character_map(path)
