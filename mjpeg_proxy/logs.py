@@ -108,10 +108,11 @@ first of a quiet period at once, the rest counted in one summary line."""
 
 
 class SummarisedLog:
-    """At most one log line per key in each ``interval_s`` seconds.
+    """At most one info log line per key in each ``interval_s`` seconds.
 
     For kinds of event that one client can cause by the hundred: refused requests,
-    viewers closed for not reading. ``interval_s`` defaults to ``SUMMARY_INTERVAL_S``.
+    viewers closed for not reading. The application's ``interval_s`` is
+    ``SUMMARY_INTERVAL_S`` (``web.app.create_app``'s ``log_summary_interval_s``).
 
     The first event of a key after a quiet interval is logged at once, so an operator sees
     a flood begin. The ones that follow within the interval are counted, and when it ends
@@ -120,9 +121,8 @@ class SummarisedLog:
     interval is open, so a server with nothing to report does no work for this.
     """
 
-    def __init__(self, interval_s: float = SUMMARY_INTERVAL_S, level: int = logging.INFO) -> None:
+    def __init__(self, interval_s: float) -> None:
         self._interval_s = interval_s
-        self._level = level
         self._bursts: dict[str, _Burst] = {}
 
     def event(self, logger: logging.Logger, key: str, source: str, message: str) -> None:
@@ -133,7 +133,7 @@ class SummarisedLog:
         """
         burst = self._bursts.get(key)
         if burst is None:
-            logger.log(self._level, "%s", message)
+            logger.info("%s", message)
             self._open(logger, key)
             return
         burst.count += 1
@@ -161,8 +161,7 @@ class SummarisedLog:
 
     def _summarise(self, key: str, burst: _Burst) -> None:
         sources = f"{len(burst.sources)}{'+' if len(burst.sources) >= MAX_SOURCES else ''}"
-        burst.logger.log(
-            self._level,
+        burst.logger.info(
             "%s: %d more in the last %.0f s, from %s %s; the latest: %s",
             key,
             burst.count,

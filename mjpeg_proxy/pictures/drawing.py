@@ -47,7 +47,7 @@ def render_placeholder(
     reason: str,
     since_wall: float,
     size: tuple[int, int],
-    now_wall: float | None = None,
+    now_wall: float,
     *,
     fonts: TextFonts | None = None,
 ) -> bytes:
@@ -55,9 +55,8 @@ def render_placeholder(
 
     It shows ``camera_name``, ``reason`` (one line of plain words) and since when
     (``since_wall``, seconds since the epoch, shown as UTC with the time elapsed up to
-    ``now_wall``, default now), drawn with ``fonts`` (see ``render_lines``).
+    ``now_wall``, seconds since the epoch), drawn with ``fonts`` (see ``render_lines``).
     """
-    now_wall = time.time() if now_wall is None else now_wall
     lines = [
         (camera_name, TITLE_COLOUR, 1.0),
         (reason, TEXT_COLOUR, 0.7),
