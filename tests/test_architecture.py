@@ -253,7 +253,9 @@ def _marked(names: list[str], expected_failures: dict[str, str]) -> list[object]
 
 @pytest.mark.parametrize("name", _marked(sorted(MODULES), TOO_LONG_BEFORE_MERGE))
 def test_module_is_at_most_max_module_lines_long(name):
-    assert line_count(MODULES[name]) <= MAX_MODULE_LINES
+    module = MODULES[name]
+    lines = line_count(module)
+    assert lines <= MAX_MODULE_LINES, f"{module.path.relative_to(PACKAGE_DIR.parent)}: {lines} lines"
 
 
 def test_no_import_cycle_between_the_packages_modules():
