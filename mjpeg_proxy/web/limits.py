@@ -233,10 +233,10 @@ def setup(app: web.Application) -> None:
 def access_logger_class(app: web.Application) -> type[AbstractAccessLogger]:
     """An aiohttp access-logger class that counts the requests answered 400.
 
-    They are counted in ``app[REFUSALS]["bad_request"]``: ones aiohttp could not parse or whose request line or a
-    header field is over ``max_header_bytes`` (refused before routing, so no middleware
-    sees them), and ones with bad query parameters. It logs nothing; pass it to
-    ``run_app`` as ``access_log_class``.
+    They are counted in ``app[REFUSALS]["bad_request"]``: ones aiohttp could not parse or
+    whose request line or a header field is over ``max_header_bytes`` (refused before
+    routing, so no middleware sees them), and ones with bad query parameters. It logs
+    nothing; pass it to ``run_app`` as ``access_log_class``.
     """
     refusals = app[REFUSALS]
 
