@@ -106,7 +106,12 @@ def resolve(name: str, modules: dict[str, Module]) -> str | None:
 
 
 def import_graph(modules: dict[str, Module]) -> dict[str, set[str]]:
-    """Which of ``modules`` each of them imports (not counting itself)."""
+    """Which of ``modules`` each of them imports (not counting itself).
+
+    An import of ``a.b.c`` is an edge to ``a.b.c`` alone, not to the packages ``a`` and
+    ``a.b`` whose ``__init__`` Python runs first: a package that imports its own modules
+    (``sources/`` registering each source) is no cycle.
+    """
     graph = {}
     for name, module in modules.items():
         targets = {resolve(imported, modules) for imported in imported_names(module)}
