@@ -24,6 +24,9 @@ from mjpeg_proxy.web.app import apply_config, create_app
 log = logging.getLogger("mjpeg_proxy")
 
 SHUTDOWN_TIMEOUT_S = 3.0
+"""How long, in seconds, a stop waits for requests in progress (streams) before closing them."""
+UNLIMITED_OPEN_FILES = 1_048_576
+"""The open-file limit asked for when the hard limit is unlimited (Linux's default ``nr_open``)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,11 +157,12 @@ def raise_open_file_limit() -> int:
     """Raise this process's open-file limit to the hard limit the system allows; return it.
 
     Each viewer holds a socket, and the usual soft limit (1024) would refuse viewers long
-    before the CPU is busy.
+    before the CPU is busy. When the hard limit is unlimited, ``UNLIMITED_OPEN_FILES`` is
+    asked for.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
-        hard = max(soft, 1_048_576)
+        hard = max(soft, UNLIMITED_OPEN_FILES)
     if soft < hard:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -169,8 +173,10 @@ def raise_open_file_limit() -> int:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    """The configuration the command line asks for: the file, the ``--een-esn`` cameras, the
-    ``--host`` and ``--port`` overrides; the demo camera without a file.
+    """The configuration the command line asks for.
+
+    That is the file, the ``--een-esn`` cameras, the ``--host`` and ``--port`` overrides;
+    the demo camera without a file.
 
     Raises:
         ConfigError: the file or the ESNs are wrong.
@@ -182,9 +188,11 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 async def _reload_on_sighup(app: web.Application, args: argparse.Namespace) -> AsyncIterator[None]:
-    """While the app runs, on SIGHUP (``systemctl reload``, logrotate's ``postrotate``) read
-    the configuration again and apply it (``app.apply_config``); a configuration that does
-    not load is logged and the running one kept. Reloads run one at a time.
+    """While the app runs, read the configuration again and apply it on each SIGHUP.
+
+    SIGHUP comes from ``systemctl reload`` or logrotate's ``postrotate``; the new
+    configuration is applied with ``web.app.apply_config``. One that does not load is
+    logged and the running one kept. Reloads run one at a time.
     """
     loop = asyncio.get_running_loop()
     lock = asyncio.Lock()
@@ -220,6 +228,7 @@ async def _reload_on_sighup(app: web.Application, args: argparse.Namespace) -> A
 
 
 def _with_overrides(config: Config, host: str | None, port: int | None) -> Config:
+    """``config`` with the ``--host`` and ``--port`` given (None: the file's value kept)."""
     server = config.server
     if host is not None:
         server = dataclasses.replace(server, host=host)
@@ -229,6 +238,7 @@ def _with_overrides(config: Config, host: str | None, port: int | None) -> Confi
 
 
 def _announce(config: Config) -> None:
+    """Log, once listening, the addresses to open: the camera list and each stream."""
     host = config.server.host
     shown = f"[{host}]" if ":" in host else ("127.0.0.1" if host in ("0.0.0.0", "") else host)
     base = f"http://{shown}:{config.server.port}"

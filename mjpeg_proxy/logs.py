@@ -1,5 +1,8 @@
-"""Logging: the set-up for the command line (one line per event, no noise from scanners),
-and a summary for events that come in floods.
+"""Logging: the command line's set-up, and summaries of events that come in floods.
+
+The set-up writes one line per event (text or JSON) and keeps scanners' malformed
+requests out of the error log; ``SummarisedLog`` turns a flood of one kind of event into
+one line per ``SUMMARY_INTERVAL_S``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pythonjsonlogger.json import JsonEncoder, JsonFormatter
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""The text log line (``logging`` format)."""
 JSON_FIELDS = ("levelname", "name", "message")
 """Fields of each JSON log line besides ``time``, renamed to ``level``, ``logger``, ``message``."""
 MAX_SOURCES = 10_000
@@ -22,8 +26,9 @@ from random addresses must not grow memory without bound)."""
 
 
 class _Rfc3339Encoder(JsonEncoder):
-    """Writes times as RFC 3339 (section 5.6) in UTC to the millisecond:
-    ``2026-12-05T22:42:12.630Z``.
+    """Writes times as RFC 3339 (section 5.6) in UTC to the millisecond.
+
+    For example ``2026-12-05T22:42:12.630Z``.
     """
 
     def format_datetime_obj(self, o: datetime.time | datetime.date | datetime.datetime) -> str:
@@ -41,6 +46,7 @@ class MalformedRequestFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Whether to log ``record``; a malformed request's is rewritten as a debug line."""
         exc = record.exc_info[1] if record.exc_info else None
         if not isinstance(exc, HttpProcessingError):
             return True
@@ -54,9 +60,11 @@ class MalformedRequestFilter(logging.Filter):
 
 
 def setup_logging(level: str, log_format: str = "text") -> None:
-    """Log to stderr at ``level`` (``"debug"``, ``"info"``, ``"warning"`` or ``"error"``),
-    one line per event: plain text, or with ``log_format="json"`` one JSON object per line
-    (see ``json_formatter``) for log shippers.
+    """Log to stderr at ``level``, one line per event.
+
+    ``level`` is ``"debug"``, ``"info"``, ``"warning"`` or ``"error"``. Lines are plain
+    text (``LOG_FORMAT``), or with ``log_format="json"`` one JSON object each (see
+    ``json_formatter``) for log shippers.
     """
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
     if log_format == "json":
@@ -67,9 +75,11 @@ def setup_logging(level: str, log_format: str = "text") -> None:
 
 
 def json_formatter() -> logging.Formatter:
-    """python-json-logger's formatter writing one JSON object per record, with the keys
-    ``time`` (RFC 3339 in UTC, such as ``2026-12-05T22:42:12.630Z``), ``level``,
-    ``logger``, ``message``, and ``exc_info`` with a traceback.
+    """python-json-logger's formatter, writing one JSON object per record.
+
+    The keys are ``time`` (RFC 3339 in UTC, such as ``2026-12-05T22:42:12.630Z``),
+    ``JSON_FIELDS`` renamed to ``level``, ``logger`` and ``message``, and ``exc_info``
+    with a traceback.
     """
     return JsonFormatter(
         JSON_FIELDS,
@@ -98,9 +108,11 @@ first of a quiet period at once, the rest counted in one summary line."""
 
 
 class SummarisedLog:
-    """Log lines for kinds of event that one client can cause by the hundred (refused
-    requests, viewers closed for not reading): at most one line per key in each
-    ``interval_s`` seconds.
+    """At most one info log line per key in each ``interval_s`` seconds.
+
+    For kinds of event that one client can cause by the hundred: refused requests,
+    viewers closed for not reading. The application's ``interval_s`` is
+    ``SUMMARY_INTERVAL_S`` (``web.app.create_app``'s ``log_summary_interval_s``).
 
     The first event of a key after a quiet interval is logged at once, so an operator sees
     a flood begin. The ones that follow within the interval are counted, and when it ends
@@ -109,20 +121,19 @@ class SummarisedLog:
     interval is open, so a server with nothing to report does no work for this.
     """
 
-    def __init__(self, interval_s: float = SUMMARY_INTERVAL_S, level: int = logging.INFO) -> None:
+    def __init__(self, interval_s: float) -> None:
         self._interval_s = interval_s
-        self._level = level
         self._bursts: dict[str, _Burst] = {}
 
     def event(self, logger: logging.Logger, key: str, source: str, message: str) -> None:
-        """Log ``message`` with ``logger`` now, or count it in ``key``'s next summary line;
-        ``source`` (a client address) is counted among the distinct sources.
+        """Log ``message`` with ``logger`` now, or count it in ``key``'s next summary line.
 
-        Must be called from the event loop (the summary is a timer on it).
+        ``source`` (a client address) is counted among the distinct sources, up to
+        ``MAX_SOURCES``. Must be called from the event loop (the summary is a timer on it).
         """
         burst = self._bursts.get(key)
         if burst is None:
-            logger.log(self._level, "%s", message)
+            logger.info("%s", message)
             self._open(logger, key)
             return
         burst.count += 1
@@ -150,8 +161,7 @@ class SummarisedLog:
 
     def _summarise(self, key: str, burst: _Burst) -> None:
         sources = f"{len(burst.sources)}{'+' if len(burst.sources) >= MAX_SOURCES else ''}"
-        burst.logger.log(
-            self._level,
+        burst.logger.info(
             "%s: %d more in the last %.0f s, from %s %s; the latest: %s",
             key,
             burst.count,

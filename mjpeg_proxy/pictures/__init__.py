@@ -1,1 +1,5 @@
-"""Pictures the proxy draws itself: the offline picture, error pictures, the demo camera's text."""
+"""Pictures the proxy draws itself: the offline picture, error pictures, the demo camera's text.
+
+``fonts`` finds the fonts that have each character's glyph; ``drawing`` draws lines of
+text on a JPEG with them.
+"""

@@ -1,4 +1,8 @@
-"""The offline picture: a JPEG that tells viewers why a camera shows nothing live."""
+"""Pictures of text: the offline picture and the lines of any other (an error's).
+
+The offline picture tells viewers why a camera shows nothing live; ``render_lines`` draws
+the centred lines of text it and the error pictures show.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,15 @@ from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts
 BACKGROUND = (32, 32, 36)
 TITLE_COLOUR = (240, 240, 240)
 TEXT_COLOUR = (200, 200, 200)
+LINES_PER_HEIGHT = 12
+"""A line of scale 1 is ``1 / LINES_PER_HEIGHT`` of the picture's height."""
+MIN_TEXT_PX = 8
+"""The smallest size, in pixels, of a line of scale 1, however small the picture."""
+TEXT_WIDTH_SHARE = 0.92
+"""The share of the picture's width a line may take; a wider one is drawn smaller."""
+LINE_SPACING = 1.5
+"""A line's height, in multiples of its text size."""
+JPEG_QUALITY = 80
 
 
 def jpeg_size(jpeg: bytes) -> tuple[int, int] | None:
@@ -34,16 +47,16 @@ def render_placeholder(
     reason: str,
     since_wall: float,
     size: tuple[int, int],
-    now_wall: float | None = None,
+    now_wall: float,
     *,
     fonts: TextFonts | None = None,
 ) -> bytes:
-    """A baseline JPEG of ``size`` (width, height in pixels) showing ``camera_name``,
-    ``reason`` (one line of plain words) and since when (``since_wall``, seconds since the
-    epoch, shown as UTC with the time elapsed up to ``now_wall``, default now), drawn with
-    ``fonts`` (see ``render_lines``).
+    """The offline picture: a baseline JPEG of ``size`` (width, height in pixels).
+
+    It shows ``camera_name``, ``reason`` (one line of plain words) and since when
+    (``since_wall``, seconds since the epoch, shown as UTC with the time elapsed up to
+    ``now_wall``, seconds since the epoch), drawn with ``fonts`` (see ``render_lines``).
     """
-    now_wall = time.time() if now_wall is None else now_wall
     lines = [
         (camera_name, TITLE_COLOUR, 1.0),
         (reason, TEXT_COLOUR, 0.7),
@@ -56,24 +69,26 @@ def render_placeholder(
 def render_lines(
     lines: Sequence[tuple[str, tuple[int, int, int], float]], size: tuple[int, int], fonts: TextFonts | None = None
 ) -> bytes:
-    """A baseline JPEG of ``size`` (width, height in pixels) showing ``lines`` centred, each
-    ``(text, RGB colour, scale)``: a scale of 1 is a twelfth of the height, and a line too
-    wide for the picture is drawn smaller. The text is drawn with ``fonts`` (default:
-    ``fonts.shared_fonts()``).
+    """A baseline JPEG of ``size`` (width, height in pixels) showing ``lines`` centred.
+
+    Each line is ``(text, RGB colour, scale)``: a scale of 1 is ``1 / LINES_PER_HEIGHT`` of
+    the height (at least ``MIN_TEXT_PX``), and a line wider than ``TEXT_WIDTH_SHARE`` of the
+    picture is drawn smaller (``TextFonts.fit``). The text is drawn with ``fonts``
+    (default: ``fonts.shared_fonts()``).
     """
     width, height = size
     fonts = fonts or shared_fonts()
     image = Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(image)
-    base = max(8, height // 12)
-    fitted = [fonts.fit(text, int(base * scale), width * 0.92) for text, _, scale in lines]
-    heights = [text_size * 1.5 for _, text_size in fitted]
+    base = max(MIN_TEXT_PX, height // LINES_PER_HEIGHT)
+    fitted = [fonts.fit(text, int(base * scale), width * TEXT_WIDTH_SHARE) for text, _, scale in lines]
+    heights = [text_size * LINE_SPACING for _, text_size in fitted]
     y = (height - sum(heights)) / 2
     for (_, colour, _), (text, text_size), line_height in zip(lines, fitted, heights, strict=True):
         fonts.draw(draw, (width / 2, y + line_height / 2), text, text_size, fill=colour, anchor="mm")
         y += line_height
     out = io.BytesIO()
-    image.save(out, "JPEG", quality=80)
+    image.save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
 
 

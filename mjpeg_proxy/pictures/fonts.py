@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
+from fontTools.ttLib import TTFont
 from PIL import ImageDraw, ImageFont
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ SHRINK_LIMIT = 0.5
 """A line too wide for the picture is drawn smaller, down to this share of its size; past
 that it is cut short with ``ELLIPSIS`` instead (a 300-character name would be dots)."""
 ELLIPSIS = "\u2026"
+"""What ends a line cut short."""
 MAX_LOADED_FONTS = 64
 """Fonts kept loaded, one per font file and size in pixels; the oldest is dropped past this."""
 
@@ -61,6 +62,7 @@ _JOINING = frozenset({"Mn", "Me", "Cf"})
 _X_ANCHORS = {"l": 0.0, "m": 0.5, "r": 1.0}
 _Y_ANCHORS = {"a": (1.0, 0.0), "m": (0.5, -0.5), "s": (0.0, 0.0), "d": (0.0, -1.0)}
 
+_CHECK_SIZE_PX = 16  # any size: a font that loads at one scales to all
 _PillowFont = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
@@ -70,9 +72,7 @@ class FontError(Exception):
 
 @dataclass(frozen=True)
 class FontFace:
-    """A font file (``path``; of a collection, its first face) and the Unicode code
-    points it has glyphs for.
-    """
+    """A font file (of a collection, its first face) and the Unicode code points it has glyphs for."""
 
     path: str
     code_points: frozenset[int] = field(repr=False)
@@ -83,8 +83,9 @@ class FontFace:
 
 
 def read_font(path: str) -> FontFace:
-    """Read the TrueType or OpenType font (or collection) at ``path`` and check that
-    Pillow can draw with it at any size.
+    """Read the TrueType or OpenType font (or collection) at ``path``.
+
+    Pillow is made to load it too, so that it is known to draw at any size.
 
     Raises:
         FontError: the file cannot be read, is no such font, has no outlines (a
@@ -99,7 +100,7 @@ def read_font(path: str) -> FontFace:
 def _check_pillow_loads(path: str) -> None:
     """Raise FontError if Pillow cannot load the font file at ``path``."""
     try:
-        ImageFont.truetype(path, 16)
+        ImageFont.truetype(path, _CHECK_SIZE_PX)
     except OSError as e:
         raise FontError(f"Pillow cannot draw with it: {e}") from None
 
@@ -149,9 +150,11 @@ class TextFonts:
         return sum(run[2] for run in self._layout(text, size))
 
     def fit(self, text: str, size: int, max_width: float) -> tuple[str, int]:
-        """``text`` and a size in pixels at which it is at most ``max_width`` pixels wide:
-        ``size``, or smaller down to ``SHRINK_LIMIT`` of it (and ``MIN_SIZE_PX``); text
-        still too wide then is cut, ending in an ellipsis, so it stays readable.
+        """``text`` and a size in pixels at which it is at most ``max_width`` pixels wide.
+
+        The size is ``size``, or smaller down to ``SHRINK_LIMIT`` of it (and
+        ``MIN_SIZE_PX``); text still too wide then is cut, ending in ``ELLIPSIS``, so it
+        stays readable.
         """
         width = self.length(text, size)
         if width <= max_width:
@@ -181,8 +184,10 @@ class TextFonts:
         stroke_width: int = 0,
         stroke_fill: tuple[int, int, int] | None = None,
     ) -> None:
-        """Draw ``text`` (one line; control characters become spaces) at ``xy`` with
-        ``draw``, ``size`` pixels tall, in ``fill`` colour with an optional outline.
+        """Draw ``text`` (one line) at ``xy`` with ``draw``, ``size`` pixels tall.
+
+        Control characters become spaces. The text is in ``fill`` colour, with an outline
+        ``stroke_width`` pixels wide in ``stroke_fill`` if asked.
 
         ``anchor`` places the line as Pillow's text anchors do: horizontal ``l``, ``m`` or
         ``r``, then vertical ``a`` (ascender), ``m``, ``s`` (baseline) or ``d``
@@ -215,9 +220,11 @@ class TextFonts:
             x += length
 
     def _layout(self, text: str, size: int) -> list[tuple[_PillowFont, str, float, str | None]]:
-        """``text`` cut into runs of characters drawn by one font, in the order they are
-        drawn from left to right: (font, run, length in pixels, the paragraph's direction
-        for the fonts that Pillow lays out with libraqm, else None).
+        """``text`` cut into runs of characters drawn by one font, in drawing order.
+
+        Runs are in the order they are drawn from left to right, each as (font, run,
+        length in pixels, the paragraph's direction for the fonts that Pillow lays out
+        with libraqm, else None).
         """
         if not text:
             return []
@@ -281,8 +288,11 @@ class TextFonts:
         return self._faces
 
     def _choose(self, chars: set[str]) -> None:
-        """Decide which font draws each of ``chars`` (not decided yet), searching the
-        font files for those no chosen font has. Call with the lock held.
+        """Decide which font draws each of ``chars`` (not decided yet).
+
+        A character no chosen font has is searched for in the font files not chosen yet
+        (``_search_files``); one no font has is drawn with the first font, as its
+        missing-glyph box. Call with the lock held.
         """
         faces = self._chosen()
         wanted = set()
@@ -295,37 +305,41 @@ class TextFonts:
                 wanted.add(char)
             else:
                 self._face_of[char] = index
-        for path in list(self._candidates):
-            if not wanted:
-                break
-            try:
-                face = _read_character_map(path)
-                found = {char for char in wanted if face.has(char)}
-                if found:
-                    _check_pillow_loads(path)
-            except FontError as e:
-                log.debug("font %s: %s", path, e)
-                self._candidates.remove(path)
-                continue
-            if found:
-                log.info("font %s draws %r", path, "".join(sorted(found)))
-                self._candidates.remove(path)
-                faces.append(face)
-                for char in found:
-                    self._face_of[char] = len(faces) - 1
-                wanted -= found
-        if wanted and faces:  # with no font at all, _chosen has said so
+        missing = self._search_files(faces, wanted)
+        if missing and faces:  # with no font at all, _chosen has said so
             log.warning(
                 "no font has glyphs for %r: they are drawn as boxes; install a font that has them "
                 "(fonts-wqy-microhei for Chinese, Japanese and Korean) or set [server] font",
-                "".join(sorted(wanted)),
+                "".join(sorted(missing)),
             )
-        for char in wanted:
-            self._face_of[char] = 0
+        self._face_of.update(dict.fromkeys(missing, 0))
+
+    def _search_files(self, faces: list[FontFace], wanted: set[str]) -> set[str]:
+        """Read the candidate font files, in search order, until each of ``wanted`` is found.
+
+        A file with glyphs for some joins ``faces`` and draws those; one that cannot be used
+        leaves the candidates. Call with the lock held. Returns the characters no file has.
+        """
+        for path in list(self._candidates):
+            if not wanted:
+                break
+            read = _glyphs_in(path, wanted)
+            if read is not None and not read[1]:
+                continue
+            self._candidates.remove(path)
+            if read is not None:
+                face, found = read
+                log.info("font %s draws %r", path, "".join(sorted(found)))
+                faces.append(face)
+                self._face_of.update(dict.fromkeys(found, len(faces) - 1))
+                wanted = wanted - found
+        return wanted
 
     def _font(self, index: int, size: int) -> _PillowFont:
-        """The font ``index`` of the chosen ones (Pillow's built-in when there is none) at
-        ``size`` pixels, loaded once. Call with the lock held.
+        """The font ``index`` of the chosen ones at ``size`` pixels, loaded once.
+
+        Pillow's built-in font stands in when no font is chosen. At most
+        ``MAX_LOADED_FONTS`` stay loaded. Call with the lock held.
         """
         key = (index, size)
         font = self._loaded.get(key)
@@ -340,10 +354,24 @@ class TextFonts:
 
 @functools.cache
 def shared_fonts(font_file: str | None = None) -> TextFonts:
-    """The process's ``TextFonts`` for ``font_file`` and the default folders, made once,
-    so every camera shares the fonts loaded.
-    """
+    """The process's ``TextFonts`` for ``font_file`` and ``FONT_DIRS``, made once, shared by every camera."""
     return TextFonts(font_file)
+
+
+def _glyphs_in(path: str, wanted: set[str]) -> tuple[FontFace, set[str]] | None:
+    """The font file at ``path`` and which of ``wanted`` it has (then checked to load in Pillow).
+
+    None, logged at debug level, if the file cannot be used.
+    """
+    try:
+        face = _read_character_map(path)
+        found = {char for char in wanted if face.has(char)}
+        if found:
+            _check_pillow_loads(path)
+    except FontError as e:
+        log.debug("font %s: %s", path, e)
+        return None
+    return face, found
 
 
 def _font_files(font_dirs: Sequence[str]) -> list[str]:

@@ -23,10 +23,12 @@ WRITER = web.AppKey("writer", MultipartWriter)
 BROWSER_WRITER = web.AppKey("browser_writer", MultipartWriter)
 """Framing for browsers (next part's headers sent ahead), same boundary."""
 FLOOD_LOG = web.AppKey("flood_log", SummarisedLog)
-"""The log of events one client can cause by the hundred: refused requests, viewers
-closed for not reading (summarised, see ``logs.SummarisedLog``)."""
-REFUSALS = web.AppKey("refusals", collections.Counter)
-"""Requests refused, by reason (``mjpeg_proxy.web.limits.REASONS``)."""
+"""The log of events one client can cause by the hundred, summarised (``logs.SummarisedLog``).
+
+Refused requests, viewers closed for not reading.
+"""
+REFUSALS = web.AppKey("refusals", collections.Counter[str])
+"""Requests refused, by reason (``web.limits.REASONS``)."""
 
 
 def camera_from_request(request: web.Request) -> Camera:

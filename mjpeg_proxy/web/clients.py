@@ -64,6 +64,7 @@ def client_kind(request: web.Request) -> ClientKind:
 
 
 def _classify(headers: CIMultiDictProxy[str]) -> ClientKind:
+    """The kind of client that sent ``headers``, by the module's rules."""
     destination = headers.get("Sec-Fetch-Dest")
     if destination is not None:
         destination = destination.strip().lower()
@@ -81,9 +82,10 @@ def _classify(headers: CIMultiDictProxy[str]) -> ClientKind:
 
 
 def media_ranges(accept: str) -> list[str]:
-    """The media ranges an ``Accept`` value lists, in its order, lowercase and without
-    parameters, leaving out those with ``q=0`` (not acceptable, RFC 9110, 12.4.2) and
-    anything that is not ``type/subtype`` (Java's old default sends a bare ``*``).
+    """The media ranges an ``Accept`` value lists, in its order, lowercase, without parameters.
+
+    Left out are those with ``q=0`` (not acceptable, RFC 9110, 12.4.2) and anything that
+    is not ``type/subtype`` (Java's old default sends a bare ``*``).
     """
     ranges = []
     for item in accept.split(","):

@@ -1,5 +1,7 @@
-"""Cross-origin use of streams, snapshots and the JSON API: the CORS protocol of the WHATWG
-Fetch standard (https://fetch.spec.whatwg.org/#http-cors-protocol), preflight included.
+"""Cross-origin use of streams, snapshots and the JSON API (CORS), preflight included.
+
+The CORS protocol is the WHATWG Fetch standard's
+(https://fetch.spec.whatwg.org/#http-cors-protocol).
 
 Without it a page on another site can show a stream in an ``<img>`` but not draw it into a
 ``<canvas>`` it reads back, nor ``fetch()`` a snapshot or the API. No credentials are
@@ -21,19 +23,22 @@ from mjpeg_proxy.config import ANY_ORIGIN
 from mjpeg_proxy.web.appkeys import CONFIG
 
 ALLOWED_METHODS = "GET, HEAD"
+"""The methods a cross-origin request may use (everything the proxy serves is read-only)."""
 EXPOSED_HEADERS = "Retry-After"
 """Response headers a page may read besides the CORS-safelisted ones (Fetch, "CORS-safelisted
 response-header name"): when to ask again after a 429 or 503."""
 PREFLIGHT_MAX_AGE_S = 7200
-"""How long a browser may cache a preflight answer; Chromium caps it at two hours."""
+"""How long, in seconds, a browser may cache a preflight answer: the most Chromium accepts."""
 
 _RESOURCES = web.AppKey("cors_resources", set[AbstractResource])
 
 
 def setup(app: web.Application, resources: Iterable[AbstractResource]) -> None:
-    """Answer CORS on ``resources`` of ``app``: preflights (``OPTIONS``) get ``preflight``'s
-    answer, and every other response of theirs, errors included, gets the CORS headers
-    for the request's ``Origin`` as ``[server] cors_origins`` allows it.
+    """Answer CORS on ``resources`` of ``app``.
+
+    Preflights (``OPTIONS``) get ``preflight``'s answer, and every other response of
+    theirs, errors included, gets the CORS headers for the request's ``Origin`` as
+    ``[server] cors_origins`` allows it.
     """
     app[_RESOURCES] = set(resources)
     for resource in app[_RESOURCES]:
@@ -43,8 +48,10 @@ def setup(app: web.Application, resources: Iterable[AbstractResource]) -> None:
 
 
 def allowed_origin(request: web.Request) -> str | None:
-    """The ``Access-Control-Allow-Origin`` value for ``request``: ``*`` when any origin is
-    allowed, the request's ``Origin`` when it is in ``cors_origins``, else None.
+    """The ``Access-Control-Allow-Origin`` value for ``request``, or None.
+
+    It is ``ANY_ORIGIN`` when any origin is allowed, the request's ``Origin`` when it is in
+    ``cors_origins``, else None (no CORS headers).
     """
     origins = request.app[CONFIG].server.cors_origins
     if ANY_ORIGIN in origins:
@@ -54,10 +61,12 @@ def allowed_origin(request: web.Request) -> str | None:
 
 
 async def preflight(request: web.Request) -> web.Response:
-    """``OPTIONS`` on a CORS resource: 204 with ``Allow`` (RFC 9110, 9.3.7) and, for a CORS
-    preflight (it carries ``Access-Control-Request-Method``), the allowed methods, the
-    request headers it asked for and ``Access-Control-Max-Age`` (Fetch, "CORS-preflight
-    request"); the origin itself is answered by the response hook, as for every request.
+    """``OPTIONS`` on a CORS resource: 204 with ``Allow`` (RFC 9110, 9.3.7).
+
+    For a CORS preflight (it carries ``Access-Control-Request-Method``) also
+    ``ALLOWED_METHODS``, the request headers it asked for and ``Access-Control-Max-Age``
+    (``PREFLIGHT_MAX_AGE_S``; Fetch, "CORS-preflight request"). The origin itself is
+    answered by the response hook, as for every request.
 
     Raises:
         web.HTTPForbidden: a preflight from an origin ``cors_origins`` does not list.
@@ -77,6 +86,7 @@ async def preflight(request: web.Request) -> web.Response:
 
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Add the CORS headers to a response of a CORS resource, just before it is sent."""
     if request.match_info.route.resource not in request.app[_RESOURCES]:
         return
     if ANY_ORIGIN not in request.app[CONFIG].server.cors_origins:

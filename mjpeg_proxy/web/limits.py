@@ -1,5 +1,8 @@
-"""Admission limits: viewers per camera and in all, requests per client address, and
-the count and log of every refusal.
+"""Admission limits: viewers per camera and in all, requests per client address.
+
+Every refusal is counted by reason (``REASONS``, in ``app[REFUSALS]``) and logged,
+summarised (``FLOOD_LOG``). The client's address is the peer's, or the one a trusted
+reverse proxy forwards (``client_address``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ REASONS = ("camera_full", "server_full", "client_limit", "bad_request")
 ``max_viewers`` reached (503), a client's ``max_connections_per_client`` reached (429),
 or a malformed request, header lines over ``max_header_bytes`` included (400)."""
 RETRY_AFTER_S = 10
+"""The ``Retry-After`` of a refusal, in seconds."""
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # An X-Forwarded-For hop with a port, as Azure Application Gateway and IIS ARR write it.
@@ -33,8 +37,10 @@ _ADDRESS_WITH_PORT_RE = re.compile(r"\[(?P<v6>[^\]]+)\](?::\d+)?|(?P<v4>[\d.]+):
 
 @dataclass
 class _Admission:
-    """Per-client state: requests in progress by client address, and which hints about a
-    reverse proxy were logged (each once per process).
+    """Per-client state of one application.
+
+    Requests in progress by client address, and which hints about a reverse proxy were
+    logged (each once per process).
     """
 
     in_progress: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -68,15 +74,17 @@ def client_address(request: web.Request) -> str:
 
 
 def from_trusted_proxy(request: web.Request) -> bool:
-    """Whether ``request`` comes from an address in ``trusted_proxies`` (a reverse proxy
-    whose ``X-Forwarded-*`` headers are believed).
+    """Whether ``request`` comes from an address in ``trusted_proxies``.
+
+    Those are reverse proxies whose ``X-Forwarded-*`` headers are believed.
     """
     return _peer(request)[1]
 
 
 def _peer(request: web.Request) -> tuple[str, bool]:
-    """The peer's address (as ``parse_address`` reads it, when it can) and whether it is
-    in ``trusted_proxies``.
+    """The peer's address and whether it is in ``trusted_proxies``.
+
+    The address is as ``parse_address`` reads it, when it can; else as the socket gave it.
     """
     peer_ip = parse_address(request.remote or "")
     if peer_ip is None:
@@ -105,12 +113,15 @@ def parse_address(text: str) -> IPAddress | None:
 
 
 def _is_in(ip: IPAddress, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether ``ip`` is in one of ``networks``."""
     return any(ip in network for network in networks)
 
 
 def refuse(request: web.Request, reason: str, error: type[web.HTTPException], message: str) -> web.HTTPException:
-    """Count a refusal of ``reason`` (one of REASONS) and return the error to raise, with
-    ``Retry-After``. The refusal is logged at info level, summarised (``FLOOD_LOG``).
+    """Count a refusal of ``reason`` (one of ``REASONS``) and return the error to raise.
+
+    The error carries ``message`` and ``Retry-After: RETRY_AFTER_S``. The refusal is logged
+    at info level, summarised (``FLOOD_LOG``).
     """
     request.app[REFUSALS][reason] += 1
     address = client_address(request)
@@ -153,9 +164,10 @@ address whose viewers use up the limit (a NAT, or nginx without ``trusted_proxie
 
 @web.middleware
 async def per_client_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse a request with 429 while its client already has ``max_connections_per_client``
-    requests in progress (a stream is in progress for as long as it plays); requests for
-    MONITORING_PATHS are neither refused nor counted.
+    """Refuse a request with 429 while its client has ``max_connections_per_client`` in progress.
+
+    A stream is in progress for as long as it plays. Requests for ``MONITORING_PATHS`` are
+    neither refused nor counted.
     """
     if request.path in MONITORING_PATHS:
         return await handler(request)
@@ -181,9 +193,11 @@ async def per_client_limit(request: web.Request, handler: Handler) -> web.Stream
 
 
 def _hint_at_proxy_settings(request: web.Request, hints_logged: set[str], limit: int) -> None:
-    """Say once, at warning, which setting to change when a refusal by the per-client
-    limit looks like a reverse proxy's clients sharing one address: nginx without
-    ``trusted_proxies``, or without ``X-Forwarded-For`` (nginx sends none by default).
+    """Say once, at warning, which setting to change when clients seem to share an address.
+
+    That is when a refusal by the per-client limit looks like a reverse proxy's clients
+    sharing one address: nginx without ``trusted_proxies``, or without ``X-Forwarded-For``
+    (nginx sends none by default).
     """
     peer, peer_is_trusted = _peer(request)
     forwarded = "X-Forwarded-For" in request.headers
@@ -217,15 +231,18 @@ def setup(app: web.Application) -> None:
 
 
 def access_logger_class(app: web.Application) -> type[AbstractAccessLogger]:
-    """An aiohttp access-logger class that counts, in ``app[REFUSALS]["bad_request"]``,
-    the requests answered 400: ones aiohttp could not parse or whose request line or a
-    header field is over ``max_header_bytes`` (refused before routing, so no middleware
-    sees them), and ones with bad query parameters. It logs nothing; pass it to
-    ``run_app`` as ``access_log_class``.
+    """An aiohttp access-logger class that counts the requests answered 400.
+
+    They are counted in ``app[REFUSALS]["bad_request"]``: ones aiohttp could not parse or
+    whose request line or a header field is over ``max_header_bytes`` (refused before
+    routing, so no middleware sees them), and ones with bad query parameters. It logs
+    nothing; pass it to ``run_app`` as ``access_log_class``.
     """
     refusals = app[REFUSALS]
 
     class RefusalCounter(AbstractAccessLogger):
+        """Counts, and logs nothing."""
+
         def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
             if response.status == 400:
                 refusals["bad_request"] += 1

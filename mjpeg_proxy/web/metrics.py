@@ -37,6 +37,7 @@ class ProxyCollector(Collector):
         self.app = app
 
     def collect(self) -> Iterator[Metric]:
+        """Every metric of the application and its cameras, as they are now."""
         cameras = self.app.get(CAMERAS, {})
         yield InfoMetricFamily("mjpeg_proxy_build", "mjpeg-proxy's version", value={"version": __version__})
         label = ["camera"]

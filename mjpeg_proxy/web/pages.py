@@ -30,11 +30,16 @@ MAX_LIVE_TILES = 4
 for as long as it plays; past this many cameras the index shows refreshed snapshots, so
 the page, its other requests and every tile keep working."""
 SNAPSHOT_REFRESH_S = 1
+"""How often, in seconds, the index reloads each snapshot when it shows snapshots."""
+RELOAD_DELAY_S = 2
+"""A page with live streams reloads itself this many seconds after its streams end."""
 
 
 async def index(request: web.Request) -> web.Response:
-    """``GET /``: every camera with its name: live ``<img>`` streams for up to 4 cameras,
-    else snapshots refreshed every second (each linking to its live page).
+    """``GET /``: every camera with its name.
+
+    Live ``<img>`` streams for up to ``MAX_LIVE_TILES`` cameras, else snapshots reloaded
+    every ``SNAPSHOT_REFRESH_S`` (each linking to its live page).
     """
     cameras = list(request.app[CAMERAS].values())
     live = len(cameras) <= MAX_LIVE_TILES
@@ -60,11 +65,13 @@ def stream_path(camera_id: str, query: str = "") -> str:
 
 
 def reload_seconds(request: web.Request) -> int | None:
-    """When a page with live streams should reload itself: just after its streams end
-    (``max_stream_seconds``), or never when streams do not end.
+    """When, in seconds, a page with live streams should reload itself; None: never.
+
+    That is ``RELOAD_DELAY_S`` after its streams end (``max_stream_seconds``), or never
+    when streams do not end.
     """
     limit = request.app[CONFIG].server.max_stream_seconds
-    return None if limit is None else int(limit) + 2
+    return None if limit is None else int(limit) + RELOAD_DELAY_S
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -89,9 +96,10 @@ def root_path(request: web.Request) -> str:
 
 
 def _is_clean_prefix(prefix: str) -> bool:
-    """Whether ``prefix`` is a path under which a browser stays: segments of URL path
-    characters, none of them empty, ``.`` or ``..`` once percent-decoded (``%2e%2e`` is
-    ``..`` to a browser, ``%2f`` a slash).
+    """Whether ``prefix`` is a path under which a browser stays.
+
+    That is segments of URL path characters, none of them empty, ``.`` or ``..`` once
+    percent-decoded (``%2e%2e`` is ``..`` to a browser, ``%2f`` a slash).
     """
     if not _PREFIX_RE.fullmatch(prefix):
         return False
@@ -100,8 +108,9 @@ def _is_clean_prefix(prefix: str) -> bool:
 
 
 def render(template: str, request: web.Request, context: Mapping[str, object], status: int = 200) -> web.Response:
-    """The page ``template`` (in ``templates/``) for ``request``, with ``context`` and
-    ``root``: the site's root for its ``<base href>`` (``root_path``), from which every
+    """The page ``template`` (in ``templates/``) for ``request``.
+
+    Its context is ``context`` and ``root``: the site's root for its ``<base href>`` (``root_path``), from which every
     link on a page is written, so that it works under a path prefix.
     """
     return aiohttp_jinja2.render_template(template, request, {**context, "root": root_path(request)}, status=status)
@@ -109,8 +118,9 @@ def render(template: str, request: web.Request, context: Mapping[str, object], s
 
 @web.middleware
 async def remove_extra_slashes(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Redirect (308) a path that has no route, but would have one without its trailing or
-    doubled slashes (``/cameras/garage/``, what people type), to that path.
+    """Redirect (308) a path without a route to the same without extra slashes, if that has one.
+
+    Trailing or doubled slashes are what people type: ``/cameras/garage/``.
 
     The ``Location`` is relative (RFC 9110, 10.2.2, allows it), so the redirect stays under
     a reverse proxy's path prefix without a ``proxy_redirect`` rule.
@@ -136,9 +146,11 @@ the request, up to ``max_header_bytes`` long) are cut, so drawing one costs a fe
 
 @functools.lru_cache(maxsize=32)
 def error_picture(title: str, message: str) -> bytes:
-    """A JPEG of ERROR_PICTURE_SIZE saying ``title`` (``404 Not Found``) and ``message`` (cut
-    to ERROR_PICTURE_MAX_CHARS): what an ``<img>`` shows instead of a broken-image icon.
-    Recent ones are kept (an index page asks for a down camera's snapshot every second).
+    """What an ``<img>`` shows for an error instead of a broken-image icon: a JPEG.
+
+    It is ``ERROR_PICTURE_SIZE``, saying ``title`` (``404 Not Found``) and ``message`` (cut
+    to ``ERROR_PICTURE_MAX_CHARS``). Recent ones are kept (an index page asks for a down
+    camera's snapshot every ``SNAPSHOT_REFRESH_S``).
     """
     if len(message) > ERROR_PICTURE_MAX_CHARS:
         message = message[: ERROR_PICTURE_MAX_CHARS - 3] + "..."
@@ -147,9 +159,10 @@ def error_picture(title: str, message: str) -> bytes:
 
 @web.middleware
 async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer errors in the form the client can show (``clients.client_kind``): a small
-    HTML page for a browser navigating, a picture of the error for an ``<img>`` (browsers
-    paint an image body whatever the status), JSON for everything else.
+    """Answer errors in the form the client can show (``clients.client_kind``).
+
+    That is a small HTML page for a browser navigating, a picture of the error for an
+    ``<img>`` (browsers paint an image body whatever the status), JSON for everything else.
 
     An unexpected exception is logged with its traceback and answered 500 without it.
     """
@@ -167,6 +180,7 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
 async def _error_response(
     request: web.Request, status: int, reason: str, message: str, headers: Mapping[str, str]
 ) -> web.Response:
+    """The error ``status`` for the kind of client of ``request``, keeping a few of ``headers``."""
     extra = {name: headers[name] for name in ("Retry-After", "Allow", "Cache-Control") if name in headers}
     kind = client_kind(request)
     if kind is ClientKind.PAGE:

@@ -23,7 +23,7 @@ def camera_status(camera: Camera) -> dict[str, Any]:
     ``frames_received``, ``frames_trimmed`` (of those, frames that had bytes after the
     JPEG's end marker, cut off), ``frames_sent`` and ``bytes_sent`` (to viewers, offline
     pictures included), ``frames_dropped`` (parts viewers skipped while behind), ``input_fps``
-    (frames per second over the last 10 s), ``frame_age_seconds`` (None before the first
+    (``Camera.input_fps``), ``frame_age_seconds`` (None before the first
     frame), ``last_error`` (text without credentials, None if none), ``errors`` (count by
     kind) and ``upstream_requests``.
     """
@@ -50,6 +50,7 @@ def camera_status(camera: Camera) -> dict[str, Any]:
 
 
 def _iso(wall: float) -> str:
+    """``wall`` (seconds since the epoch) in ISO 8601, UTC, to the second."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
 
 
@@ -67,12 +68,13 @@ async def camera_json(request: web.Request) -> web.Response:
 
 
 async def status_page(request: web.Request) -> web.Response:
-    """``GET /status``: the same as ``/api/cameras`` as a table for people, reloading every
-    ``STATUS_REFRESH_S``.
+    """``GET /status``: the same as ``/api/cameras`` as a table for people.
+
+    The page reloads itself every ``STATUS_REFRESH_S``, and lists the refusals by reason.
     """
     context = {
         "cameras": [camera_status(camera) for camera in request.app[CAMERAS].values()],
-        "refusals": dict(request.app[REFUSALS]),
+        "refusals": request.app[REFUSALS],
         "reload_seconds": STATUS_REFRESH_S,
     }
     return render("status.html", request, context)
