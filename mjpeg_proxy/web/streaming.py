@@ -45,6 +45,8 @@ HIGH_WATER_BYTES = 64 * 1024
 if that is larger, is behind: it skips parts until it catches up, then gets the newest.
 So the server holds at most about two parts for any viewer, however slow, while a viewer
 that is only briefly behind (the kernel had not yet taken the last part) skips nothing."""
+CARE_INTERVAL_S = 1.0
+"""The longest pause between two rounds of ``keep_streams``, in seconds."""
 
 
 class _CloseDelimitedResponse(web.StreamResponse):
@@ -198,12 +200,12 @@ async def keep_streams(app: web.Application) -> None:
     """Care for the streams for the application's life: ticks and offline pictures.
 
     Every quarter of ``resend_seconds`` or of ``write_timeout``, whichever is shorter (at
-    most 1 s), lets every camera redraw its offline picture when due and gives every
+    most ``CARE_INTERVAL_S``), lets every camera redraw its offline picture when due and gives every
     stream viewer its ``tick``.
     """
     while True:
         server = app[CONFIG].server  # read anew each time: a reload may change it
-        await asyncio.sleep(min(1.0, server.resend_seconds / 4, server.write_timeout / 4))
+        await asyncio.sleep(min(CARE_INTERVAL_S, server.resend_seconds / 4, server.write_timeout / 4))
         for camera in app[CAMERAS].values():
             camera.redraw_offline()
         for viewer in app[STREAM_VIEWERS]:
