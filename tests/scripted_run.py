@@ -170,7 +170,7 @@ async def scripted_run(start_proxy, aiohttp_server, **server_options) -> AsyncIt
     )
     hub = proxy.camera("cam").hub
     async with RawViewer(proxy, "cam") as player, RawViewer(proxy, "cam", browser=True) as browser:
-        await asyncio.wait_for(hub.wait_viewers(lambda n: n == 2), 5)
+        await eventually(lambda: hub.viewers == 2, 5)
         pushed_at = 0.0
         for jpeg in FRAMES:
             pushed_at = time.monotonic()

@@ -81,7 +81,7 @@ class Cameras:
     mjpeg: FakeMjpegCamera
 
     async def watch_mjpeg(self, viewer: MjpegViewer) -> list[bytes]:
-        await self.proxy.camera("mjpeg").hub.wait_viewers(lambda n: n >= 1)
+        await eventually(lambda: self.proxy.camera("mjpeg").hub.viewers >= 1, 10)
         self.mjpeg.gate.set()
         return [part.jpeg for part in await viewer.new_parts(len(PARTS))]
 

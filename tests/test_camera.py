@@ -182,7 +182,7 @@ async def test_frames_reach_the_hub_in_order_and_camera_goes_live():
         part = await next_part(hub, 2)
 
         assert part.frame.seq == 3
-        assert part.data == F3
+        assert part.frame.jpeg == F3
         assert published.frames == [(1, F1), (2, F2), (3, F3)]
         assert camera.state == "live"
         assert camera.stats.frames_received == 3
@@ -211,7 +211,7 @@ async def test_camera_retries_after_upstream_unavailable_and_is_offline_in_betwe
     async with running(camera):
         part = await next_part(hub, 1)
 
-        assert part.data == F2
+        assert part.frame.jpeg == F2
         assert camera.state == "live"
     assert source.calls == 2
     assert source.log == [("call", "starting"), ("next", "live"), ("call", "offline"), ("next", "live")]
@@ -339,7 +339,7 @@ async def test_unexpected_exception_in_source_does_not_end_the_camera(caplog):
     async with running(camera):
         part = await next_part(hub, 0)
 
-        assert part.data == F1
+        assert part.frame.jpeg == F1
         assert camera.state == "live"
     assert source.calls == 2
     assert camera.stats.errors == {"unavailable": 1}
@@ -411,7 +411,7 @@ async def test_each_new_burst_after_recovery_warns_again(caplog):
 
     async with running(camera):
         part = await next_part(hub, 0)
-        while part.data != F2:
+        while part.frame.jpeg != F2:
             part = await next_part(hub, part.frame.seq)
 
     assert len(camera_records(caplog, logging.WARNING)) == 2
@@ -474,7 +474,7 @@ async def test_iterator_is_closed_when_publishing_a_frame_fails(caplog):
     async with running(camera):
         part = await next_part(hub, 1)
 
-    assert part.data == F3
+    assert part.frame.jpeg == F3
     assert built == [F3]
     assert source.calls == 2
     assert source.closed == source.started == 2

@@ -191,7 +191,7 @@ def log_problems(caplog: pytest.LogCaptureFixture) -> list[str]:
 async def assert_nothing_left(proxy: Proxy, tasks_before: int, caplog: pytest.LogCaptureFixture) -> None:
     """No viewer counted, no connection open, no task left over, and a clean log."""
     hub = proxy.camera("cam").hub
-    await asyncio.wait_for(hub.wait_viewers(lambda n: n == 0), 5)
+    await eventually(lambda: hub.viewers == 0, 5)
     try:
         await eventually(lambda: not proxy.server.runner.server.connections, 5)
     except TimeoutError:
@@ -324,13 +324,13 @@ async def test_crawling_and_stuck_viewers_do_not_slow_a_normal_viewer(start_prox
     frames = big_frames()[:46]
     index = index_of(frames)
     await proxy.publish("cam", frames[0])
-    part_bytes = len(hub.latest.data)
+    part_bytes = len(hub.latest.payload.player)
     loop = asyncio.get_running_loop()
 
     crawler = await RawViewer.connect(proxy, rcvbuf=4096)  # reads 1 byte a second
     stuck = await RawViewer.connect(proxy, rcvbuf=4096)  # never reads
     async with raw_viewers(crawler, stuck), http_viewer(proxy) as normal:
-        await asyncio.wait_for(hub.wait_viewers(lambda n: n == 3), 5)
+        await eventually(lambda: hub.viewers == 3, 5)
         assert index[(await asyncio.wait_for(normal.read_part(), 5)).jpeg] == 0
 
         peak = {"crawler": 0, "stuck": 0}
@@ -372,7 +372,7 @@ async def test_crawling_and_stuck_viewers_do_not_slow_a_normal_viewer(start_prox
         f"part {part_bytes} B; normal viewer got {len(received)}/{len(frames) - 1} frames, max lag "
         f"{max(lag) * 1000:.0f} ms; peak server write buffer: crawler {peak['crawler']} B, stuck {peak['stuck']} B"
     )
-    await asyncio.wait_for(hub.wait_viewers(lambda n: n == 0), 5)
+    await eventually(lambda: hub.viewers == 0, 5)
 
 
 async def test_write_timeout_closes_a_stuck_viewer_but_not_a_slow_reader(start_proxy, caplog):
@@ -391,7 +391,7 @@ async def test_write_timeout_closes_a_stuck_viewer_but_not_a_slow_reader(start_p
     # third it must free before the server can write again well within write_timeout.
     slow = await RawViewer.connect(proxy)
     async with raw_viewers(stuck, slow):
-        await asyncio.wait_for(hub.wait_viewers(lambda n: n == 2), 5)
+        await eventually(lambda: hub.viewers == 2, 5)
 
         async def read_slowly() -> None:
             for _ in range(60):
@@ -439,7 +439,7 @@ async def test_write_timeout_spares_a_viewer_whose_buffer_keeps_shrinking(start_
     frames = big_frames()
     slow = await RawViewer.connect(proxy, rcvbuf=16384)
     async with raw_viewers(slow):
-        await asyncio.wait_for(camera.hub.wait_viewers(lambda n: n == 1), 5)
+        await eventually(lambda: camera.hub.viewers == 1, 5)
         # A host with small socket send buffers (as a low net.ipv4.tcp_wmem gives), so the
         # server's own write buffer shows every bit of progress the viewer makes.
         server_socket = slow.server_side().transport.get_extra_info("socket")
@@ -470,12 +470,12 @@ async def test_paused_viewer_gets_whole_parts_and_then_the_newest_frame_not_a_ba
     frames = big_frames()[:31]
     index = index_of(frames)
     await proxy.publish("cam", frames[0])
-    part_bytes = len(hub.latest.data)
+    part_bytes = len(hub.latest.payload.player)
     loop = asyncio.get_running_loop()
 
     paused = await RawViewer.connect(proxy, rcvbuf=4096)
     async with raw_viewers(paused):
-        await asyncio.wait_for(hub.wait_viewers(lambda n: n == 1), 5)
+        await eventually(lambda: hub.viewers == 1, 5)
         peak = 0
 
         def sample() -> None:
@@ -483,7 +483,7 @@ async def test_paused_viewer_gets_whole_parts_and_then_the_newest_frame_not_a_ba
             peak = max(peak, paused.server_buffered())
 
         await run_camera(proxy, frames[1:], sample)  # 30 frames while the viewer reads nothing
-        newest = hub.latest.data
+        newest = hub.latest.payload.player
 
         resumed = loop.time()
         for _ in range(10_000):  # bounded: 31 parts of 200 KB in chunks of at least 1 KB
@@ -519,7 +519,7 @@ async def test_fps_caps_one_viewer_and_not_the_others(start_proxy):
     loop = asyncio.get_running_loop()
 
     async with http_viewer(proxy, STREAM + "?fps=2") as capped, http_viewer(proxy) as full:
-        await asyncio.wait_for(hub.wait_viewers(lambda n: n == 2), 5)
+        await eventually(lambda: hub.viewers == 2, 5)
         assert index[(await asyncio.wait_for(capped.read_part(), 5)).jpeg] == 0
         assert index[(await asyncio.wait_for(full.read_part(), 5)).jpeg] == 0
 

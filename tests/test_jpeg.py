@@ -1,4 +1,4 @@
-"""cut_jpeg: the JPEG an upstream sent, cut at its real end; anything else is a BadFrame.
+"""cut_jpeg: the JPEG an upstream sent, cut at its real end; anything else is BadJpeg.
 
 Expected results never come from the code under test: a whole JPEG is the file Pillow or
 a camera wrote, and the appended bytes are what the test put after it.
@@ -12,7 +12,7 @@ import struct
 import pytest
 from PIL import Image
 
-from mjpeg_proxy.camera.errors import BadFrame
+from mjpeg_proxy.wire.errors import BadJpeg, WireError
 from mjpeg_proxy.wire.jpeg import CutJpeg, cut_jpeg
 from tests.helpers import real_frames
 from tests.jpeg_samples import EOI, JUNK, SOI, variants, with_exif_thumbnail
@@ -99,7 +99,7 @@ def test_jpeg_cut_right_after_its_exif_thumbnail_is_incomplete():
     jpeg = with_exif_thumbnail()
     cut_after_thumbnail = jpeg[: jpeg.find(EOI) + 2]
 
-    with pytest.raises(BadFrame, match="incomplete JPEG"):
+    with pytest.raises(BadJpeg, match="incomplete JPEG"):
         cut_jpeg(cut_after_thumbnail)
 
 
@@ -108,7 +108,7 @@ def test_truncated_jpeg_is_refused_wherever_it_is_cut(name):
     jpeg = VARIANTS[name]
     cuts = {*range(0, len(jpeg) - 2, max(1, len(jpeg) // 40)), len(jpeg) - 3, len(jpeg) - 2, len(jpeg) - 1}
     for size in sorted(cuts):
-        with pytest.raises(BadFrame, match="incomplete JPEG|not a JPEG"):
+        with pytest.raises(BadJpeg, match="incomplete JPEG|not a JPEG"):
             cut_jpeg(jpeg[:size])
 
 
@@ -116,7 +116,7 @@ def test_truncated_jpeg_is_refused_wherever_it_is_cut(name):
 def test_truncated_jpeg_followed_by_bytes_without_an_end_marker_is_refused(name):
     jpeg = VARIANTS[name]
     for fraction in (10, 50, 90):
-        with pytest.raises(BadFrame, match="incomplete JPEG"):
+        with pytest.raises(BadJpeg, match="incomplete JPEG"):
             cut_jpeg(jpeg[: len(jpeg) * fraction // 100] + b"\x00" * 32 + b"TRAILER\r\n")
 
 
@@ -129,7 +129,7 @@ def test_only_the_first_size_bytes_are_read(path):
 
     assert cut_jpeg(buffer, len(jpeg) + len(junk)) == CutJpeg(jpeg, trimmed=True)
     assert cut_jpeg(buffer, len(jpeg)) == CutJpeg(jpeg, trimmed=False)
-    with pytest.raises(BadFrame, match="incomplete JPEG"):
+    with pytest.raises(BadJpeg, match="incomplete JPEG"):
         cut_jpeg(buffer, len(jpeg) - 1)
 
 
@@ -156,41 +156,48 @@ def test_a_second_start_of_image_before_the_end_is_refused():
     jpeg = PETS[0]
     head = jpeg[: 2 + 2 + struct.unpack(">H", jpeg[4:6])[0]]  # SOI and the first segment
 
-    with pytest.raises(BadFrame, match="corrupt JPEG.*second start-of-image"):
+    with pytest.raises(BadJpeg, match="corrupt JPEG.*second start-of-image"):
         cut_jpeg(head + jpeg)
 
 
 @pytest.mark.parametrize("length", [0, 1])
 def test_a_segment_length_under_two_is_refused(length):
-    with pytest.raises(BadFrame, match="corrupt JPEG: marker FF FE at byte 2 has length"):
+    with pytest.raises(BadJpeg, match="corrupt JPEG: marker FF FE at byte 2 has length"):
         cut_jpeg(SOI + b"\xff\xfe" + struct.pack(">H", length) + PETS[0][2:])
 
 
 def test_html_body_is_never_a_frame():
     html = b"<!DOCTYPE html><html><body><h1>Login required</h1></body></html>\r\n"
 
-    with pytest.raises(BadFrame, match="not a JPEG"):
+    with pytest.raises(BadJpeg, match="not a JPEG"):
         cut_jpeg(html)
 
 
 def test_empty_body_is_never_a_frame():
-    with pytest.raises(BadFrame, match="not a JPEG.*nothing"):
+    with pytest.raises(BadJpeg, match="not a JPEG.*nothing"):
         cut_jpeg(b"")
 
 
 def test_body_of_only_padding_is_never_a_frame():
-    with pytest.raises(BadFrame, match="not a JPEG"):
+    with pytest.raises(BadJpeg, match="not a JPEG"):
         cut_jpeg(b"\r\n\x00")
 
 
 def test_jpeg_cut_at_60_percent_is_refused_as_incomplete_with_its_size():
     cut = PETS[0][: len(PETS[0]) * 60 // 100]
 
-    with pytest.raises(BadFrame, match="incomplete JPEG") as caught:
+    with pytest.raises(BadJpeg, match="incomplete JPEG") as caught:
         cut_jpeg(cut)
     assert str(len(cut)) in str(caught.value)
 
 
 def test_start_of_image_marker_alone_is_refused():
-    with pytest.raises(BadFrame, match="incomplete JPEG"):
+    with pytest.raises(BadJpeg, match="incomplete JPEG"):
         cut_jpeg(SOI)
+
+
+def test_bad_jpeg_is_a_wire_error_and_a_value_error():
+    # What a project that lifts wire/ catches, with nothing of mjpeg-proxy's error tree.
+    with pytest.raises(WireError):
+        cut_jpeg(b"GIF89a")
+    assert issubclass(BadJpeg, ValueError)

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mjpeg_proxy.config import LOOPBACK, parse_config
 from tests.conftest import push_camera
+from tests.helpers import eventually
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCALHOST = (ipaddress.ip_network("127.0.0.1/32"),)
@@ -91,7 +92,7 @@ def parse_refusals(text: str) -> dict[str, float]:
 
 
 async def wait_viewers(proxy, camera_id: str, count: int) -> None:
-    await asyncio.wait_for(proxy.camera(camera_id).hub.wait_viewers(lambda n: n == count), 5)
+    await eventually(lambda: proxy.camera(camera_id).hub.viewers == count, 5)
 
 
 async def test_max_viewers_per_camera(start_proxy):

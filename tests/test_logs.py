@@ -87,7 +87,7 @@ async def test_a_burst_of_refusals_is_logged_in_one_line_per_reason_that_counts_
             await session.get(other, headers={"X-Forwarded-For": "10.0.0.1"}),
         ]
         assert [viewer.status for viewer in viewers] == [200, 200]
-        await proxy.camera("cam").hub.wait_viewers(lambda n: n == 1)
+        await eventually(lambda: proxy.camera("cam").hub.viewers == 1, 10)
 
         assert await get_status(session, cam, "10.1.0.0") == 503
         assert [(line.reason, line.summary) for line in refusal_lines(caplog)] == [("camera_full", False)]
@@ -122,7 +122,7 @@ async def test_a_flood_that_goes_on_is_summarised_once_per_interval_until_a_quie
     async with aiohttp.ClientSession() as session:
         viewer = await session.get(url)
         assert viewer.status == 200
-        await proxy.camera("cam").hub.wait_viewers(lambda n: n == 1)
+        await eventually(lambda: proxy.camera("cam").hub.viewers == 1, 10)
 
         refused, start = 0, loop.time()
         while loop.time() - start < 4 * interval_s and refused < 5000:
@@ -184,7 +184,7 @@ async def test_viewers_that_never_read_are_closed_in_a_few_log_lines(start_proxy
     await proxy.publish("cam", big_frames()[0])
     stuck = [await RawViewer.connect(proxy, rcvbuf=4096) for _ in range(20)]
     async with raw_viewers(*stuck):
-        await asyncio.wait_for(camera.hub.wait_viewers(lambda n: n == 20), 5)
+        await eventually(lambda: camera.hub.viewers == 20, 5)
         playing = asyncio.create_task(run_camera(proxy, big_frames()[1:]))
         try:
             await eventually(lambda: camera.stats.viewers_timed_out == 20, 10)

@@ -75,7 +75,7 @@ async def relayed(proxy: Proxy, fake: FakeMjpegCamera, count: int, viewers: int 
     """What one viewer receives of the first ``count`` new frames; the fake's scripts start
     with GATE, opened once ``viewers`` viewers are watching."""
     async with MjpegViewer(proxy.url("/cameras/cam/stream.mjpg")) as viewer:
-        await proxy.camera("cam").hub.wait_viewers(lambda n: n >= viewers)
+        await eventually(lambda: proxy.camera("cam").hub.viewers >= viewers, 10)
         fake.gate.set()
         return [p.jpeg for p in await viewer.new_parts(count)]
 
@@ -189,7 +189,7 @@ async def test_stall_shows_the_offline_picture_then_the_same_viewer_gets_live_fr
     proxy = await start_mjpeg(fake, stall_timeout=1.0)
     camera = proxy.camera("cam")
     async with MjpegViewer(proxy.url("/cameras/cam/stream.mjpg")) as viewer:
-        await camera.hub.wait_viewers(lambda n: n == 1)
+        await eventually(lambda: camera.hub.viewers == 1, 10)
         fake.gate.set()
         assert [p.jpeg for p in await viewer.new_parts(2)] == PETS[:2]
         offline = await viewer.next_new_part()

@@ -102,7 +102,7 @@ async def test_stall_shows_the_offline_picture_then_the_same_viewer_gets_live_fr
     camera = proxy.camera("cam")
 
     async with MjpegViewer(proxy.url("/cameras/cam/stream.mjpg")) as viewer:
-        await asyncio.wait_for(camera.hub.wait_viewers(lambda n: n == 1), 5)
+        await eventually(lambda: camera.hub.viewers == 1, 5)
         fake.gate.set()
         assert [p.jpeg for p in await viewer.new_parts(2)] == frames[:2]
         fake.gate.clear()  # the upstream stays silent until the test opens the gate again

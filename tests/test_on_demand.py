@@ -4,7 +4,6 @@ upstreams on 127.0.0.1 that count every request and connection they get."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import time
 
@@ -120,7 +119,7 @@ async def test_after_the_last_viewer_leaves_fetching_lingers_then_stops(aiohttp_
     camera = proxy.camera("cam")
     async with MjpegViewer(proxy.url("/cameras/cam/stream.mjpg")) as viewer:
         await viewer.new_parts(2)
-    await asyncio.wait_for(camera.hub.wait_viewers(lambda n: n == 0), 5)
+    await eventually(lambda: camera.hub.viewers == 0, 5)
     left_at = time.monotonic()
     requests_when_left = len(fake.served)
 
@@ -154,7 +153,7 @@ async def test_a_viewer_back_within_the_linger_reuses_the_upstream_connection(ai
 
     async with MjpegViewer(url) as first:
         await first.new_parts(2)
-    await asyncio.wait_for(camera.hub.wait_viewers(lambda n: n == 0), 5)
+    await eventually(lambda: camera.hub.viewers == 0, 5)
     assert camera.state == "live", "lingering: the upstream is still open"
 
     async with MjpegViewer(url) as back:
@@ -216,7 +215,7 @@ async def test_always_on_camera_fetches_with_no_viewer(aiohttp_server, start_pro
     # A viewer coming and going does not stop it: it is still fetching long after the linger.
     async with MjpegViewer(proxy.url("/cameras/cam/stream.mjpg")) as viewer:
         await viewer.next_new_part()
-    await asyncio.wait_for(camera.hub.wait_viewers(lambda n: n == 0), 5)
+    await eventually(lambda: camera.hub.viewers == 0, 5)
     served = len(fake.served)
     await eventually(lambda: len(fake.served) >= served + 5)  # 0.5 s, five times the linger
     assert camera.state == "live"

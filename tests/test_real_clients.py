@@ -99,7 +99,7 @@ async def test_img_paints_the_first_frame_at_once_on_a_still_camera_then_follows
     proxy = await start_proxy(push_camera("cam", name="Still camera"), resend_seconds=60)
     page = await browser.new_page(viewport={"width": 800, "height": 600})
     await page.goto(browser_url(proxy, "/cameras/cam", origin), wait_until="domcontentloaded")  # loads for ever
-    await proxy.camera("cam").hub.wait_viewers(lambda n: n == 1)
+    await eventually(lambda: proxy.camera("cam").hub.viewers == 1, 10)
     proxy.push("cam", FRAMES[0])
     # Painted within 1 s of the frame being available, though no second frame follows.
     await page.wait_for_function("document.querySelector('img').naturalWidth > 0", timeout=1000)

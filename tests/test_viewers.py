@@ -28,7 +28,7 @@ async def test_viewer_that_disconnects_while_camera_is_idle_is_removed(start_pro
     await writer.wait_closed()
 
     # No frame is sent after this (resend every 60 s), yet the viewer is noticed gone.
-    await asyncio.wait_for(hub.wait_viewers(lambda n: n == 0), 3)
+    await eventually(lambda: hub.viewers == 0, 3)
     await eventually(lambda: len(asyncio.all_tasks()) <= tasks_before, 3)
     await eventually(lambda: not proxy.server.runner.server.connections, 3)
 
@@ -44,7 +44,7 @@ async def test_many_connect_read_close_rounds_leave_nothing_behind(start_proxy):
         await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         await asyncio.wait_for(reader.readexactly(100), 5)
         writer.close()
-    await asyncio.wait_for(hub.wait_viewers(lambda n: n == 0), 5)
+    await eventually(lambda: hub.viewers == 0, 5)
     await eventually(lambda: len(asyncio.all_tasks()) <= tasks_before, 5)
 
 
@@ -58,13 +58,13 @@ async def test_stuck_viewer_does_not_slow_others_and_its_memory_stays_bounded(st
     stuck.setblocking(False)
     await asyncio.get_running_loop().sock_connect(stuck, (proxy.server.host, proxy.server.port))
     stuck.send(b"GET /cameras/cam/stream.mjpg HTTP/1.1\r\nHost: test\r\n\r\n")
-    await hub.wait_viewers(lambda n: n == 1)
+    await eventually(lambda: hub.viewers == 1, 10)
 
     part_sizes = []
     try:
         async with aiohttp.ClientSession() as session:
             async with session.get(proxy.url("/cameras/cam/stream.mjpg")) as response:
-                await hub.wait_viewers(lambda n: n == 2)
+                await eventually(lambda: hub.viewers == 2, 10)
                 mjpeg = StrictMjpegReader(response.content, boundary_of(response.headers["Content-Type"]))
                 rounds = 40
                 for i in range(rounds):
@@ -73,7 +73,7 @@ async def test_stuck_viewer_does_not_slow_others_and_its_memory_stays_bounded(st
                     # The reading viewer gets every frame, however far behind the stuck one is.
                     part = await asyncio.wait_for(mjpeg.read_part(), 5)
                     assert part.jpeg == jpeg
-                    part_sizes.append(len(hub.latest.data))
+                    part_sizes.append(len(hub.latest.payload.player))
                     buffered = [
                         c.transport.get_write_buffer_size()
                         for c in proxy.server.runner.server.connections
@@ -81,7 +81,7 @@ async def test_stuck_viewer_does_not_slow_others_and_its_memory_stays_bounded(st
                     ]
                     # The server holds at most about two frames for the stuck viewer, at any time.
                     assert max(buffered) <= 2 * max(part_sizes)
-        await asyncio.wait_for(hub.wait_viewers(lambda n: n == 1), 5)
+        await eventually(lambda: hub.viewers == 1, 5)
     finally:
         stuck.close()
-    await asyncio.wait_for(hub.wait_viewers(lambda n: n == 0), 5)
+    await eventually(lambda: hub.viewers == 0, 5)

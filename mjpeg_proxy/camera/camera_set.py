@@ -24,7 +24,7 @@ from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
 log = logging.getLogger(__name__)
 
 SourceFactory = Callable[[CameraConfig, Upstreams], Source]
-PartBuilder = Callable[[Frame], tuple[bytes, bytes]]
+PartBuilder = Callable[[Frame], object]  # the payload each viewer writes: the web layer's, opaque here
 
 
 @dataclass

@@ -13,6 +13,7 @@ from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.een_session import EenSession
 from mjpeg_proxy.sources.retry_after import answer_error
+from mjpeg_proxy.wire.errors import BadJpeg
 from mjpeg_proxy.wire.jpeg import cut_jpeg
 
 PREVIEW_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
@@ -92,7 +93,7 @@ class EenPreviewSource(Source):
             raise answer_error(UpstreamUnavailable, message, status, headers)
         try:
             cut = cut_jpeg(body)
-        except BadFrame as e:
+        except BadJpeg as e:
             raise BadFrame(f"EEN {path} of camera {self.esn}: {e}") from None
         stamp = headers.get("x-ee-timestamp")
         if stamp is not None and stamp == self._last_stamp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -10,6 +11,8 @@ from mjpeg_proxy.camera.errors import UpstreamUnavailable
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.sources.http_client import HttpCameraSource
 from mjpeg_proxy.wire.reader import MultipartReader, ReaderStats, boundary_from_content_type
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -21,7 +24,8 @@ class MjpegSource(HttpCameraSource):
     (so a frame is yielded as soon as its last byte is in). Authentication as for
     snapshot cameras (Basic or Digest). Until its first frame is in, a connection is a
     short request of its host (``HttpCameraSource.get``); after that it is not counted.
-    ``stats`` counts frames, dropped parts and resyncs over all connections. The stall
+    ``stats`` counts frames, dropped parts and resyncs over all connections; a connection
+    that dropped parts or lost the framing says how often in the log when it ends. The stall
     watchdog (no complete frame for a while) is the Camera's.
 
     Raises (from ``frames()``): AuthError on 401, ForbiddenError on 403, NotFoundError
@@ -52,9 +56,20 @@ class MjpegSource(HttpCameraSource):
                 max_frame_bytes=self._max_frame_bytes,
                 stats=self.stats,
             )
-            async for chunk in response.content.iter_any():
-                for cut in reader.feed(chunk):
-                    self.started()  # an established stream holds no place in the host's cap
-                    yield Frame(cut.jpeg, trimmed=cut.trimmed)
-            reader.close()
+            dropped, resyncs = self.stats.dropped, self.stats.resyncs
+            try:
+                async for chunk in response.content.iter_any():
+                    for cut in reader.feed(chunk):
+                        self.started()  # an established stream holds no place in the host's cap
+                        yield Frame(cut.jpeg, trimmed=cut.trimmed)
+            finally:
+                reader.close()
+                if self.stats.dropped > dropped or self.stats.resyncs > resyncs:
+                    log.warning(
+                        "%s: %d parts dropped (not one complete JPEG, or over max_frame_bytes), "
+                        "framing lost %d times on this connection",
+                        self.where,
+                        self.stats.dropped - dropped,
+                        self.stats.resyncs - resyncs,
+                    )
         raise UpstreamUnavailable(f"{self.where} ended its stream")

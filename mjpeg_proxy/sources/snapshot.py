@@ -10,6 +10,7 @@ from mjpeg_proxy.camera.errors import BadFrame
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.sources.base import Pacer
 from mjpeg_proxy.sources.http_client import HttpCameraSource, read_capped
+from mjpeg_proxy.wire.errors import BadJpeg
 from mjpeg_proxy.wire.jpeg import cut_jpeg
 
 REQUEST_TIMEOUT_S = 10.0
@@ -50,6 +51,6 @@ class SnapshotSource(HttpCameraSource):
             body = await read_capped(response, self._max_frame_bytes, self.where)
         try:
             cut = cut_jpeg(body)
-        except BadFrame as e:
+        except BadJpeg as e:
             raise BadFrame(f"{self.where}: {e}") from None
         return Frame(cut.jpeg, trimmed=cut.trimmed)

@@ -13,14 +13,13 @@ import jinja2
 from aiohttp import web
 
 from mjpeg_proxy.camera.camera_set import CameraSet, SourceFactory
-from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.config import Config, LiveConfig
 from mjpeg_proxy.logs import SUMMARY_INTERVAL_S, SummarisedLog
 from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts
 from mjpeg_proxy.sources import build_source
 from mjpeg_proxy.web import cors, limits, metrics, pages, status, streaming
-from mjpeg_proxy.web.appkeys import BROWSER_WRITER, CAMERA_SET, CAMERAS, CONFIG, FLOOD_LOG, WRITER
-from mjpeg_proxy.wire.writer import MultipartWriter, new_boundary
+from mjpeg_proxy.web.appkeys import CAMERA_SET, CAMERAS, CONFIG, FLOOD_LOG, FRAMINGS
+from mjpeg_proxy.web.framings import Framings
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +53,15 @@ def create_app(
     app.on_cleanup.append(_close_flood_log)
     limits.setup(app)
     metrics.setup(app)
-    boundary = new_boundary()
-    app[WRITER] = MultipartWriter(boundary)
-    app[BROWSER_WRITER] = MultipartWriter(boundary, advance_headers=True)
+    app[FRAMINGS] = framings = Framings()
+    app[streaming.STREAM_VIEWERS] = set()
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(templates_dir()),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    writer, browser_writer = app[WRITER], app[BROWSER_WRITER]
-
-    def build_part(frame: Frame) -> tuple[bytes, bytes]:
-        return writer.part(frame.jpeg, frame.timestamp), browser_writer.part(frame.jpeg, frame.timestamp)
-
     app[CAMERAS] = {}
-    app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, build_part, fonts or shared_fonts(config.server.font))
+    app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, framings.build, fonts or shared_fonts(config.server.font))
     app.cleanup_ctx.append(_run_cameras)
     app.on_shutdown.append(_end_streams)
     app.router.add_get("/", pages.index, name="index")
@@ -96,8 +89,13 @@ async def _end_streams(app: web.Application) -> None:
 
 
 def templates_dir() -> Path:
-    """The ``templates/`` folder: beside the package in a checkout or editable
-    install, else where ``setup.cfg``'s ``data_files`` put it.
+    """The ``templates/`` folder of the installed package.
+
+    Beside the package in a checkout or editable install, else where ``setup.cfg``'s
+    ``data_files`` put it.
+
+    Raises:
+        FileNotFoundError: neither place holds the templates.
     """
     for candidate in (
         Path(__file__).resolve().parents[2] / "templates",
@@ -121,10 +119,11 @@ async def _run_cameras(app: web.Application) -> AsyncIterator[None]:
 
 
 async def apply_config(app: web.Application, config: Config) -> None:
-    """Put ``config`` in force in the running ``app`` (a reload): server settings at once,
-    except those that need a restart (``config.RESTART_KEYS``: logged, and kept as they
-    were); cameras added, removed or changed as ``CameraSet.apply`` does. One log line says
-    what changed.
+    """Put ``config`` in force in the running ``app`` (a reload).
+
+    Server settings at once, except those that need a restart (``config.RESTART_KEYS``:
+    logged, and kept as they were); cameras added, removed or changed as
+    ``CameraSet.apply`` does. One log line says what changed.
     """
     applied, pending = app[CONFIG].apply(config)
     changes = await app[CAMERA_SET].apply(app[CONFIG].current)

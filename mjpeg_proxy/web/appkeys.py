@@ -10,7 +10,7 @@ from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera.camera_set import CameraSet
 from mjpeg_proxy.config import LiveConfig
 from mjpeg_proxy.logs import SummarisedLog
-from mjpeg_proxy.wire.writer import MultipartWriter
+from mjpeg_proxy.web.framings import Framings
 
 CONFIG = web.AppKey("config", LiveConfig)
 """The configuration in force (a reload replaces what it holds)."""
@@ -18,10 +18,8 @@ CAMERAS = web.AppKey("cameras", dict[str, Camera])
 """The running cameras by id, in configuration order (a reload changes it in place)."""
 CAMERA_SET = web.AppKey("camera_set", CameraSet)
 """What starts, changes and stops the cameras in ``CAMERAS``."""
-WRITER = web.AppKey("writer", MultipartWriter)
-"""Framing for players and tools."""
-BROWSER_WRITER = web.AppKey("browser_writer", MultipartWriter)
-"""Framing for browsers (next part's headers sent ahead), same boundary."""
+FRAMINGS = web.AppKey("framings", Framings)
+"""The two framings of every stream (for players and tools, for browsers), on one boundary."""
 FLOOD_LOG = web.AppKey("flood_log", SummarisedLog)
 """The log of events one client can cause by the hundred, summarised (``logs.SummarisedLog``).
 

@@ -6,17 +6,22 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
+from typing import Protocol
 
 from aiohttp import web
 
 from mjpeg_proxy.camera.camera import ERROR_STATES, REASONS
-from mjpeg_proxy.camera.hub import HubClosed, Part
+from mjpeg_proxy.camera.hub import FrameHub, HubClosed, Part
+from mjpeg_proxy.camera.stats import CameraStats
 from mjpeg_proxy.logs import SummarisedLog
 from mjpeg_proxy.pictures.drawing import utc_text
-from mjpeg_proxy.web.appkeys import BROWSER_WRITER, CAMERAS, CONFIG, FLOOD_LOG, WRITER, camera_from_request
+from mjpeg_proxy.web.appkeys import CAMERAS, CONFIG, FLOOD_LOG, FRAMINGS, camera_from_request
 from mjpeg_proxy.web.clients import ClientKind, client_kind
+from mjpeg_proxy.web.framings import StreamPart
 from mjpeg_proxy.web.limits import check_viewer_limits, client_address
 from mjpeg_proxy.web.pages import reload_seconds, render, stream_path
+from mjpeg_proxy.wire.writer import MultipartWriter
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,8 @@ HIGH_WATER_BYTES = 64 * 1024
 if that is larger, is behind: it skips parts until it catches up, then gets the newest.
 So the server holds at most about two parts for any viewer, however slow, while a viewer
 that is only briefly behind (the kernel had not yet taken the last part) skips nothing."""
+CARE_INTERVAL_S = 1.0
+"""The longest pause between two rounds of ``keep_streams``, in seconds."""
 
 
 class _CloseDelimitedResponse(web.StreamResponse):
@@ -54,77 +61,95 @@ class _CloseDelimitedResponse(web.StreamResponse):
     _length_check = False
 
 
+class Transport(Protocol):
+    """What a StreamViewer needs of its connection; an ``asyncio.Transport`` has it."""
+
+    def write(self, data: bytes) -> None:
+        """Send ``data``; what the kernel does not take at once waits in the buffer."""
+
+    def is_closing(self) -> bool:
+        """Whether the connection is closed or closing."""
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes written and not yet taken by the kernel."""
+
+    def abort(self) -> None:
+        """Close the connection at once, dropping what is buffered."""
+
+
 class StreamViewer:
     """One viewer of a stream, written to directly by the hub (no task switch per part).
 
-    ``offer`` sends a part unless the viewer is behind (over HIGH_WATER_BYTES unsent) or
-    its ``?fps=`` slot has not come; ``tick`` (from ``keep_streams``) re-sends the latest
-    part to an idle viewer, catches up a viewer that skipped parts, and closes one whose
-    connection took no bytes for the write timeout. ``finished`` resolves when the
-    stream is over.
+    ``offer`` sends a part unless the viewer is behind (its connection holds more unsent
+    bytes than ``HIGH_WATER_BYTES`` or than the part, if larger) or its ``?fps=`` slot
+    (one part per ``interval_s`` seconds) has not come. ``tick`` (from ``keep_streams``)
+    sends the hub's latest part to a viewer that skipped it and has caught up, re-sends
+    it to an idle viewer every ``resend_s``, and closes one whose connection took no
+    bytes for ``write_timeout_s``. ``finished`` is set when the stream is over. ``clock``
+    gives the time in seconds (the event loop's in the server). ``stats`` is the
+    camera's record, where the viewer counts what it sent or skipped; ``client`` (an
+    address) and ``flood_log`` serve the log line of a write timeout.
     """
 
-    __slots__ = ("camera", "transport", "browser", "writer", "interval_s", "sent_seq", "sent_at", "buffered",
-                 "progress_at", "finished", "client", "flood_log", "_loop")  # fmt: skip
+    __slots__ = ("camera_id", "stats", "hub", "transport", "writer", "browser", "interval_s", "client", "flood_log",
+                 "sent_seq", "sent_at", "buffered", "progress_at", "finished", "_clock")  # fmt: skip
 
     def __init__(
         self,
-        camera,
-        transport: asyncio.Transport,
-        writer,
-        browser: bool,
+        camera_id: str,
+        stats: CameraStats,
+        hub: FrameHub[StreamPart],
+        transport: Transport,
+        writer: MultipartWriter,
+        *,
         interval_s: float,
         client: str,
         flood_log: SummarisedLog,
+        clock: Callable[[], float],
     ) -> None:
-        self.camera = camera
-        self.client = client
-        self.flood_log = flood_log
+        self.camera_id = camera_id
+        self.stats = stats
+        self.hub = hub
         self.transport = transport
         self.writer = writer
-        self.browser = browser
+        self.browser = writer.advance_headers  # the browsers' framing is the one with headers ahead
         self.interval_s = interval_s
-        self._loop = asyncio.get_running_loop()
+        self.client = client
+        self.flood_log = flood_log
+        self._clock = clock
         self.sent_seq = 0
         self.sent_at = -interval_s
         self.buffered = 0
-        self.progress_at = self._loop.time()
-        self.finished: asyncio.Future[None] = self._loop.create_future()
+        self.progress_at = clock()
+        self.finished = asyncio.Event()
 
-    def offer(self, part: Part) -> None:
+    def offer(self, part: Part[StreamPart]) -> None:
+        """Send ``part`` now, or skip it if the viewer is behind or its ``?fps=`` slot has not come."""
         transport = self.transport
         if transport.is_closing():
-            self._finish()
+            self.finished.set()
         elif self._behind(transport.get_write_buffer_size(), part):
-            self.camera.stats.frames_dropped += 1
+            self.stats.frames_dropped += 1
         else:
-            now = self._loop.time()
+            now = self._clock()
             if now - self.sent_at >= self.interval_s:
                 self._send(part, now)
 
-    def tick(self, latest: Part | None, resend_s: float, write_timeout_s: float) -> None:
-        """Periodic care: the write timeout, catching up, and re-sends while idle."""
+    def tick(self, resend_s: float, write_timeout_s: float) -> None:
+        """Periodic care: the write timeout, catching up, and re-sends while idle (seconds)."""
         transport = self.transport
         if transport.is_closing():
-            self._finish()
+            self.finished.set()
             return
-        now = self._loop.time()
+        now = self._clock()
         buffered = transport.get_write_buffer_size()
         if buffered < self.buffered or buffered == 0:
             self.progress_at = now
         self.buffered = buffered
         if buffered and now - self.progress_at >= write_timeout_s:
-            self.camera.stats.viewers_timed_out += 1
-            # One client can open hundreds of streams it never reads: summarised.
-            self.flood_log.event(
-                log,
-                f"camera {self.camera.id}: viewers closed for taking no data",
-                self.client,
-                f"camera {self.camera.id}: a viewer ({self.client}) took no data for {write_timeout_s:g} s; closed",
-            )
-            transport.abort()
-            self._finish()
+            self._time_out(write_timeout_s)
             return
+        latest = self.hub.latest
         if latest is None or self._behind(buffered, latest) or now - self.sent_at < self.interval_s:
             return
         # A viewer that skipped the latest part while behind gets it now; an idle stream
@@ -132,46 +157,59 @@ class StreamViewer:
         if latest.frame.seq > self.sent_seq or now - self.sent_at >= resend_s:
             self._send(latest, now)
 
-    def close(self, last: Part | None) -> None:
+    def close(self, last: Part[StreamPart] | None) -> None:
         """End the stream after a whole part, with the close delimiter (RFC 2046, 5.1.1)."""
-        if not self.finished.done() and not self.transport.is_closing() and last is not None:
+        if not self.finished.is_set() and not self.transport.is_closing() and last is not None:
             self.transport.write(self.writer.closing(self._data(last)))
-        self._finish()
+        self.finished.set()
 
-    def _data(self, part: Part) -> bytes:
-        return part.browser_data if self.browser else part.data
+    def _data(self, part: Part[StreamPart]) -> bytes:
+        return part.payload.browser if self.browser else part.payload.player
 
     @staticmethod
-    def _behind(buffered: int, part: Part) -> bool:
-        return buffered > max(HIGH_WATER_BYTES, len(part.data))
+    def _behind(buffered: int, part: Part[StreamPart]) -> bool:
+        return buffered > max(HIGH_WATER_BYTES, len(part.payload.player))
 
-    def _send(self, part: Part, now: float) -> None:
+    def _send(self, part: Part[StreamPart], now: float) -> None:
         data = self._data(part)
         self.transport.write(data)
-        stats = self.camera.stats
+        stats = self.stats
         stats.frames_sent += 1
         stats.bytes_sent += len(data)
         self.sent_seq, self.sent_at = part.frame.seq, now
         self.buffered = self.transport.get_write_buffer_size()
 
-    def _finish(self) -> None:
-        if not self.finished.done():
-            self.finished.set_result(None)
+    def _time_out(self, write_timeout_s: float) -> None:
+        self.stats.viewers_timed_out += 1
+        # One client can open hundreds of streams it never reads: summarised.
+        self.flood_log.event(
+            log,
+            f"camera {self.camera_id}: viewers closed for taking no data",
+            self.client,
+            f"camera {self.camera_id}: a viewer ({self.client}) took no data for {write_timeout_s:g} s; closed",
+        )
+        self.transport.abort()
+        self.finished.set()
+
+
+STREAM_VIEWERS = web.AppKey("stream_viewers", set[StreamViewer])
+"""Every stream viewer of the application, for ``keep_streams`` (each leaves as its stream ends)."""
 
 
 async def keep_streams(app: web.Application) -> None:
-    """Run for the application's life: every quarter of ``resend_seconds`` or of
-    ``write_timeout``, whichever is shorter (at most 1 s), give every stream viewer its
-    ``tick``, and let every camera redraw its offline picture when due.
+    """Care for the streams for the application's life: ticks and offline pictures.
+
+    Every quarter of ``resend_seconds`` or of ``write_timeout``, whichever is shorter (at
+    most ``CARE_INTERVAL_S``), lets every camera redraw its offline picture when due and gives every
+    stream viewer its ``tick``.
     """
     while True:
         server = app[CONFIG].server  # read anew each time: a reload may change it
-        await asyncio.sleep(min(1.0, server.resend_seconds / 4, server.write_timeout / 4))
+        await asyncio.sleep(min(CARE_INTERVAL_S, server.resend_seconds / 4, server.write_timeout / 4))
         for camera in app[CAMERAS].values():
             camera.redraw_offline()
-            latest = camera.hub.latest
-            for viewer in camera.hub.subscribers:
-                viewer.tick(latest, server.resend_seconds, server.write_timeout)
+        for viewer in app[STREAM_VIEWERS]:
+            viewer.tick(server.resend_seconds, server.write_timeout)
 
 
 def _float_param(request: web.Request, name: str, low: float, high: float) -> float | None:
@@ -218,8 +256,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     check_viewer_limits(request, camera)
     # An <img> gets the framing browsers paint at once; everything else gets parts with
     # exact Content-Length.
-    browser = kind is ClientKind.IMAGE
-    writer = request.app[BROWSER_WRITER if browser else WRITER]
+    writer = request.app[FRAMINGS].writer(browser=kind is ClientKind.IMAGE)
     if server.max_stream_seconds is not None:
         max_seconds = min(max_seconds or server.max_stream_seconds, server.max_stream_seconds)
     headers = {
@@ -244,18 +281,27 @@ async def stream(request: web.Request) -> web.StreamResponse:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
     hub = camera.hub
-    interval_s = 1.0 / fps if fps else 0.0
-    viewer = StreamViewer(
-        camera, transport, writer, browser, interval_s, client_address(request), request.app[FLOOD_LOG]
-    )
     loop = asyncio.get_running_loop()
+    viewer = StreamViewer(
+        camera.id,
+        camera.stats,
+        hub,
+        transport,
+        writer,
+        interval_s=1.0 / fps if fps else 0.0,
+        client=client_address(request),
+        flood_log=request.app[FLOOD_LOG],
+        clock=loop.time,
+    )
     deadline = loop.time() + max_seconds if max_seconds else None
     try:
         await response.prepare(request)
         await response.write(writer.opening)  # the headers and the first delimiter, through aiohttp
     except ConnectionError:
         return response
+    viewers = request.app[STREAM_VIEWERS]
     with camera.viewer(viewer):
+        viewers.add(viewer)
         log.debug("camera %s: viewer %s connected (%d watching)", camera.id, request.remote, hub.viewers)
         try:
             if hub.latest is not None and hub.latest.frame.placeholder:
@@ -264,10 +310,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 viewer.offer(hub.latest)  # the latest picture at once, not after the next frame
             try:
                 async with asyncio.timeout_at(deadline):
-                    await asyncio.shield(viewer.finished)
+                    await viewer.finished.wait()
             except TimeoutError:
                 viewer.close(hub.latest)  # ?max_seconds= or max_stream_seconds
         finally:
+            viewers.discard(viewer)
             log.debug("camera %s: viewer %s left (%d watching)", camera.id, request.remote, hub.viewers - 1)
     return response
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from mjpeg_proxy.camera.errors import BadFrame
+from mjpeg_proxy.wire.errors import BadJpeg
 
 SOI = b"\xff\xd8"
 """Start Of Image marker (ITU-T T.81, Table B.1)."""
@@ -62,13 +62,25 @@ def jpeg_end(data: Buffer, size: int | None = None) -> int:
     arithmetic-coded JPEGs all have this structure. ``size`` defaults to ``len(data)``.
 
     Raises:
-        BadFrame: ``data`` does not start with SOI ("not a JPEG"), has a second SOI or a
+        BadJpeg: ``data`` does not start with SOI ("not a JPEG"), has a second SOI or a
             segment length under 2 ("corrupt JPEG"), or ends before its EOI
             ("incomplete JPEG").
     """
     end = len(data) if size is None else size
     if not data.startswith(SOI, 0, end):
-        raise BadFrame(f"not a JPEG: starts with {bytes(data[: min(4, end)]).hex(' ') or 'nothing'}")
+        raise BadJpeg(f"not a JPEG: starts with {bytes(data[: min(4, end)]).hex(' ') or 'nothing'}")
+    return _end_after_soi(data, end)
+
+
+def _end_after_soi(data: Buffer, end: int) -> int:
+    """``jpeg_end`` once the SOI is checked: the walk of the marker segments from byte 2.
+
+    Apart from ``jpeg_end`` only to keep each function under the complexity limit: one
+    call per JPEG costs nothing measurable (see ``bench/jpeg_end.py``).
+
+    Raises:
+        BadJpeg: as ``jpeg_end``, but for "not a JPEG".
+    """
     pos = 2
     while pos + 1 < end:
         if data[pos] == 0xFF and data[pos + 1] not in (0x00, 0xFF):
@@ -82,7 +94,7 @@ def jpeg_end(data: Buffer, size: int | None = None) -> int:
         if code == _EOI_CODE:
             return at + 2
         if code == _SOI_CODE:
-            raise BadFrame(f"corrupt JPEG: a second start-of-image marker at byte {at}")
+            raise BadJpeg(f"corrupt JPEG: a second start-of-image marker at byte {at}")
         if code in _STANDALONE_CODES:
             pos = at + 2
             continue
@@ -90,14 +102,12 @@ def jpeg_end(data: Buffer, size: int | None = None) -> int:
             break
         length = data[at + 2] << 8 | data[at + 3]
         if length < 2:
-            raise BadFrame(f"corrupt JPEG: marker FF {code:02X} at byte {at} has length {length}")
+            raise BadJpeg(f"corrupt JPEG: marker FF {code:02X} at byte {at} has length {length}")
         pos = at + 2 + length
         if code == _SOS_CODE:
             found = _END_OF_SCAN.search(data, pos, end)
-            if found is None:
-                break
-            pos = found.start()
-    raise BadFrame(f"incomplete JPEG: {end} bytes with no end-of-image marker")
+            pos = found.start() if found else end  # no marker after the scan: incomplete
+    raise BadJpeg(f"incomplete JPEG: {end} bytes with no end-of-image marker")
 
 
 def cut_jpeg(data: Buffer, size: int | None = None) -> CutJpeg:
@@ -107,7 +117,7 @@ def cut_jpeg(data: Buffer, size: int | None = None) -> CutJpeg:
     nothing follows the EOI; otherwise one copy of the JPEG's bytes.
 
     Raises:
-        BadFrame: as ``jpeg_end``.
+        BadJpeg: as ``jpeg_end``.
     """
     end = len(data) if size is None else size
     cut = jpeg_end(data, end)

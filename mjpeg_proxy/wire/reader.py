@@ -27,7 +27,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from mjpeg_proxy.camera.errors import BadFrame
+from mjpeg_proxy.wire.errors import BadJpeg
 from mjpeg_proxy.wire.jpeg import SOI, CutJpeg, cut_jpeg
 
 DEFAULT_MAX_HEADER_BYTES = 16 * 1024
@@ -53,9 +53,11 @@ def boundary_from_content_type(content_type: str) -> str | None:
 
 @dataclass
 class ReaderStats:
-    """What a reader has seen: ``frames`` given out, parts ``dropped`` (not a complete
-    JPEG, or too large), ``resyncs`` (framing lost and found again by scanning for the
-    next delimiter), and ``bytes_in`` fed.
+    """What a reader has seen, in counts since it was made.
+
+    ``frames`` given out, parts ``dropped`` (not a complete JPEG, or too large),
+    ``resyncs`` (framing lost and found again by scanning for the next delimiter), and
+    ``bytes_in`` fed.
     """
 
     frames: int = 0
@@ -72,10 +74,10 @@ class _State(enum.Enum):
 
 
 class MultipartReader:
-    """An incremental MJPEG parser: ``feed()`` bytes as they arrive, get complete JPEGs
-    (``CutJpeg``: the picture, and whether bytes after its end marker were cut off).
+    """An incremental MJPEG parser: ``feed()`` bytes as they arrive, get complete JPEGs.
 
-    Bytes may arrive in pieces of any size, split anywhere. Memory held is bounded by
+    Each JPEG comes as a ``CutJpeg``: the picture, and whether bytes after its end marker
+    were cut off. Bytes may arrive in pieces of any size, split anywhere. Memory held is bounded by
     about ``max_frame_bytes`` + ``max_header_bytes``, whatever the upstream sends.
     ``boundary`` is the token from ``boundary_from_content_type`` (None to take it from
     the first ``--`` line of the body). ``stats`` may be shared by successive readers
@@ -146,6 +148,15 @@ class MultipartReader:
         line = bytes(buf[:end]).rstrip(b"\r")
         del buf[: end + 1]
         self._header_bytes += end + 1
+        self._header_line(line)
+        return True
+
+    def _header_line(self, line: bytes) -> None:
+        """Take one line between parts, its line end removed.
+
+        A delimiter, a header, the blank line before a body, or else preamble or noise,
+        which is skipped.
+        """
         if self._token is None and line.startswith(b"--") and len(line.strip(b"-")) > 0:
             self._token = line.strip().strip(b"-")  # no boundary declared: the first "--" line names it
         if self._is_delimiter(line):
@@ -158,8 +169,6 @@ class MultipartReader:
             match = _CONTENT_LENGTH_RE.match(line)
             if match:
                 self._content_length = int(match.group(1))
-        # Anything else is preamble or noise between parts, and is skipped.
-        return True
 
     def _start_body(self, content_length: int | None) -> None:
         self._state = _State.BODY
@@ -286,12 +295,12 @@ class MultipartReader:
         return core.lstrip(b"-") == token
 
     def _delimiter_may_start(self, start: int, end: int) -> bool:
-        """Whether a line in the buffer from ``start`` to ``end`` starts as a delimiter line
-        does, or could if it were not cut off at ``end``.
+        """Whether a line in the buffer from ``start`` to ``end`` starts as a delimiter does.
 
-        Bytes after a JPEG's EOI within its Content-Length are a camera's appended data
-        only if no such line is among them; otherwise the length may lie and reach into
-        the next part, and the body ends at its delimiter instead.
+        Or could, if it were not cut off at ``end``. Bytes after a JPEG's EOI within its
+        Content-Length are a camera's appended data only if no such line is among them;
+        otherwise the length may lie and reach into the next part, and the body ends at
+        its delimiter instead.
         """
         token = self._token
         if not token:
@@ -341,5 +350,5 @@ def _cut_or_none(buf: bytearray, end: int) -> CutJpeg | None:
         return None
     try:
         return cut_jpeg(buf, end)
-    except BadFrame:
+    except BadJpeg:
         return None

@@ -1,15 +1,15 @@
-"""The MJPEG wire format we send: ``multipart/x-mixed-replace`` parts of JPEGs.
+r"""The MJPEG wire format we send: ``multipart/x-mixed-replace`` parts of JPEGs.
 
 Protocol only: bytes in, bytes out, nothing from aiohttp. The body of a stream is
-``--<boundary>\\r\\n`` followed by parts, each of which we build once per frame and
+``--<boundary>\r\n`` followed by parts, each of which we build once per frame and
 share among all viewers::
 
-    Content-Type: image/jpeg\\r\\n
-    Content-Length: <bytes of JPEG>\\r\\n
-    X-Timestamp: <seconds since the epoch>\\r\\n
-    \\r\\n
-    <JPEG>\\r\\n
-    --<boundary>\\r\\n
+    Content-Type: image/jpeg\r\n
+    Content-Length: <bytes of JPEG>\r\n
+    X-Timestamp: <seconds since the epoch>\r\n
+    \r\n
+    <JPEG>\r\n
+    --<boundary>\r\n
 
 The delimiter syntax is RFC 2046 section 5.1.1; ``x-mixed-replace`` is Netscape's
 server-push type, which browsers, ffmpeg's ``mpjpeg`` demuxer, VLC and OpenCV read.
@@ -64,9 +64,9 @@ class MultipartWriter:
         self._tail = b"\r\n" + delimiter + self._after_delimiter
 
     def part(self, jpeg: bytes, timestamp: float) -> bytes:
-        """Return one whole part for ``jpeg``: its headers (unless sent ahead), the JPEG,
-        and at once the next delimiter.
+        """Return one whole part for ``jpeg``: headers, JPEG, and at once the next delimiter.
 
+        The headers are left out when they were sent ahead (``advance_headers``).
         ``timestamp`` (seconds since the epoch) goes out as ``X-Timestamp``, as µStreamer
         sends it. The delimiter is not held back until the next frame: browsers paint a
         part only when it arrives, so every picture would show a frame late, and a still
@@ -78,8 +78,10 @@ class MultipartWriter:
         return b"".join((head, jpeg, self._tail))
 
     def closing(self, part: bytes) -> bytes:
-        """``part`` (from ``part()``) ending with the close delimiter ``\r\n--<boundary>--\r\n``
-        instead of the next part's delimiter: the last part of a stream that ends on purpose,
-        so players see a finished stream rather than a broken one (RFC 2046, 5.1.1).
+        r"""Return ``part`` (from ``part()``) ending with the close delimiter instead.
+
+        The close delimiter ``\r\n--<boundary>--\r\n`` takes the place of the next part's
+        delimiter: the last part of a stream that ends on purpose, so players see a
+        finished stream rather than a broken one (RFC 2046, 5.1.1).
         """
         return part[: len(part) - len(self._after_delimiter)] + b"--\r\n"
