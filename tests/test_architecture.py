@@ -34,10 +34,6 @@ TOO_LONG_BEFORE_MERGE = {
     f"{PACKAGE}.camera.camera": "camera/camera.py: helper C splits it",
     f"{PACKAGE}.sources.lenient_http": "sources/lenient_http.py: not split by any helper yet",
 }
-IMPORTS_OUT_OF_WIRE_BEFORE_MERGE = {
-    f"{PACKAGE}.wire.jpeg": "wire/jpeg.py raises the app's BadFrame: helper A gives wire/ its own errors",
-    f"{PACKAGE}.wire.reader": "wire/reader.py raises the app's BadFrame: helper A gives wire/ its own errors",
-}
 
 
 @dataclass(frozen=True)
@@ -271,7 +267,7 @@ def test_no_import_cycle_between_the_packages_modules():
 WIRE_MODULES = sorted(name for name in MODULES if name == SELF_CONTAINED or name.startswith(SELF_CONTAINED + "."))
 
 
-@pytest.mark.parametrize("name", _marked(WIRE_MODULES, IMPORTS_OUT_OF_WIRE_BEFORE_MERGE))
+@pytest.mark.parametrize("name", WIRE_MODULES)
 def test_wire_imports_only_itself_and_the_standard_library(name):
     assert outside_imports(MODULES[name], MODULES, SELF_CONTAINED) == set()
 
