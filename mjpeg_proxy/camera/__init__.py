@@ -1,6 +1,8 @@
 """The camera core: where a camera's frames are held and fanned out to its viewers.
 
 ``frame.Frame`` is one picture; ``hub.FrameHub`` holds a camera's latest frame and hands
-it to every viewer; ``camera.Camera`` runs the one fetch loop that feeds the hub from the
-camera's source, on demand; ``camera_set.CameraSet`` runs every configured camera.
+it to every viewer; ``camera.Camera`` feeds the hub from the camera's source, on demand
+(``demand``), through ``fetch.FetchLoop`` (stalls, retries), with its ``state``, its
+``offline`` picture and its ``stats``, timed by ``timing.CameraTiming``;
+``camera_set.CameraSet`` runs every configured camera.
 """
