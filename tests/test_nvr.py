@@ -20,13 +20,15 @@ from tests.helpers import MjpegViewer, eventually, real_frames
 
 PETS = real_frames()
 CAP = ServerConfig.max_upstream_requests_per_host
-AUTH_BACKOFF_STEP_S = CameraTiming().auth_backoff_s[0]
-"""The first step of the backoff after refused credentials, which these proxies use."""
+TIMING = CameraTiming(backoff_s=(0.05, 0.2))
+"""Channels refused as busy retry within a fraction of a second; refused credentials wait
+the real minutes, which tell the two apart."""
+AUTH_BACKOFF_STEP_S = TIMING.auth_backoff_s[0]
 
 
 @pytest.fixture
 def start_nvr(aiohttp_server, start_proxy):
-    """Serve ``nvr`` and start a proxy with one on-demand camera ``ch<n>`` per channel."""
+    """Serve ``nvr`` and start a proxy with one on-demand camera ``ch<n>`` per channel, timed by ``TIMING``."""
 
     async def start(nvr: FakeNvr, kind: str, passwords: dict[int, str] | None = None, **camera: object) -> Proxy:
         server_url = str((await aiohttp_server(nvr.app())).make_url("/"))
@@ -42,7 +44,7 @@ def start_nvr(aiohttp_server, start_proxy):
             )
             for n in range(1, nvr.channels + 1)
         ]
-        return await start_proxy(*cameras, on_demand=True)
+        return await start_proxy(*cameras, on_demand=True, timing=TIMING)
 
     return start
 

@@ -252,11 +252,12 @@ async def test_a_refused_login_is_not_tried_again_early_when_viewers_come_back_a
 ):
     # Many cameras lock an account after a few failed logins: the minutes-long wait after
     # a refusal must hold even when the camera goes idle and a new viewer wakes it.
-    timing = dataclasses.replace(slow_auth, snapshot_wait_s=0.1)  # a snapshot keeps it awake only briefly
+    # A snapshot keeps it awake only briefly: the snapshot wait, or two frame intervals.
+    timing = dataclasses.replace(slow_auth, snapshot_wait_s=0.1)
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], username="admin", password="right")
     url = await serve(aiohttp_server, fake)
     config = CameraConfig(
-        id="cam", source="mjpeg", url=url, username="admin", password="no", auth="digest", linger_seconds=0.1
+        id="cam", source="mjpeg", url=url, username="admin", password="no", auth="digest", linger_seconds=0.1, fps=20
     )
     proxy = await start_proxy(config, on_demand=True, timing=timing)
     camera = proxy.camera("cam")
