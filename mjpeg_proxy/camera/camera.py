@@ -68,18 +68,18 @@ class Camera:
     ) -> None:
         self.config = config
         self.hub = hub
-        self.timing = timing or CameraTiming()
+        self._timing = timing or CameraTiming()
         self.stats = CameraStats()
         self.last_frame: Frame | None = None
         """The latest frame from the upstream (never an offline picture)."""
-        self.states = StateTracker(config.id, self.timing)
-        self.offline = OfflinePicture(config, hub, self.states, lambda: self.last_frame, self.timing, fonts)
+        self.states = StateTracker(config.id, self._timing)
+        self.offline = OfflinePicture(config, hub, self.states, lambda: self.last_frame, self._timing, fonts)
         self.demand = Demand(lambda: self.hub.viewers, always_on=config.always_on)
-        self._rate = InputRate(self.timing.input_fps_window_s, self.timing.clock.monotonic)
+        self._rate = InputRate(self._timing.input_fps_window_s, self._timing.clock.monotonic)
         self.feed = self._new_feed(source)
 
     def _new_feed(self, source: Source) -> FetchLoop:
-        stall_timeout_s = self.timing.stall_timeout_for(self.config)
+        stall_timeout_s = self._timing.stall_timeout_for(self.config)
         return FetchLoop(source, self, self.states, self.offline, self.stats, stall_timeout_s)
 
     def reconfigure(self, config: CameraConfig, source: Source) -> None:
@@ -129,7 +129,7 @@ class Camera:
     def frame_age_s(self) -> float | None:
         """Seconds since the latest frame arrived from the upstream; None before the first."""
         last = self.last_frame
-        return None if last is None else self.timing.clock.monotonic() - last.received_monotonic
+        return None if last is None else self._timing.clock.monotonic() - last.received_monotonic
 
     @property
     def upstream_requests(self) -> int:
@@ -139,7 +139,7 @@ class Camera:
     @property
     def snapshot_wait_s(self) -> float:
         """Seconds a snapshot request waits for a first frame (``CameraTiming.snapshot_wait_for``)."""
-        return self.timing.snapshot_wait_for(self.config)
+        return self._timing.snapshot_wait_for(self.config)
 
     @contextlib.contextmanager
     def viewer(self, subscriber: Subscriber | None = None) -> Iterator[None]:

@@ -53,7 +53,11 @@ class CameraState(enum.StrEnum):
 
     @classmethod
     def of_error(cls, error: SourceError) -> CameraState:
-        """The state an error puts a camera in: its ``kind``'s state, else ``OFFLINE``."""
+        """The state ``error`` puts a camera in: the error state whose value is its ``kind``, else ``OFFLINE``.
+
+        So ``AuthError`` is ``AUTH_FAILED``, ``Stalled`` is ``STALLED``, and ``BadFrame``
+        or ``UpstreamUnavailable`` (kinds that name no state) are ``OFFLINE``.
+        """
         try:
             state = cls(error.kind)
         except ValueError:
