@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 
-from mjpeg_proxy.camera import camera as camera_module
 from mjpeg_proxy.camera.camera import Camera
+from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig, Config, EenConfig, ServerConfig
 from mjpeg_proxy.sources import build_source
 from mjpeg_proxy.web.app import create_app
@@ -47,22 +47,28 @@ class Proxy:
 
 StartProxy = Callable[..., Awaitable[Proxy]]
 
+FAST_RETRIES = CameraTiming(backoff_s=(0.05, 0.2), auth_backoff_s=(0.05, 0.2), min_stall_timeout_s=1.0)
+"""Retry delays shrunk and the stall floor lowered, so recoveries take a fraction of a second."""
+
 
 @pytest.fixture
-def start_proxy(aiohttp_server) -> StartProxy:
+def start_proxy(aiohttp_server, request) -> StartProxy:
     """Start a proxy. Cameras whose ``source`` is ``"push"`` get a PushSource the test feeds
-    with ``proxy.push(id, jpeg)``; any other source is built as in production."""
+    with ``proxy.push(id, jpeg)``; any other source is built as in production. The cameras'
+    timing is ``FAST_RETRIES`` in a test that asks for ``fast_retries``, else the defaults."""
+    default_timing = FAST_RETRIES if "fast_retries" in request.fixturenames else CameraTiming()
 
     async def start(
         *cameras: CameraConfig,
         een: EenConfig | None = None,
         on_demand: bool = False,
+        timing: CameraTiming | None = None,
         app_options: Mapping[str, Any] | None = None,
         **server_options,
     ) -> Proxy:
         """``server_options`` are ServerConfig fields, ``app_options`` keyword arguments of
-        ``create_app``. Cameras are ``always_on`` unless ``on_demand``, so a test's frames
-        flow before anyone watches."""
+        ``create_app``, ``timing`` the cameras' timing instead of the test's default. Cameras
+        are ``always_on`` unless ``on_demand``, so a test's frames flow before anyone watches."""
         pushed: dict[str, PushSource] = {}
 
         def source_factory(camera: CameraConfig, upstreams):
@@ -76,18 +82,18 @@ def start_proxy(aiohttp_server) -> StartProxy:
         if not on_demand:
             cameras = tuple(dataclasses.replace(camera, always_on=True) for camera in cameras)
         config = Config(server=ServerConfig(**server_options), cameras=cameras, een=een)
-        server = await aiohttp_server(create_app(config, source_factory, **(app_options or {})))
+        server = await aiohttp_server(
+            create_app(config, source_factory, timing=timing or default_timing, **(app_options or {}))
+        )
         return Proxy(server, pushed)
 
     return start
 
 
 @pytest.fixture
-def fast_retries(monkeypatch):
-    """Retry delays shrunk and the stall floor lowered, so recoveries take a fraction of a second."""
-    monkeypatch.setattr(camera_module, "BACKOFF_S", (0.05, 0.2))
-    monkeypatch.setattr(camera_module, "AUTH_BACKOFF_S", (0.05, 0.2))
-    monkeypatch.setattr(camera_module, "MIN_STALL_TIMEOUT_S", 1.0)
+def fast_retries() -> CameraTiming:
+    """``FAST_RETRIES``: the timing ``start_proxy`` gives the cameras in a test that asks for this."""
+    return FAST_RETRIES
 
 
 def push_camera(camera_id: str = "cam", **changes) -> CameraConfig:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
-from mjpeg_proxy.camera import camera as camera_module
-from mjpeg_proxy.camera.backoff import Backoff
 from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera.errors import AuthError, BadFrame, ForbiddenError, NotFoundError, UpstreamUnavailable
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.hub import FrameHub
+from mjpeg_proxy.camera.timing import CameraTiming, Clock
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.base import Source
 
@@ -102,13 +102,31 @@ class Published:
 
 
 ALWAYS_ON = CameraConfig(id="cam", source="demo", fps=10, always_on=True)
+FAST = CameraTiming(backoff_s=(0.001, 0.01))
 
 
-def make_camera(source: ScriptedSource, **kwargs) -> tuple[Camera, FrameHub, Published]:
+class RecordedSleeps(list[float]):
+    """A clock's ``sleep`` that records each delay asked for and returns at once."""
+
+    async def __call__(self, delay: float) -> None:
+        self.append(delay)
+        await asyncio.sleep(0)
+
+
+def make_camera(
+    source: ScriptedSource,
+    *,
+    stall_timeout: float | None = None,
+    backoff_s: tuple[float, float] = FAST.backoff_s,
+    sleeps: RecordedSleeps | None = None,
+) -> tuple[Camera, FrameHub, Published]:
+    """A camera of ``source`` with the given stall timeout (seconds), first backoff steps,
+    and a clock whose sleeps are recorded in ``sleeps`` (real sleeps if None)."""
     published = Published()
     hub = FrameHub(published)
-    kwargs.setdefault("backoff", Backoff(0.001, 0.01))
-    camera = Camera(ALWAYS_ON, source, hub, **kwargs)
+    clock = Clock() if sleeps is None else Clock(sleep=sleeps)
+    timing = dataclasses.replace(FAST, backoff_s=backoff_s, clock=clock)
+    camera = Camera(dataclasses.replace(ALWAYS_ON, stall_timeout=stall_timeout), source, hub, timing=timing)
     source.probe = lambda: camera.state
     return camera, hub, published
 
@@ -135,39 +153,19 @@ async def next_part(hub: FrameHub, after_seq: int):
         after_seq = part.frame.seq
 
 
-class _AsyncioWithSleep:
-    """The asyncio module as mjpeg_proxy.camera.camera sees it, with ``sleep`` replaced."""
-
-    def __init__(self, sleep) -> None:
-        self.sleep = sleep
-
-    def __getattr__(self, name: str):
-        return getattr(asyncio, name)
-
-
 @pytest.fixture
-def backoff_sleeps(monkeypatch) -> list[float]:
-    """Record the Camera's backoff sleeps and return at once instead of waiting."""
-    sleeps: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def sleep(delay: float) -> None:
-        sleeps.append(delay)
-        await real_sleep(0)
-
-    monkeypatch.setattr(camera_module, "asyncio", _AsyncioWithSleep(sleep))
-    return sleeps
+def backoff_sleeps() -> RecordedSleeps:
+    """The Camera's backoff sleeps (give it to ``make_camera``), which return at once instead of waiting."""
+    return RecordedSleeps()
 
 
 def camera_records(caplog, level: int) -> list[logging.LogRecord]:
-    """The camera's log records at ``level``, but for the on-demand start and stop lines."""
-    return [
-        r
-        for r in caplog.records
-        if r.name == "mjpeg_proxy.camera.camera"
-        and r.levelno == level
-        and not r.getMessage().endswith(("watching)", "closed"))
-    ]
+    """The log records at ``level`` of the camera's fetching (not its on-demand start and stop lines)."""
+    return [r for r in caplog.records if r.name in FETCH_LOGGERS and r.levelno == level]
+
+
+FETCH_LOGGERS = ("mjpeg_proxy.camera.state", "mjpeg_proxy.camera.fetch")
+"""The loggers of a camera's states and of its fetch loop."""
 
 
 # --- frames ----------------------------------------------------------------------------
@@ -233,7 +231,7 @@ async def test_camera_retries_after_upstream_unavailable_and_is_offline_in_betwe
 )
 async def test_error_sets_the_state_a_status_page_shows(backoff_sleeps, error, state):
     source = ScriptedSource([error], [HANG])
-    camera, _, _ = make_camera(source)
+    camera, _, _ = make_camera(source, sleeps=backoff_sleeps)
 
     async with running(camera):
         await source.wait_until(lambda: source.started == 2)
@@ -250,7 +248,7 @@ async def test_auth_failure_retries_slowly_and_a_frame_restores_the_normal_backo
         [F1, UpstreamUnavailable("gone")],
         [HANG],
     )
-    camera, _, _ = make_camera(source)
+    camera, _, _ = make_camera(source, sleeps=backoff_sleeps)
 
     async with running(camera):
         await source.wait_until(lambda: source.started == 4)
@@ -271,7 +269,7 @@ async def test_auth_failure_retries_slowly_and_a_frame_restores_the_normal_backo
 async def test_ordinary_errors_back_off_doubling_and_start_over_after_a_frame(backoff_sleeps):
     down = UpstreamUnavailable("HTTP 503")
     source = ScriptedSource([down], [down], [down], [F1, down], [HANG])
-    camera, _, _ = make_camera(source)
+    camera, _, _ = make_camera(source, sleeps=backoff_sleeps)
 
     async with running(camera):
         await source.wait_until(lambda: source.started == 5)
@@ -284,7 +282,7 @@ async def test_ordinary_errors_back_off_doubling_and_start_over_after_a_frame(ba
 
 async def test_auth_failure_after_other_errors_still_waits_long(backoff_sleeps):
     source = ScriptedSource([UpstreamUnavailable("HTTP 503")], [AuthError("HTTP 401")], [HANG])
-    camera, _, _ = make_camera(source)
+    camera, _, _ = make_camera(source, sleeps=backoff_sleeps)
 
     async with running(camera):
         await source.wait_until(lambda: source.started == 3)
@@ -297,7 +295,7 @@ async def test_auth_failures_separated_by_another_error_start_the_slow_backoff_o
     # Auth-failed, then unreachable (credentials not tried), then auth-failed again:
     # the second auth failure is a new first one.
     source = ScriptedSource([AuthError("HTTP 401")], [UpstreamUnavailable("HTTP 503")], [AuthError("HTTP 401")], [HANG])
-    camera, _, _ = make_camera(source)
+    camera, _, _ = make_camera(source, sleeps=backoff_sleeps)
 
     async with running(camera):
         await source.wait_until(lambda: source.started == 4)
@@ -309,7 +307,7 @@ async def test_auth_failures_separated_by_another_error_start_the_slow_backoff_o
 
 async def test_source_that_sends_nothing_is_stalled_and_restarted():
     source = ScriptedSource([F1, HANG], [F2, HANG])
-    camera, hub, _ = make_camera(source, stall_timeout_s=0.05)
+    camera, hub, _ = make_camera(source, stall_timeout=0.05)
 
     async with running(camera):
         await next_part(hub, 1)
@@ -322,7 +320,7 @@ async def test_source_that_sends_nothing_is_stalled_and_restarted():
 
 async def test_stalled_state_is_shown_before_any_frame(caplog):
     source = ScriptedSource([HANG], [HANG])
-    camera, _, _ = make_camera(source, stall_timeout_s=0.05)
+    camera, _, _ = make_camera(source, stall_timeout=0.05)
 
     async with running(camera):
         await source.wait_until(lambda: source.started >= 2)
@@ -385,7 +383,7 @@ async def test_errors_are_counted_by_kind():
 
 
 async def test_burst_of_identical_errors_logs_one_warning_and_recovery_logs_live_again(caplog):
-    caplog.set_level(logging.DEBUG, logger="mjpeg_proxy.camera.camera")
+    caplog.set_level(logging.DEBUG, logger="mjpeg_proxy.camera")
     down = UpstreamUnavailable("HTTP 503")
     source = ScriptedSource([down], [down], [down], [down], [down], [F1, HANG])
     camera, hub, _ = make_camera(source)
@@ -404,7 +402,7 @@ async def test_burst_of_identical_errors_logs_one_warning_and_recovery_logs_live
 
 
 async def test_each_new_burst_after_recovery_warns_again(caplog):
-    caplog.set_level(logging.DEBUG, logger="mjpeg_proxy.camera.camera")
+    caplog.set_level(logging.DEBUG, logger="mjpeg_proxy.camera")
     down = UpstreamUnavailable("HTTP 503")
     source = ScriptedSource([down], [down], [F1, down], [down], [F2, HANG])
     camera, hub, _ = make_camera(source)
@@ -421,7 +419,7 @@ async def test_each_new_burst_after_recovery_warns_again(caplog):
 
 
 async def test_first_frame_logs_live(caplog):
-    caplog.set_level(logging.INFO, logger="mjpeg_proxy.camera.camera")
+    caplog.set_level(logging.INFO, logger="mjpeg_proxy.camera")
     source = ScriptedSource([F1, F2, HANG])
     camera, hub, _ = make_camera(source)
 
@@ -446,7 +444,7 @@ async def test_every_iterator_the_camera_opened_is_closed(backoff_sleeps):
         [AuthError("HTTP 401")],
         [F3, HANG],
     )
-    camera, hub, _ = make_camera(source)
+    camera, hub, _ = make_camera(source, sleeps=backoff_sleeps)
 
     async with running(camera):
         await next_part(hub, 2)
@@ -469,7 +467,7 @@ async def test_iterator_is_closed_when_publishing_a_frame_fails(caplog):
         return frame.jpeg, frame.jpeg
 
     hub = FrameHub(build_part)
-    camera = Camera(ALWAYS_ON, source, hub, backoff=Backoff(0.001, 0.01))
+    camera = Camera(ALWAYS_ON, source, hub, timing=FAST)
 
     async with running(camera):
         part = await next_part(hub, 1)
@@ -494,7 +492,7 @@ async def test_cancelling_the_camera_closes_a_source_that_is_waiting():
 
 async def test_stalled_iterator_is_closed_before_the_next_one_opens():
     source = ScriptedSource([F1, HANG], [HANG])
-    camera, _, _ = make_camera(source, stall_timeout_s=0.05)
+    camera, _, _ = make_camera(source, stall_timeout=0.05)
 
     async with running(camera):
         await source.wait_until(lambda: source.started == 2)
@@ -530,9 +528,9 @@ async def test_source_with_a_plain_async_iterator_stops_when_cancelled():
 
 
 async def test_stalls_reconnect_at_once_without_growing_the_error_backoff(caplog):
-    caplog.set_level(logging.DEBUG, logger="mjpeg_proxy.camera.camera")
+    caplog.set_level(logging.DEBUG, logger="mjpeg_proxy.camera")
     source = ScriptedSource([HANG], [HANG], [HANG], [F1, HANG])
-    camera, hub, _ = make_camera(source, stall_timeout_s=0.05, backoff=Backoff(30.0, 60.0))
+    camera, hub, _ = make_camera(source, stall_timeout=0.05, backoff_s=(30.0, 60.0))
     async with running(camera):
         part = await next_part(hub, 0)
     assert part.frame.jpeg == F1

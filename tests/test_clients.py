@@ -14,7 +14,7 @@ import pytest
 from markupsafe import escape
 from PIL import Image
 
-from mjpeg_proxy.camera.camera import REASONS
+from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.web.clients import ClientKind, media_ranges
 from mjpeg_proxy.web.pages import ERROR_PICTURE_SIZE
 from tests.client_headers import BROWSER_IMAGE, BROWSER_PAGE, CLIENTS, TOOL, Client
@@ -185,14 +185,14 @@ async def test_snapshot_of_a_down_camera_is_its_offline_picture_for_an_img_and_s
         assert "no-store" in response.headers["Cache-Control"]
         picture = await response.read()
     assert camera.state == state
-    offline = await camera.offline_picture()
+    offline = await camera.offline.picture()
     assert offline is not None
     assert picture == offline.jpeg, "the camera's offline picture, which says why"
     assert decoded(picture).size == (camera_config.width, camera_config.height)
 
     async with request(proxy, path, TOOL) as response:
         await assert_error_form(response, ClientKind.TOOL, 503, (await response.json())["message"])
-        assert REASONS[state] in (await response.json())["message"]
+        assert CameraState(state).reason in (await response.json())["message"]
     async with request(proxy, path, BROWSER_PAGE) as response:
         assert response.status == 503 and response.content_type == "text/html"
-        assert escape(REASONS[state]) in await response.text()
+        assert escape(CameraState(state).reason) in await response.text()

@@ -150,7 +150,7 @@ async def test_503_burst_backs_off_logs_once_and_viewers_carry_on(fake, start_ee
         fake.cameras[FRONT].fail_with = [503] * 4
         await eventually(lambda: camera.stats.errors["unavailable"] == 4)
         await viewer.new_parts(3)
-    warnings = [r for r in caplog.records if r.name == "mjpeg_proxy.camera.camera" and r.levelno == logging.WARNING]
+    warnings = [r for r in caplog.records if r.name == "mjpeg_proxy.camera.state" and r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "503" in warnings[0].getMessage()
     assert any("live again after 4 failed attempts" in r.getMessage() for r in caplog.records)
     assert fake.logins == 1
@@ -192,7 +192,7 @@ async def test_wrong_password_is_auth_failed_and_login_is_not_retried_soon(fake,
     retries = [
         float(re.search(r"retrying in ([0-9.]+) s", r.getMessage()).group(1))
         for r in caplog.records
-        if r.name == "mjpeg_proxy.camera.camera" and "auth_failed" in r.getMessage()
+        if r.name == "mjpeg_proxy.camera.state" and "auth_failed" in r.getMessage()
     ]
     assert len(retries) == 2 and min(retries) >= 60
 

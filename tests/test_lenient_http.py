@@ -224,7 +224,7 @@ async def test_an_answer_that_is_not_http_is_a_clear_error_with_backoff_and_no_s
     assert camera.state == "offline"
     assert "did not answer HTTP" in camera.stats.last_error and "<html><body>Camera 1" in camera.stats.last_error
     warning = next(
-        r.getMessage() for r in caplog.records if r.name == "mjpeg_proxy.camera.camera" and r.levelno == logging.WARNING
+        r.getMessage() for r in caplog.records if r.name == "mjpeg_proxy.camera.state" and r.levelno == logging.WARNING
     )
     assert re.search(r"retrying in [0-9.]+ s", warning)
     assert lenient_lines(caplog) == [], "the lenient reader could not read it either, so it is not kept"

@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mjpeg_proxy import __version__
 from mjpeg_proxy.camera import errors
-from mjpeg_proxy.camera.camera import CameraState
 from mjpeg_proxy.camera.errors import error_kinds
+from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.web import limits
 from tests.conftest import push_camera
 from tests.scripted_run import BASIC_CREDENTIALS, PASSWORD, scripted_run

@@ -4,6 +4,7 @@ checked byte for byte at a viewer. Each case is a failure seen in other MJPEG so
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig
 from tests.conftest import Proxy
 from tests.fake_mjpeg import GATE, HANG, FakeMjpegCamera, Pause, part
@@ -34,11 +36,11 @@ def _fast(fast_retries):
 def start_mjpeg(aiohttp_server, start_proxy):
     """Serve a fake MJPEG camera and a proxy with one ``mjpeg`` camera ``cam`` relaying it."""
 
-    async def start(fake: FakeMjpegCamera, **camera: object) -> Proxy:
+    async def start(fake: FakeMjpegCamera, timing: CameraTiming | None = None, **camera: object) -> Proxy:
         server = await aiohttp_server(fake.app())
         settings = {"stall_timeout": 5.0, **camera}
         config = CameraConfig(id="cam", source="mjpeg", url=str(server.make_url("/video.mjpg")), **settings)
-        return await start_proxy(config)
+        return await start_proxy(config, timing=timing)
 
     return start
 
@@ -169,17 +171,15 @@ async def test_digest_protected_upstream(start_mjpeg):
     assert fake.challenges >= 1
 
 
-async def test_wrong_password_is_auth_failed_and_the_401_page_is_never_a_frame(start_mjpeg, monkeypatch, caplog):
-    from mjpeg_proxy.camera import camera as camera_module
-
-    monkeypatch.setattr(camera_module, "AUTH_BACKOFF_S", (120.0, 600.0))  # the real, slow retry
+async def test_wrong_password_is_auth_failed_and_the_401_page_is_never_a_frame(start_mjpeg, fast_retries, caplog):
+    slow_auth = dataclasses.replace(fast_retries, auth_backoff_s=CameraTiming().auth_backoff_s)  # the real, slow retry
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], username="admin", password="right")
-    proxy = await start_mjpeg(fake, username="admin", password="wrong", auth="digest")
+    proxy = await start_mjpeg(fake, timing=slow_auth, username="admin", password="wrong", auth="digest")
     camera = proxy.camera("cam")
     await eventually(lambda: camera.hub.latest is not None)
     assert camera.state == "auth_failed"
     assert camera.hub.latest.frame.placeholder, "the 401 page must never become a frame"
-    (warning,) = [r for r in caplog.records if r.name == "mjpeg_proxy.camera.camera" and r.levelno == logging.WARNING]
+    (warning,) = [r for r in caplog.records if r.name == "mjpeg_proxy.camera.state" and r.levelno == logging.WARNING]
     delay = float(re.search(r"retrying in ([0-9.]+) s", warning.getMessage()).group(1))
     assert delay >= 60, "a refused password is retried after minutes, not seconds"
 

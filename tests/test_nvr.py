@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from mjpeg_proxy.camera import camera as camera_module
+from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig, ServerConfig
 from tests.conftest import Proxy
 from tests.fake_nvr import FakeNvr
@@ -20,11 +20,15 @@ from tests.helpers import MjpegViewer, eventually, real_frames
 
 PETS = real_frames()
 CAP = ServerConfig.max_upstream_requests_per_host
+TIMING = CameraTiming(backoff_s=(0.05, 0.2))
+"""Channels refused as busy retry within a fraction of a second; refused credentials wait
+the real minutes, which tell the two apart."""
+AUTH_BACKOFF_STEP_S = TIMING.auth_backoff_s[0]
 
 
 @pytest.fixture
 def start_nvr(aiohttp_server, start_proxy):
-    """Serve ``nvr`` and start a proxy with one on-demand camera ``ch<n>`` per channel."""
+    """Serve ``nvr`` and start a proxy with one on-demand camera ``ch<n>`` per channel, timed by ``TIMING``."""
 
     async def start(nvr: FakeNvr, kind: str, passwords: dict[int, str] | None = None, **camera: object) -> Proxy:
         server_url = str((await aiohttp_server(nvr.app())).make_url("/"))
@@ -40,7 +44,7 @@ def start_nvr(aiohttp_server, start_proxy):
             )
             for n in range(1, nvr.channels + 1)
         ]
-        return await start_proxy(*cameras, on_demand=True)
+        return await start_proxy(*cameras, on_demand=True, timing=TIMING)
 
     return start
 
@@ -67,7 +71,7 @@ def retry_delays(caplog: pytest.LogCaptureFixture, camera_id: str) -> list[float
     return [
         float(match.group(1))
         for record in caplog.records
-        if record.name == "mjpeg_proxy.camera.camera" and record.getMessage().startswith(f"camera {camera_id}: ")
+        if record.name == "mjpeg_proxy.camera.state" and record.getMessage().startswith(f"camera {camera_id}: ")
         for match in [re.search(r"retrying in ([0-9.]+) s", record.getMessage())]
         if match
     ]
@@ -106,7 +110,7 @@ async def test_a_channel_refused_for_the_connection_limit_retries_in_seconds_and
             assert camera.state == "offline"
             assert "connection limit" in camera.stats.last_error
             # The normal backoff (seconds), not the one after refused credentials (minutes).
-            assert max(retry_delays(caplog, f"ch{n}")) < camera_module.AUTH_BACKOFF_S[0] / 2
+            assert max(retry_delays(caplog, f"ch{n}")) < AUTH_BACKOFF_STEP_S / 2
 
         # Four viewers of streaming channels leave: their cameras close their upstreams,
         # and the waiting channels get in.
@@ -131,7 +135,7 @@ async def test_a_wrong_password_is_auth_failed_with_the_long_backoff_while_other
         await eventually(lambda: wrong.state == "auth_failed")
 
     assert "username or password" in wrong.stats.last_error
-    assert min(retry_delays(caplog, "ch4")) >= camera_module.AUTH_BACKOFF_S[0] / 2
+    assert min(retry_delays(caplog, "ch4")) >= AUTH_BACKOFF_STEP_S / 2
 
 
 async def test_a_wrong_password_on_every_channel_is_auth_failed_with_the_long_backoff(start_nvr, caplog):
@@ -143,7 +147,7 @@ async def test_a_wrong_password_on_every_channel_is_auth_failed_with_the_long_ba
         await eventually(lambda: all(proxy.camera(f"ch{n}").state == "auth_failed" for n in range(1, 5)))
 
     for n in range(1, 5):
-        assert min(retry_delays(caplog, f"ch{n}")) >= camera_module.AUTH_BACKOFF_S[0] / 2
+        assert min(retry_delays(caplog, f"ch{n}")) >= AUTH_BACKOFF_STEP_S / 2
 
 
 async def test_silent_channels_do_not_keep_the_other_channels_of_their_host_out(start_nvr):

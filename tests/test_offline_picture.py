@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
 import socket
 import time
@@ -15,8 +16,8 @@ import aiohttp
 import pytest
 from PIL import Image, ImageChops
 
-from mjpeg_proxy.camera import camera as camera_module
-from mjpeg_proxy.camera.camera import REASONS
+from mjpeg_proxy.camera.state import CameraState
+from mjpeg_proxy.camera.timing import CameraTiming, Clock
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.pictures.drawing import render_placeholder
 from tests.conftest import Proxy
@@ -31,6 +32,12 @@ RUNWAY = real_frames("axis-runway-webcam-640x480")
 @pytest.fixture(autouse=True)
 def _fast(fast_retries):
     pass
+
+
+@pytest.fixture
+def slow_auth(fast_retries) -> CameraTiming:
+    """Fast retries, but for refused logins: those wait the real minutes."""
+    return dataclasses.replace(fast_retries, auth_backoff_s=CameraTiming().auth_backoff_s)
 
 
 @pytest.fixture
@@ -86,7 +93,7 @@ def assert_unavailable(status: int, headers: dict[str, str], body: bytes, state:
     assert status == 503
     assert int(headers["Retry-After"]) > 0
     text = body.decode()
-    assert REASONS[state] in text, text
+    assert CameraState(state).reason in text, text
     assert not body.startswith(b"\xff\xd8"), "no picture in a 503"
 
 
@@ -186,14 +193,13 @@ async def test_offline_pictures_of_different_errors_differ(aiohttp_server, start
         assert len(picture.getcolors(maxcolors=picture.width * picture.height)) > 2, "text is drawn, not a blank"
 
 
-async def test_the_offline_picture_is_resent_while_the_viewer_waits(aiohttp_server, start_proxy, monkeypatch):
+async def test_the_offline_picture_is_resent_while_the_viewer_waits(aiohttp_server, start_proxy, slow_auth):
     # A refused login is retried after minutes: nothing new is published meanwhile.
-    monkeypatch.setattr(camera_module, "AUTH_BACKOFF_S", (120.0, 600.0))
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], username="admin", password="right")
     config = CameraConfig(
         id="cam", source="mjpeg", url=await serve(aiohttp_server, fake), username="admin", password="no", auth="digest"
     )
-    proxy = await start_proxy(config, resend_seconds=0.2)
+    proxy = await start_proxy(config, resend_seconds=0.2, timing=slow_auth)
     camera = proxy.camera("cam")
 
     async with raw_viewer(proxy) as reader:
@@ -242,18 +248,18 @@ async def test_a_viewer_back_after_idle_sees_the_offline_picture_at_once(aiohttp
 
 
 async def test_a_refused_login_is_not_tried_again_early_when_viewers_come_back_after_idle(
-    aiohttp_server, start_proxy, monkeypatch
+    aiohttp_server, start_proxy, slow_auth
 ):
     # Many cameras lock an account after a few failed logins: the minutes-long wait after
     # a refusal must hold even when the camera goes idle and a new viewer wakes it.
-    monkeypatch.setattr(camera_module, "AUTH_BACKOFF_S", (120.0, 600.0))
-    monkeypatch.setattr(camera_module, "SNAPSHOT_WAIT_S", 0.1)  # a snapshot keeps it awake only briefly
+    # A snapshot keeps it awake only briefly: the snapshot wait, or two frame intervals.
+    timing = dataclasses.replace(slow_auth, snapshot_wait_s=0.1)
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], username="admin", password="right")
     url = await serve(aiohttp_server, fake)
     config = CameraConfig(
-        id="cam", source="mjpeg", url=url, username="admin", password="no", auth="digest", linger_seconds=0.1
+        id="cam", source="mjpeg", url=url, username="admin", password="no", auth="digest", linger_seconds=0.1, fps=20
     )
-    proxy = await start_proxy(config, on_demand=True)
+    proxy = await start_proxy(config, on_demand=True, timing=timing)
     camera = proxy.camera("cam")
     async with raw_viewer(proxy) as reader:
         first = await read_part(reader)
@@ -273,13 +279,12 @@ async def test_a_refused_login_is_not_tried_again_early_when_viewers_come_back_a
     assert decoded(again.jpeg).size == decoded(first.jpeg).size and again.jpeg not in PETS
 
 
-async def test_the_offline_picture_is_drawn_again_during_a_long_wait(aiohttp_server, start_proxy, monkeypatch):
+async def test_the_offline_picture_is_drawn_again_during_a_long_wait(aiohttp_server, start_proxy, fast_retries):
     # Its "since ... ago" must move on during a pause of minutes between attempts.
-    monkeypatch.setattr(camera_module, "BACKOFF_S", (120.0, 600.0))
-    monkeypatch.setattr(camera_module, "OFFLINE_REFRESH_S", 0.1)
+    timing = dataclasses.replace(fast_retries, backoff_s=(120.0, 600.0), offline_refresh_s=0.1)
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], status=403)
     url = await serve(aiohttp_server, fake)
-    proxy = await start_proxy(CameraConfig(id="cam", source="mjpeg", url=url), resend_seconds=0.2)
+    proxy = await start_proxy(CameraConfig(id="cam", source="mjpeg", url=url), resend_seconds=0.2, timing=timing)
     camera = proxy.camera("cam")
 
     async with raw_viewer(proxy) as reader:
@@ -293,10 +298,9 @@ async def test_the_offline_picture_is_drawn_again_during_a_long_wait(aiohttp_ser
     assert camera.stats.errors["forbidden"] == 1, "drawn again, not fetched again"
 
 
-async def test_a_new_viewer_gets_the_offline_picture_as_it_reads_now(aiohttp_server, start_proxy, monkeypatch):
+async def test_a_new_viewer_gets_the_offline_picture_as_it_reads_now(aiohttp_server, start_proxy, slow_auth):
     # A refused login waits minutes before the next attempt; nobody watched meanwhile, so
     # the picture the hub holds was drawn at the refusal and its "(N s ago)" is out of date.
-    monkeypatch.setattr(camera_module, "AUTH_BACKOFF_S", (120.0, 600.0))
     fake = FakeSnapshotCamera(PETS, username="admin", password="right")
     server = await aiohttp_server(fake.app())
     config = CameraConfig(
@@ -308,20 +312,22 @@ async def test_a_new_viewer_gets_the_offline_picture_as_it_reads_now(aiohttp_ser
         password="wrong",
         auth="digest",
     )
-    proxy = await start_proxy(config)
+    wall = [time.time()]  # the proxy's wall clock, which the test moves on
+    proxy = await start_proxy(config, timing=dataclasses.replace(slow_auth, clock=Clock(wall=lambda: wall[0])))
     camera = proxy.camera("cam")
     await eventually(lambda: camera.hub.latest is not None and camera.hub.latest.frame.placeholder)
-    drawn_at = time.time()
-    await asyncio.sleep(2.1)  # time for its "since ... (N s ago)" to move on: no event says so
+    drawn_at = wall[0]
+    wall[0] += 90  # its "since ... (N ago)" has moved on: no event says so
 
     async with raw_viewer(proxy) as reader:
         first = await read_part(reader)
-        seen_at = time.time()
+        seen_at = wall[0]
     assert camera.state == "auth_failed"
 
-    # The picture is deterministic: draw it for each second it could have been drawn in.
+    # The picture is deterministic, and the clock stood still while the viewer came.
     def drawn(at: float) -> bytes:
-        return render_placeholder("Café Müller", REASONS["auth_failed"], camera.error_since, (640, 360), now_wall=at)
+        reason = CameraState.AUTH_FAILED.reason
+        return render_placeholder("Café Müller", reason, camera.error_since, (640, 360), now_wall=at)
 
-    assert first.jpeg in {drawn(seen_at - 1), drawn(seen_at)}
-    assert first.jpeg != drawn(drawn_at), "drawn anew for the new viewer, not the one from 2 s before"
+    assert first.jpeg == drawn(seen_at)
+    assert first.jpeg != drawn(drawn_at), "drawn anew for the new viewer, not the one from 90 s before"

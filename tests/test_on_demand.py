@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from mjpeg_proxy.camera import camera as camera_module
+from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig
 from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
@@ -173,15 +173,15 @@ async def test_a_viewer_back_within_the_linger_reuses_the_upstream_connection(ai
 
 
 @pytest.mark.parametrize("kind", ["snapshot", "mjpeg"])
-async def test_a_snapshot_of_an_idle_camera_fetches_a_picture(aiohttp_server, start_proxy, monkeypatch, kind):
-    monkeypatch.setattr(camera_module, "SNAPSHOT_WAIT_S", 0.5)  # how long a snapshot keeps the upstream open
+async def test_a_snapshot_of_an_idle_camera_fetches_a_picture(aiohttp_server, start_proxy, kind):
+    timing = CameraTiming(snapshot_wait_s=0.5)  # how long a snapshot keeps the upstream open
     if kind == "snapshot":
         fake = FakeSnapshotCamera(PETS)
         config = snapshot_camera("cam", await serve(aiohttp_server, fake), linger_seconds=0.2)
     else:
         fake = streaming_fake()
         config = CameraConfig(id="cam", source="mjpeg", url=await serve(aiohttp_server, fake), linger_seconds=0.2)
-    proxy = await start_proxy(config, on_demand=True)
+    proxy = await start_proxy(config, on_demand=True, timing=timing)
     camera = proxy.camera("cam")
     assert camera.state == "idle" and camera.upstream_requests == 0
 
@@ -222,13 +222,14 @@ async def test_always_on_camera_fetches_with_no_viewer(aiohttp_server, start_pro
     assert camera.hub.latest is not None and camera.hub.latest.frame.jpeg in PETS
 
 
-async def test_snapshots_of_a_slow_camera_waking_from_idle_each_get_a_picture(aiohttp_server, start_proxy, monkeypatch):
+async def test_snapshots_of_a_slow_camera_waking_from_idle_each_get_a_picture(aiohttp_server, start_proxy):
     # A camera slower than the snapshot wait: its next request slot can be a whole frame
     # interval away when it wakes, so a snapshot waits two intervals rather than 503.
-    monkeypatch.setattr(camera_module, "SNAPSHOT_WAIT_S", 0.1)
     fake = FakeSnapshotCamera(PETS)
     proxy = await start_proxy(
-        snapshot_camera("cam", await serve(aiohttp_server, fake), fps=4.0, linger_seconds=0), on_demand=True
+        snapshot_camera("cam", await serve(aiohttp_server, fake), fps=4.0, linger_seconds=0),
+        on_demand=True,
+        timing=CameraTiming(snapshot_wait_s=0.1),
     )
     camera = proxy.camera("cam")
     async with aiohttp.ClientSession() as session:

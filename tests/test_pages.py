@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from mjpeg_proxy.camera import camera as camera_module
+from mjpeg_proxy.camera.timing import CameraTiming
 from tests.client_headers import BROWSER_PAGE
 from tests.conftest import push_camera
 from tests.helpers import eventually, real_frames
@@ -72,9 +72,9 @@ async def test_snapshot_waits_for_the_first_frame(start_proxy):
             assert await response.read() == FRAMES[3]
 
 
-async def test_snapshot_without_any_frame_is_503_with_retry_after(start_proxy, monkeypatch):
-    monkeypatch.setattr(camera_module, "SNAPSHOT_WAIT_S", 0.05)
-    proxy = await start_proxy(push_camera(fps=30))  # two frame intervals are under 0.1 s
+async def test_snapshot_without_any_frame_is_503_with_retry_after(start_proxy):
+    # Two frame intervals are under 0.1 s.
+    proxy = await start_proxy(push_camera(fps=30), timing=CameraTiming(snapshot_wait_s=0.05))
     async with aiohttp.ClientSession() as session:
         async with session.get(proxy.url("/cameras/cam/snapshot.jpg")) as response:
             assert response.status == 503

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from mjpeg_proxy.camera.camera import REASONS
+from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.web.pages import ERROR_PICTURE_SIZE
 from tests.conftest import Proxy, push_camera
@@ -179,7 +179,7 @@ async def test_index_shows_a_picture_for_every_camera_even_those_that_are_down(
         for state, camera in down_cameras.items():
             async with session.get(proxy.url(f"/cameras/{camera.id}/snapshot.jpg")) as response:
                 assert (response.status, response.content_type) == (503, "application/json")
-                assert REASONS[state] in (await response.json())["message"]
+                assert CameraState(state).reason in (await response.json())["message"]
 
 
 @pytest.mark.parametrize("origin", ORIGINS)

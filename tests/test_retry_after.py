@@ -13,7 +13,6 @@ from email.utils import formatdate, parsedate_to_datetime
 import pytest
 from aiohttp import web
 
-from mjpeg_proxy.camera import camera as camera_module
 from mjpeg_proxy.camera.backoff import Backoff
 from mjpeg_proxy.config import CameraConfig, EenConfig
 from mjpeg_proxy.sources.retry_after import MAX_RETRY_AFTER_S, retry_after_s
@@ -96,8 +95,8 @@ def test_no_header_is_no_wait():
 
 
 def test_a_named_wait_is_kept_and_spread_by_at_most_a_tenth():
-    assert Backoff(rand=lambda: 0.0).at_least(30.0) == 30.0
-    assert Backoff(rand=lambda: 1.0).at_least(30.0) == pytest.approx(33.0)
+    assert Backoff(1.0, 60.0, rand=lambda: 0.0).at_least(30.0) == 30.0
+    assert Backoff(1.0, 60.0, rand=lambda: 1.0).at_least(30.0) == pytest.approx(33.0)
 
 
 # --- snapshot and MJPEG cameras against a busy camera on 127.0.0.1 -------------------------
@@ -197,7 +196,7 @@ async def test_nonsense_retry_after_falls_back_to_the_backoff(fast_retries, star
     # And never a tight loop: each retry waited at least the backoff's shortest delay.
     gaps = [b - a for a, b in itertools.pairwise(fake.request_times[:4])]
     assert len(gaps) == 3
-    assert min(gaps) >= camera_module.BACKOFF_S[0] / 2
+    assert min(gaps) >= fast_retries.backoff_s[0] / 2
 
 
 # --- EEN: preview requests and logins ---------------------------------------------------
@@ -271,4 +270,4 @@ async def test_een_nonsense_retry_after_falls_back_to_the_backoff(fast_retries, 
 
     gaps = [b - a for a, b in itertools.pairwise(camera.request_times[:4])]
     assert len(gaps) == 3
-    assert min(gaps) >= camera_module.BACKOFF_S[0] / 2
+    assert min(gaps) >= fast_retries.backoff_s[0] / 2

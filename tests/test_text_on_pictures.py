@@ -20,7 +20,7 @@ from fontTools.fontBuilder import FontBuilder
 from fontTools.ttLib import TTFont
 from PIL import Image, ImageChops, ImageDraw
 
-from mjpeg_proxy.camera.camera import REASONS
+from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.config import CameraConfig, Config, ConfigError, ServerConfig, load_config
 from mjpeg_proxy.pictures.drawing import render_placeholder
 from mjpeg_proxy.pictures.fonts import FONT_DIRS, TextFonts
@@ -48,7 +48,9 @@ def decoded(jpeg: bytes) -> Image.Image:
 def offline_picture(fonts: TextFonts | None = None, size: tuple[int, int] = SIZE) -> Render:
     """The offline picture of a camera called by the argument, drawn with ``fonts`` (default: the defaults)."""
     options = {} if fonts is None else {"fonts": fonts}
-    return lambda name: decoded(render_placeholder(name, REASONS["offline"], SINCE, size, SINCE + 300, **options))
+    return lambda name: decoded(
+        render_placeholder(name, CameraState.OFFLINE.reason, SINCE, size, SINCE + 300, **options)
+    )
 
 
 def demo_frame(fonts: TextFonts | None = None, size: tuple[int, int] = SIZE) -> Render:

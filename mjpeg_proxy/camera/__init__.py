@@ -2,7 +2,8 @@
 
 Frames come in from the camera's source (``sources/``); ``frame.Frame`` is one picture;
 ``hub.FrameHub`` holds a camera's latest frame and hands it to every viewer
-(``web/streaming``); ``camera.Camera`` runs the one fetch loop that feeds the hub, on
-demand, with its backoff, state and offline picture; ``camera_set.CameraSet`` runs every
-configured camera.
+(``web/streaming``); ``camera.Camera`` feeds the hub from the camera's source, on demand
+(``demand``), through ``fetch.FetchLoop`` (stalls, retries), with its ``state``, its
+``offline`` picture and its ``stats``, timed by ``timing.CameraTiming``;
+``camera_set.CameraSet`` runs every configured camera.
 """

@@ -19,8 +19,8 @@ class Backoff:
 
     def __init__(
         self,
-        initial_s: float = 1.0,
-        max_s: float = 60.0,
+        initial_s: float,
+        max_s: float,
         factor: float = 2.0,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -41,9 +41,10 @@ class Backoff:
         return step / 2 + self._rand() * step / 2
 
     def at_least(self, seconds: float) -> float:
-        """The wait when the upstream named it (``Retry-After``): ``seconds`` plus up to
-        ``NAMED_WAIT_SPREAD`` of it more, so cameras told the same time (an HTTP-date, or
-        channels of one device) do not come back together. Counts no failure.
+        """The wait when the upstream named it (``Retry-After``), counting no failure.
+
+        ``seconds`` plus up to ``NAMED_WAIT_SPREAD`` of it more, so cameras told the same
+        time (an HTTP-date, or channels of one device) do not come back together.
         """
         return seconds * (1 + NAMED_WAIT_SPREAD * self._rand())
 

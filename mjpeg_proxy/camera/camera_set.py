@@ -15,6 +15,7 @@ from mjpeg_proxy import __version__
 from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.hub import FrameHub
+from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig, Config, EenConfig
 from mjpeg_proxy.pictures.fonts import TextFonts
 from mjpeg_proxy.sources import Source, Upstreams
@@ -48,14 +49,21 @@ class CameraSet:
     their streams (with the close delimiter) and stop; changed ones (any key, or the EEN
     account they use) keep their hub and viewers and restart their fetch loop on a new
     source; unchanged ones are not touched. ``close`` stops them all and the clients.
-    ``fonts`` draw the text on the cameras' offline pictures and the demo cameras' frames.
+    ``fonts`` draw the text on the cameras' offline pictures and the demo cameras' frames;
+    ``timing`` holds every camera's delays and clock.
     """
 
     def __init__(
-        self, by_id: dict[str, Camera], source_factory: SourceFactory, build_part: PartBuilder, fonts: TextFonts
+        self,
+        by_id: dict[str, Camera],
+        source_factory: SourceFactory,
+        build_part: PartBuilder,
+        fonts: TextFonts,
+        timing: CameraTiming,
     ) -> None:
         self.by_id = by_id
         self._fonts = fonts
+        self._timing = timing
         self._source_factory = source_factory
         self._build_part = build_part
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -99,7 +107,9 @@ class CameraSet:
             camera = self.by_id.get(camera_config.id)
             if camera is None:
                 source = self._new_source(camera_config)
-                camera = Camera(camera_config, source, FrameHub(self._build_part), fonts=self._fonts)
+                camera = Camera(
+                    camera_config, source, FrameHub(self._build_part), timing=self._timing, fonts=self._fonts
+                )
                 changes.added.append(camera.id)
             elif camera.config != camera_config or (een_changed and camera_config.source == "een"):
                 await self._stop(camera)

@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 
 class Demand:
-    """Says whether a camera is wanted: always (``always_on``), while ``viewers()`` is above
-    zero, or until a hold runs out (``hold(seconds)``: the linger after the last viewer, or
-    a snapshot request).
+    """Says whether a camera is wanted, and waits for that to change.
+
+    Wanted: always (``always_on``), while ``viewers()`` is above zero, or until a hold
+    runs out (``hold(seconds)``: the linger after the last viewer, or a snapshot request).
 
     ``wait(wanted)`` returns once that answer is ``wanted``. It sleeps on an event, with a
     deadline only while a hold is running out, so a camera nobody watches costs no CPU:

@@ -30,7 +30,8 @@ class Frame:
 
     @property
     def timestamp(self) -> float:
-        """When the picture was taken, in seconds since the epoch: the upstream's own
-        time when it gave one, else the time we received it.
+        """When the picture was taken, in seconds since the epoch.
+
+        The upstream's own time when it gave one, else the time we received it.
         """
         return self.upstream_time if self.upstream_time is not None else self.received_wall

@@ -1,8 +1,9 @@
-"""What a camera has done so far: the counters status pages and metrics show."""
+"""What a camera has done so far: the counters and the input rate status pages and metrics show."""
 
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -31,3 +32,39 @@ class CameraStats:
     """Upstream errors by ``SourceError.kind``."""
     last_error: str | None = None
     """The latest upstream error in words (never a secret), None before the first."""
+
+
+class InputRate:
+    """Frames received per second, over the last ``window_s`` seconds.
+
+    Or since the upstream was opened when that is more recent (at least 1 s). Times are
+    ``monotonic()`` seconds (``Frame.received_monotonic``).
+    """
+
+    def __init__(self, window_s: float, monotonic: Callable[[], float]) -> None:
+        self._window_s = window_s
+        self._monotonic = monotonic
+        self._arrivals: collections.deque[float] = collections.deque()
+        self._opened = 0.0
+
+    def opened(self) -> None:
+        """The upstream was opened (each reconnection too): count this connection's frames only."""
+        self._opened = self._monotonic()
+        self._arrivals.clear()
+
+    def arrived(self, at: float) -> None:
+        """Count a frame received at ``at``."""
+        self._arrivals.append(at)
+        self._forget(at)
+
+    def per_second(self) -> float:
+        """The rate now, in frames per second."""
+        now = self._monotonic()
+        self._forget(now)
+        if not self._arrivals:
+            return 0.0
+        return len(self._arrivals) / min(self._window_s, max(1.0, now - self._opened))
+
+    def _forget(self, now: float) -> None:
+        while self._arrivals and self._arrivals[0] < now - self._window_s:
+            self._arrivals.popleft()

@@ -13,6 +13,7 @@ import jinja2
 from aiohttp import web
 
 from mjpeg_proxy.camera.camera_set import CameraSet, SourceFactory
+from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import Config, LiveConfig
 from mjpeg_proxy.logs import SUMMARY_INTERVAL_S, SummarisedLog
 from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts
@@ -30,6 +31,7 @@ def create_app(
     *,
     log_summary_interval_s: float = SUMMARY_INTERVAL_S,
     fonts: TextFonts | None = None,
+    timing: CameraTiming | None = None,
 ) -> web.Application:
     """Return the application serving ``config``'s cameras.
 
@@ -40,7 +42,8 @@ def create_app(
     cause by the hundred (refusals, viewers closed for not reading) are summarised in the
     log every ``log_summary_interval_s`` seconds. ``fonts`` draw the text
     on the offline picture and the demo camera (default: those of ``[server] font`` and
-    the system's, ``fonts.shared_fonts``).
+    the system's, ``fonts.shared_fonts``). ``timing`` holds the cameras' delays and clock
+    (default: ``CameraTiming()``).
     """
     app = web.Application(
         middlewares=[
@@ -61,7 +64,8 @@ def create_app(
         autoescape=jinja2.select_autoescape(default=True),
     )
     app[CAMERAS] = {}
-    app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, framings.build, fonts or shared_fonts(config.server.font))
+    fonts = fonts or shared_fonts(config.server.font)
+    app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, framings.build, fonts, timing or CameraTiming())
     app.cleanup_ctx.append(_run_cameras)
     app.on_shutdown.append(_end_streams)
     app.router.add_get("/", pages.index, name="index")

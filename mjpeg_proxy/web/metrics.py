@@ -23,8 +23,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from mjpeg_proxy import __version__
-from mjpeg_proxy.camera.camera import CameraState
 from mjpeg_proxy.camera.errors import error_kinds
+from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.web.appkeys import CAMERAS, REFUSALS
 
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

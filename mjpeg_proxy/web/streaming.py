@@ -11,7 +11,6 @@ from typing import Protocol
 
 from aiohttp import web
 
-from mjpeg_proxy.camera.camera import ERROR_STATES, REASONS
 from mjpeg_proxy.camera.hub import FrameHub, HubClosed, Part
 from mjpeg_proxy.camera.stats import CameraStats
 from mjpeg_proxy.logs import SummarisedLog
@@ -207,7 +206,7 @@ async def keep_streams(app: web.Application) -> None:
         server = app[CONFIG].server  # read anew each time: a reload may change it
         await asyncio.sleep(min(CARE_INTERVAL_S, server.resend_seconds / 4, server.write_timeout / 4))
         for camera in app[CAMERAS].values():
-            camera.redraw_offline()
+            camera.offline.redraw()
         for viewer in app[STREAM_VIEWERS]:
             viewer.tick(server.resend_seconds, server.write_timeout)
 
@@ -305,7 +304,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         log.debug("camera %s: viewer %s connected (%d watching)", camera.id, request.remote, hub.viewers)
         try:
             if hub.latest is not None and hub.latest.frame.placeholder:
-                await camera.show_offline(over_frames=False)  # its "since ... ago" as of now
+                await camera.offline.show(over_frames=False)  # its "since ... ago" as of now
             if hub.latest is not None:
                 viewer.offer(hub.latest)  # the latest picture at once, not after the next frame
             try:
@@ -323,8 +322,7 @@ async def snapshot(request: web.Request) -> web.Response:
     """``GET /cameras/{camera_id}/snapshot.jpg``: the latest frame as ``image/jpeg``.
 
     Starts the camera's upstream if it was idle. Before the camera's first frame, waits
-    up to SNAPSHOT_WAIT_S for it (two frame intervals for a slower camera); answers 503
-    with ``Retry-After`` if none comes, or while viewers see the offline picture: an
+    up to ``Camera.snapshot_wait_s`` for it; answers 503 with ``Retry-After`` if none comes, or while viewers see the offline picture: an
     ``<img>`` then gets that picture as the body, anyone else the reason in plain words
     and since when.
 
@@ -337,7 +335,7 @@ async def snapshot(request: web.Request) -> web.Response:
     camera.touch()
     part = camera.hub.latest
     try:
-        if part is None and camera.state not in ERROR_STATES:
+        if part is None and not camera.state.is_error:
             part = await camera.hub.next_part(0, camera.snapshot_wait_s)
     except HubClosed:
         part = None
@@ -345,10 +343,10 @@ async def snapshot(request: web.Request) -> web.Response:
         return web.Response(body=part.frame.jpeg, content_type="image/jpeg", headers=NO_CACHE_HEADERS)
     headers = {"Retry-After": str(SNAPSHOT_RETRY_AFTER_S), "Cache-Control": "no-store"}
     state = camera.state
-    if state not in ERROR_STATES:
+    if not state.is_error:
         raise web.HTTPServiceUnavailable(text=f"camera {camera.id!r} has no frame yet ({state})", headers=headers)
-    message = f"camera {camera.id!r}: {REASONS[state]} since {utc_text(camera.error_since)} ({state})"
-    if client_kind(request) is ClientKind.IMAGE and (offline := await camera.offline_picture()) is not None:
+    message = f"camera {camera.id!r}: {state.reason} since {utc_text(camera.error_since)} ({state})"
+    if client_kind(request) is ClientKind.IMAGE and (offline := await camera.offline.picture()) is not None:
         # A 503 with a picture: browsers paint it (no broken-image icon on the index),
         # while the status still tells caches and checkers that this is no camera frame.
         headers.update(NO_CACHE_HEADERS)
