@@ -14,7 +14,7 @@ from aioresponses import aioresponses
 
 from mjpeg_proxy.camera import camera as camera_module
 from mjpeg_proxy.camera.camera import Camera
-from mjpeg_proxy.config import CameraConfig, Config, EenConfig, ServerConfig
+from mjpeg_proxy.config import CameraConfig, Config, ServerConfig, SourceConfig
 from mjpeg_proxy.sources import build_source
 from mjpeg_proxy.web.app import create_app
 from mjpeg_proxy.web.appkeys import CAMERAS
@@ -55,7 +55,6 @@ def start_proxy(aiohttp_server) -> StartProxy:
 
     async def start(
         *cameras: CameraConfig,
-        een: EenConfig | None = None,
         on_demand: bool = False,
         app_options: Mapping[str, Any] | None = None,
         **server_options,
@@ -66,7 +65,7 @@ def start_proxy(aiohttp_server) -> StartProxy:
         pushed: dict[str, PushSource] = {}
 
         def source_factory(camera: CameraConfig, upstreams):
-            if camera.source == "push":
+            if isinstance(camera.source, PushConfig):
                 pushed[camera.id] = PushSource()
                 return pushed[camera.id]
             return build_source(camera, upstreams)
@@ -75,7 +74,7 @@ def start_proxy(aiohttp_server) -> StartProxy:
         server_options.setdefault("max_connections_per_client", 100_000)
         if not on_demand:
             cameras = tuple(dataclasses.replace(camera, always_on=True) for camera in cameras)
-        config = Config(server=ServerConfig(**server_options), cameras=cameras, een=een)
+        config = Config(server=ServerConfig(**server_options), cameras=cameras)
         server = await aiohttp_server(create_app(config, source_factory, **(app_options or {})))
         return Proxy(server, pushed)
 
@@ -90,9 +89,16 @@ def fast_retries(monkeypatch):
     monkeypatch.setattr(camera_module, "MIN_STALL_TIMEOUT_S", 1.0)
 
 
+@dataclasses.dataclass(frozen=True)
+class PushConfig(SourceConfig):
+    """The section of a camera fed by the test (see ``start_proxy``)."""
+
+    kind = "push"
+
+
 def push_camera(camera_id: str = "cam", **changes) -> CameraConfig:
     """A camera fed by the test (see ``start_proxy``)."""
-    return CameraConfig(id=camera_id, source="push", **changes)
+    return CameraConfig(id=camera_id, source=PushConfig(), **changes)
 
 
 class _MockedResponse(aiohttp.ClientResponse):

@@ -19,6 +19,8 @@ from mjpeg_proxy.camera import camera as camera_module
 from mjpeg_proxy.camera.camera import REASONS
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.pictures.drawing import render_placeholder
+from mjpeg_proxy.sources.mjpeg import MjpegConfig
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
 from tests.fake_mjpeg import GATE, HANG, FakeMjpegCamera, part
@@ -97,7 +99,7 @@ async def test_stall_shows_the_offline_picture_then_the_same_viewer_gets_live_fr
     # The first connection sends two frames and goes silent; later ones wait for the gate.
     first, later = [GATE, part(frames[0]), part(frames[1]), HANG], [GATE, part(frames[2]), HANG]
     fake = FakeMjpegCamera(lambda n: first if n == 0 else later)
-    config = CameraConfig(id="cam", source="mjpeg", url=await serve(aiohttp_server, fake), stall_timeout=1.0)
+    config = CameraConfig(id="cam", source=MjpegConfig(url=await serve(aiohttp_server, fake)), stall_timeout=1.0)
     proxy = await start_proxy(config)
     camera = proxy.camera("cam")
 
@@ -149,7 +151,7 @@ async def test_error_state_shows_the_offline_picture_and_snapshot_says_why(
     else:
         fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], **upstream)
         url = await serve(aiohttp_server, fake)
-    proxy = await start_proxy(CameraConfig(id="cam", source="mjpeg", url=url, **settings))
+    proxy = await start_proxy(CameraConfig(id="cam", source=MjpegConfig(url=url), **settings))
     camera = proxy.camera("cam")
 
     async with raw_viewer(proxy) as reader:
@@ -169,8 +171,8 @@ async def test_offline_pictures_of_different_errors_differ(aiohttp_server, start
     forbidden, missing = FakeMjpegCamera(lambda n: [], status=403), FakeMjpegCamera(lambda n: [], status=404)
     # The same name for both: only the reason can tell the two pictures apart.
     proxy = await start_proxy(
-        CameraConfig(id="a", name="Garage", source="mjpeg", url=await serve(aiohttp_server, forbidden)),
-        CameraConfig(id="b", name="Garage", source="mjpeg", url=await serve(aiohttp_server, missing)),
+        CameraConfig(id="a", source=MjpegConfig(url=await serve(aiohttp_server, forbidden)), name="Garage"),
+        CameraConfig(id="b", source=MjpegConfig(url=await serve(aiohttp_server, missing)), name="Garage"),
     )
     hubs = proxy.camera("a").hub, proxy.camera("b").hub
     await eventually(lambda: all(hub.latest is not None for hub in hubs))
@@ -191,7 +193,8 @@ async def test_the_offline_picture_is_resent_while_the_viewer_waits(aiohttp_serv
     monkeypatch.setattr(camera_module, "AUTH_BACKOFF_S", (120.0, 600.0))
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], username="admin", password="right")
     config = CameraConfig(
-        id="cam", source="mjpeg", url=await serve(aiohttp_server, fake), username="admin", password="no", auth="digest"
+        id="cam",
+        source=MjpegConfig(url=await serve(aiohttp_server, fake), username="admin", password="no", auth="digest"),
     )
     proxy = await start_proxy(config, resend_seconds=0.2)
     camera = proxy.camera("cam")
@@ -211,7 +214,7 @@ async def test_the_offline_picture_is_resent_while_the_viewer_waits(aiohttp_serv
 
 async def test_snapshot_of_an_idle_camera_whose_upstream_refuses_answers_503_promptly(aiohttp_server, start_proxy):
     fake = FakeMjpegCamera(lambda n: [], status=404)
-    config = CameraConfig(id="cam", source="mjpeg", url=await serve(aiohttp_server, fake), linger_seconds=0.5)
+    config = CameraConfig(id="cam", source=MjpegConfig(url=await serve(aiohttp_server, fake)), linger_seconds=0.5)
     proxy = await start_proxy(config, on_demand=True)
     assert proxy.camera("cam").state == "idle"
 
@@ -225,7 +228,7 @@ async def test_snapshot_of_an_idle_camera_whose_upstream_refuses_answers_503_pro
 async def test_a_viewer_back_after_idle_sees_the_offline_picture_at_once(aiohttp_server, start_proxy):
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG])
     config = CameraConfig(
-        id="cam", source="mjpeg", url=await serve(aiohttp_server, fake), linger_seconds=0.1, stall_timeout=5.0
+        id="cam", source=MjpegConfig(url=await serve(aiohttp_server, fake)), linger_seconds=0.1, stall_timeout=5.0
     )
     proxy = await start_proxy(config, on_demand=True)
     camera = proxy.camera("cam")
@@ -251,7 +254,7 @@ async def test_a_refused_login_is_not_tried_again_early_when_viewers_come_back_a
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], username="admin", password="right")
     url = await serve(aiohttp_server, fake)
     config = CameraConfig(
-        id="cam", source="mjpeg", url=url, username="admin", password="no", auth="digest", linger_seconds=0.1
+        id="cam", source=MjpegConfig(url=url, username="admin", password="no", auth="digest"), linger_seconds=0.1
     )
     proxy = await start_proxy(config, on_demand=True)
     camera = proxy.camera("cam")
@@ -279,7 +282,7 @@ async def test_the_offline_picture_is_drawn_again_during_a_long_wait(aiohttp_ser
     monkeypatch.setattr(camera_module, "OFFLINE_REFRESH_S", 0.1)
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], status=403)
     url = await serve(aiohttp_server, fake)
-    proxy = await start_proxy(CameraConfig(id="cam", source="mjpeg", url=url), resend_seconds=0.2)
+    proxy = await start_proxy(CameraConfig(id="cam", source=MjpegConfig(url=url)), resend_seconds=0.2)
     camera = proxy.camera("cam")
 
     async with raw_viewer(proxy) as reader:
@@ -301,12 +304,10 @@ async def test_a_new_viewer_gets_the_offline_picture_as_it_reads_now(aiohttp_ser
     server = await aiohttp_server(fake.app())
     config = CameraConfig(
         id="cam",
-        source="snapshot",
-        url=str(server.make_url("/snapshot.jpg")),
+        source=SnapshotConfig(
+            url=str(server.make_url("/snapshot.jpg")), username="admin", password="wrong", auth="digest"
+        ),
         name="Café Müller",
-        username="admin",
-        password="wrong",
-        auth="digest",
     )
     proxy = await start_proxy(config)
     camera = proxy.camera("cam")

@@ -18,6 +18,7 @@ from yarl import URL
 
 from mjpeg_proxy.camera.camera import REASONS
 from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.sources.demo import DemoConfig
 from mjpeg_proxy.web.pages import ERROR_PICTURE_SIZE
 from tests.conftest import Proxy, push_camera
 from tests.down_cameras import down_cameras_fixture  # noqa: F401 (the down_cameras fixture)
@@ -57,7 +58,7 @@ IMAGE_HASH_JS = """() => {
 
 
 def demo_camera(camera_id: str, fps: float = 2.0) -> CameraConfig:
-    return CameraConfig(id=camera_id, source="demo", name=f"Demo {camera_id}", fps=fps, width=320, height=180)
+    return CameraConfig(id=camera_id, source=DemoConfig(width=320, height=180), name=f"Demo {camera_id}", fps=fps)
 
 
 @pytest.fixture
