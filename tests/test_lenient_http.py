@@ -16,7 +16,8 @@ from yarl import URL
 
 from mjpeg_proxy.camera.errors import UpstreamUnavailable
 from mjpeg_proxy.config import CameraConfig
-from mjpeg_proxy.sources.lenient_http import MAX_HEAD_BYTES, LenientFallback, lenient_get, parse_head
+from mjpeg_proxy.sources.lenient_head import MAX_HEAD_BYTES, parse_head
+from mjpeg_proxy.sources.lenient_http import LenientFallback, lenient_get
 from mjpeg_proxy.sources.mjpeg import MjpegConfig
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from tests.conftest import Proxy

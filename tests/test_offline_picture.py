@@ -151,7 +151,7 @@ async def test_error_state_shows_the_offline_picture_and_snapshot_says_why(
     else:
         fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], **upstream)
         url = await serve(aiohttp_server, fake)
-    proxy = await start_proxy(CameraConfig(id="cam", source=MjpegConfig(url=url), **settings))
+    proxy = await start_proxy(CameraConfig(id="cam", source=MjpegConfig(url=url, **settings)))
     camera = proxy.camera("cam")
 
     async with raw_viewer(proxy) as reader:
@@ -159,7 +159,7 @@ async def test_error_state_shows_the_offline_picture_and_snapshot_says_why(
         assert camera.hub.latest.frame.placeholder
         assert camera.state == state
         # What is on the wire is a whole JPEG, at the camera's configured size (no frame yet).
-        assert decoded(received.jpeg).size == (camera.config.width, camera.config.height)
+        assert decoded(received.jpeg).size == camera.config.picture_size
         assert received.jpeg not in PETS
         assert_unavailable(*await snapshot(proxy), state)
     assert camera.stats.frames_received == 0

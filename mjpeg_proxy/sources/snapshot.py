@@ -54,7 +54,9 @@ class SnapshotSource(HttpCameraSource):
     complete JPEG or is too large.
     """
 
-    def __init__(self, config: HttpCameraConfig, pacer: Pacer, http: aiohttp.ClientSession, hosts: UpstreamHosts) -> None:
+    def __init__(
+        self, config: HttpCameraConfig, pacer: Pacer, http: aiohttp.ClientSession, hosts: UpstreamHosts
+    ) -> None:
         super().__init__(config, http, hosts)
         self._pacer = pacer
 
