@@ -171,8 +171,10 @@ def raise_open_file_limit() -> int:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    """The configuration the command line asks for: the file, the ``--een-esn`` cameras, the
-    ``--host`` and ``--port`` overrides; the demo camera without a file.
+    """The configuration the command line asks for.
+
+    The file, the ``--een-esn`` cameras, the ``--host`` and ``--port`` overrides; the demo
+    camera without a file.
 
     Raises:
         ConfigError: the file or the ESNs are wrong.
@@ -184,9 +186,11 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 async def _reload_on_sighup(app: web.Application, args: argparse.Namespace) -> AsyncIterator[None]:
-    """While the app runs, on SIGHUP (``systemctl reload``, logrotate's ``postrotate``) read
-    the configuration again and apply it (``app.apply_config``); a configuration that does
-    not load is logged and the running one kept. Reloads run one at a time.
+    """While the app runs, read the configuration again and apply it on each SIGHUP.
+
+    SIGHUP comes from ``systemctl reload`` or logrotate's ``postrotate``; the new
+    configuration is applied with ``app.apply_config``. A configuration that does not load
+    is logged and the running one kept. Reloads run one at a time.
     """
     loop = asyncio.get_running_loop()
     lock = asyncio.Lock()

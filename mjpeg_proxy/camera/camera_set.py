@@ -1,5 +1,7 @@
-"""The running cameras: one Camera and fetch task per configured camera, the upstream
-clients they share, and a new configuration applied to them while viewers watch.
+"""The running cameras.
+
+One Camera and fetch task per configured camera, the upstream clients they share, and a new
+configuration applied to them while viewers watch.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ PartBuilder = Callable[[Frame], tuple[bytes, bytes]]
 
 @dataclass
 class Changes:
-    """What applying a configuration did: camera ids ``added``, ``removed``, ``changed``
-    (restarted on a new source, viewers kept) and ``unchanged``.
+    """What applying a configuration did.
+
+    Camera ids ``added``, ``removed``, ``changed`` (restarted on a new source, viewers kept)
+    and ``unchanged``.
     """
 
     added: list[str] = field(default_factory=list)
@@ -35,8 +39,10 @@ class Changes:
 
 
 class CameraSet:
-    """Runs one ``Camera`` with its fetch task per configured camera, in ``by_id`` (the
-    application's camera table, kept in configuration order and changed in place).
+    """Runs one ``Camera`` with its fetch task per configured camera, in ``by_id``.
+
+    ``by_id`` is the application's camera table, kept in configuration order and changed
+    in place.
 
     ``start`` makes the upstream clients the cameras share and starts every camera.
     ``apply`` brings the set to a new configuration: added cameras start; removed ones end

@@ -54,8 +54,7 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class CameraConfig:
-    """One ``[[cameras]]`` entry: the settings every camera has, and ``source``, its
-    source's section.
+    """One ``[[cameras]]`` entry: the settings every camera has, and ``source``, its source's section.
 
     ``fps`` is frames per second to fetch (demo: to render). ``stall_timeout`` (seconds
     without a complete frame before the camera counts as stalled and is reconnected) is

@@ -1,5 +1,7 @@
-"""Field checks shared by every table of the configuration: numbers in a range, text a
-login can use, secrets from the environment, fetchable URLs and host names.
+"""Field checks shared by every table of the configuration.
+
+Numbers in a range, text a login can use, secrets from the environment, fetchable URLs and
+host names.
 
 A check takes a value as TOML gave it and returns it converted, or raises ``Problem``
 with words that follow the field's name; ``read_fields`` turns a ``Problem`` into the
@@ -47,8 +49,10 @@ Check = Callable[[Any], Any]
 
 
 def read_fields(data: Mapping[str, Any], checks: Mapping[str, Check], fail: Fail) -> dict[str, Any]:
-    """The fields of ``data`` that ``checks`` knows, each checked and converted, in the
-    order of ``checks`` (so the first wrong field is the one reported).
+    """The fields of ``data`` that ``checks`` knows, each checked and converted.
+
+    They are checked in the order of ``checks``, so the first wrong field is the one
+    reported.
 
     Raises:
         ConfigError: a field's check found a problem.
@@ -154,8 +158,9 @@ def secret_from_env(data: Mapping[str, Any], key: str, environ: Mapping[str, str
 
 
 def text_problem(value: str, *, secret: bool) -> str | None:
-    """What is wrong with a username (``secret=False``) or a password or key, in words that
-    follow its name; None when nothing is.
+    """What is wrong with a username (``secret=False``) or a password or key, in words that follow its name.
+
+    None when nothing is.
 
     Each of these fails every login: nothing but blanks; line breaks, control or invisible
     characters (a zero-width space or a byte-order mark pasted with it); for a username,
@@ -211,9 +216,11 @@ def check_url(url: Any, fail: Fail, key: str = "url") -> str:
 
 
 def _valid_host(host: str) -> bool:
-    """True for an IP address, or a DNS name whose labels are 1-63 letters, digits, '-'
-    or '_', 253 characters at most, that does not end in a number (WHATWG URL: a host whose
-    last label is numeric is read as an IPv4 address).
+    """Whether ``host`` is an IP address or a DNS name a resolver could look up.
+
+    A name's labels are 1-63 letters, digits, '-' or '_', 253 characters at most, and its
+    last label is not a number (WHATWG URL: a host whose last label is numeric is read as an
+    IPv4 address).
     """
     try:
         ipaddress.ip_address(host)

@@ -28,8 +28,9 @@ class Config:
 
 
 class LiveConfig:
-    """The configuration in force: the one the proxy started with, then each one a reload
-    applied (``apply``). Read it like a ``Config``: ``server``, ``cameras``, ``path``.
+    """The configuration in force: the one the proxy started with, then each one a reload applied (``apply``).
+
+    Read it like a ``Config``: ``server``, ``cameras``, ``path``.
     """
 
     def __init__(self, config: Config) -> None:

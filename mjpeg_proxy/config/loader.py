@@ -1,5 +1,7 @@
-"""Reads a configuration file: its ``[server]`` table, the tables source kinds own
-(``[een]``), and each ``[[cameras]]`` entry, whose section its source kind reads.
+"""Reads a configuration file.
+
+Its ``[server]`` table, the tables source kinds own (``[een]``), and each ``[[cameras]]``
+entry, whose section its source kind reads.
 """
 
 from __future__ import annotations
@@ -88,8 +90,7 @@ def _camera_fail(data: Mapping[str, Any], index: int, path: str) -> Fail:
 
 
 def _parse_camera(table: CameraTable) -> CameraConfig:
-    """Check one ``[[cameras]]`` table: its id and source kind, the common keys, then the
-    kind's own section.
+    """Check one ``[[cameras]]`` table: its id and source kind, the common keys, then the kind's own section.
 
     Raises:
         ConfigError: a key is missing, unknown for the source kind, or has a wrong value.

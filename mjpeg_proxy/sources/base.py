@@ -67,9 +67,10 @@ class Pacer:
         self._last: float | None = None  # the slot of the latest tick
 
     def restart(self) -> None:
-        """After a pause (a reconnect, or a camera waking from idle): let the next tick
-        start a new grid at once, if a whole interval has passed since the last tick,
-        instead of waiting for the old grid's next slot. Ticks stay an interval apart.
+        """Let the next tick start a new grid after a pause (a reconnect, or waking from idle).
+
+        It starts at once if a whole interval has passed since the last tick, instead of
+        waiting for the old grid's next slot. Ticks stay an interval apart.
         """
         if self._last is not None and self._clock() - self._last >= self.interval_s:
             self._next = None

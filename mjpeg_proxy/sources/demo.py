@@ -74,6 +74,7 @@ class DemoSource(Source):
         self._text_size = max(10, height // 14)
 
     async def frames(self) -> AsyncIterator[Frame]:
+        """Yield a rendered frame on each tick, ``fps`` a second."""
         pacer = Pacer(self.fps)
         while True:
             await pacer.tick()

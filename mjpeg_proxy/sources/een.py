@@ -73,6 +73,7 @@ class EenPreviewSource(Source):
         self._last_start = -self._min_gap_s
 
     async def frames(self) -> AsyncIterator[Frame]:
+        """Yield each new preview: ``prev`` once, then ``next`` again and again."""
         which = "prev"
         while True:
             frame = await self._fetch(which)

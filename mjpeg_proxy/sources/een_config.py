@@ -1,5 +1,7 @@
-"""The Eagle Eye Networks configuration: the ``[een]`` account table, each ``een``
-camera's section, and the cameras that ``--een-esn`` adds.
+"""The Eagle Eye Networks configuration.
+
+The ``[een]`` account table, each ``een`` camera's section, and the cameras that
+``--een-esn`` adds.
 """
 
 from __future__ import annotations
@@ -44,8 +46,7 @@ once (a 408, a repeated or unstamped preview) can never turn into a request floo
 
 @dataclass(frozen=True)
 class EenTiming:
-    """The waits of an EEN account's session and cameras, in seconds (not read from the
-    file; tests shorten them).
+    """The waits of an EEN account's session and cameras, in seconds (not read from the file; tests shorten them).
 
     ``refused_login_backoff_s`` and ``failed_login_backoff_s`` are (first, longest) waits
     before the next login after a refused or a failed one; ``min_request_gap_s`` is the
@@ -77,8 +78,10 @@ class EenConfig:
 
 @dataclass(frozen=True)
 class EenCameraConfig(SourceConfig):
-    """An ``een`` camera's section: ``esn``, the camera's ESN in lowercase, on the EEN
-    ``account``; ``max_frame_bytes`` caps one preview.
+    """An ``een`` camera's section.
+
+    ``esn``, the camera's ESN in lowercase, on the EEN ``account``; ``max_frame_bytes`` caps
+    one preview.
     """
 
     kind = "een"
@@ -166,8 +169,10 @@ def with_een_cameras(config: Config | None, esns: Sequence[str], environ: Mappin
 
 
 def account_from_environment(environ: Mapping[str, str]) -> EenConfig:
-    """The account of the environment variables ``EEN_USERNAME``, ``EEN_PASSWORD`` and,
-    optionally, ``EEN_API_KEY`` and ``EEN_BASE_URL``.
+    """The EEN account that the environment gives, for ``--een-esn`` without ``[een]``.
+
+    The variables are ``EEN_USERNAME``, ``EEN_PASSWORD`` and, optionally, ``EEN_API_KEY``
+    and ``EEN_BASE_URL``.
 
     Raises:
         ConfigError: a variable is missing or its value could never log in.

@@ -185,8 +185,10 @@ class EenSession:
         await self._http.close()
 
     async def _logged_in(self, stale_generation: int | None) -> tuple[int, str]:
-        """Return (generation, auth_key) of a live session, logging in if there is none
-        or if the caller's session (``stale_generation``) was found expired.
+        """Return (generation, auth_key) of a live session, logging in when needed.
+
+        A login is needed when there is no session, or when the caller's session
+        (``stale_generation``) was found expired.
 
         The login runs as a task of its own, shielded from the callers: a camera that
         gives up waiting (its stall watchdog) does not cancel it, and the cameras that

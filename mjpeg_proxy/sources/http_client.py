@@ -1,5 +1,6 @@
-"""What the sources that GET from a camera share: authentication, the host's cap of
-short requests, and status checks (``http_answers``).
+"""What the sources that GET from a camera share.
+
+Authentication, the host's cap of short requests, and status checks (``http_answers``).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ answers (``UpstreamHost.answering``), in seconds."""
 
 
 class CameraAuth:
-    """HTTP authentication for one camera: Basic (RFC 7617) as a header, or Digest
-    (RFC 7616) through aiohttp's ``DigestAuthMiddleware``; nothing without a username.
+    """HTTP authentication for one camera.
+
+    Basic (RFC 7617) as a header, or Digest (RFC 7616) through aiohttp's
+    ``DigestAuthMiddleware``; nothing without a username.
 
     Pass ``headers`` and ``middlewares`` to every request of the camera. One object per
     camera: the Digest middleware keeps the server's nonce between requests.
@@ -44,8 +47,10 @@ class CameraAuth:
 
 
 class HttpCameraSource(Source):
-    """Base of the sources that GET from a camera's URL (``config``) through the shared
-    ``http`` session, with the camera's authentication and ``max_frame_bytes`` cap.
+    """Base of the sources that GET from a camera's URL (``config``).
+
+    Requests go through the shared ``http`` session, with the camera's authentication and
+    ``max_frame_bytes`` cap.
 
     ``hosts`` is the application's registry of upstream hosts, shared with the other
     cameras on the same host. ``where`` is the URL as logs and errors may show it.
@@ -64,16 +69,18 @@ class HttpCameraSource(Source):
         self._place: RequestPlace | None = None
 
     async def turn(self) -> None:
-        """Wait for this camera's turn to start on its host (see ``UpstreamHost.turn``);
-        ``frames()`` calls it first, so the cameras of one device start spread out. The
-        wait is the proxy's own, not the camera's (``Source.held_back``).
+        """Wait for this camera's turn to start on its host (see ``UpstreamHost.turn``).
+
+        ``frames()`` calls it first, so the cameras of one device start spread out. The wait
+        is the proxy's own, not the camera's (``Source.held_back``).
         """
         with self.held_back():
             await self._host.turn()
 
     def started(self) -> None:
-        """The request in progress is past its start-up (an MJPEG stream's first part is
-        in): free its place among the host's short requests.
+        """Free the place of the request in progress among the host's short requests.
+
+        Called once it is past its start-up (an MJPEG stream's first part is in).
         """
         if self._place is not None:
             self._place.release()
@@ -125,9 +132,11 @@ class HttpCameraSource(Source):
             place.release()
 
     async def _take(self, place: RequestPlace) -> None:
-        """Take ``place`` at the camera's host. While the host answers requests, the wait
-        is the proxy's own and not the camera's (``Source.held_back``): its stall watchdog
-        does not count it; a host that answers nothing is left to the watchdog.
+        """Take ``place`` at the camera's host.
+
+        While the host answers requests, the wait is the proxy's own and not the camera's
+        (``Source.held_back``): its stall watchdog does not count it; a host that answers
+        nothing is left to the watchdog.
         """
         taking = asyncio.ensure_future(place.acquire())
         try:
@@ -144,9 +153,11 @@ class HttpCameraSource(Source):
             raise
 
     async def _judge_401(self, place: RequestPlace) -> None:
-        """A 401 while the same credentials work for another camera on the host is the
+        """Tell a refusal of the credentials from a busy device; a refusal falls through.
+
+        A 401 while the same credentials work for another camera on the host is the
         device's connection limit, and one that cannot be told yet is not a refusal
-        either (``Credentials.working_for_another``); a refusal falls through.
+        either (``Credentials.working_for_another``).
 
         Raises:
             UpstreamUnavailable: not a refusal: retry soon, with the normal backoff.

@@ -1,5 +1,6 @@
-"""The section of a camera that the proxy GETs over HTTP (snapshot and MJPEG cameras):
-its URL, its login, and the cap on one frame.
+"""The section of a camera that the proxy GETs over HTTP (snapshot and MJPEG cameras).
+
+Its URL, its login, and the cap on one frame.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""The head of an HTTP/1.1 answer read leniently: its status line and header fields as
-embedded camera servers write them, and how its body is framed (see ``lenient_http``).
+"""The head of an HTTP/1.1 answer read leniently.
+
+Its status line and header fields as embedded camera servers write them, and how its body is
+framed (see ``lenient_http``).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ _NO_BODY = frozenset({204, 304})
 
 @dataclass
 class HttpHead:
-    """A parsed status line and header block: ``status`` (100-999), ``reason``,
-    ``headers`` (names as sent, values as Latin-1 text), ``oddities`` (short texts, one
-    per kind of deviation from RFC 9112 that was tolerated, without header values).
+    """A parsed status line and header block.
+
+    ``status`` (100-999), ``reason``, ``headers`` (names as sent, values as Latin-1 text),
+    ``oddities`` (short texts, one per kind of deviation from RFC 9112 that was tolerated,
+    without header values).
     """
 
     status: int
@@ -37,8 +41,10 @@ class HttpHead:
 
 
 def parse_head(lines: list[bytes], where: str) -> HttpHead:
-    """Parse the lines of an answer's head (status line first, line ends removed, the
-    blank line that ends the block left out) as described in the module docstring.
+    """Parse the lines of an answer's head as described in ``lenient_http``'s docstring.
+
+    ``lines`` are the status line first, line ends removed, the blank line that ends the
+    block left out.
 
     Raises:
         UpstreamUnavailable: the first line is not an HTTP status line.
@@ -61,8 +67,9 @@ def parse_head(lines: list[bytes], where: str) -> HttpHead:
 
 
 def _fields(lines: list[bytes], odd: Callable[[str], None]) -> list[tuple[str, str]]:
-    """The header fields of a head's ``lines`` after its status line; each kind of line
-    that is tolerated is told to ``odd``.
+    """The header fields of a head's ``lines`` after its status line.
+
+    Each kind of line that is tolerated is told to ``odd``.
     """
     fields: list[tuple[str, str]] = []
     for line in lines:
@@ -97,9 +104,11 @@ def _value(raw: bytes) -> str:
 
 @dataclass(frozen=True)
 class Framing:
-    """How a body ends: ``chunked``; else after ``length`` bytes (``exact``: one length
-    the answer gives, which is its ``Content-Length``) or an earlier close; else
-    (``length`` None) when the connection closes.
+    """How a body ends.
+
+    ``chunked``; else after ``length`` bytes (``exact``: one length the answer gives, which
+    is its ``Content-Length``) or an earlier close; else (``length`` None) when the
+    connection closes.
     """
 
     chunked: bool = False
@@ -128,9 +137,7 @@ def body_framing(head: HttpHead, oddities: list[str]) -> Framing:
 
 
 async def read_head(reader: asyncio.StreamReader, where: str) -> list[bytes]:
-    """The lines of one head, up to (not including) its blank line; blank lines before
-    the status line are skipped.
-    """
+    """The lines of one head, up to (not including) its blank line; blank lines before the status line are skipped."""
     lines: list[bytes] = []
     size = 0
     while True:

@@ -69,8 +69,7 @@ _OWN_HEADERS = frozenset({"host", "connection", "accept"})
 
 
 class LenientBody:
-    """The body of a ``LenientResponse``, read once with ``iter_any()`` (as aiohttp's
-    ``response.content``).
+    """The body of a ``LenientResponse``, read once with ``iter_any()`` (as aiohttp's ``response.content``).
 
     Raises (from ``iter_any()``): UpstreamUnavailable when the connection fails, or the
     chunked coding is broken (a chunk cut short included).
@@ -125,11 +124,12 @@ class LenientBody:
 
 
 class LenientResponse:
-    """An answer read by the lenient reader, offering what the sources use of
-    ``aiohttp.ClientResponse``: ``status``, ``reason``, ``headers``, ``url``,
-    ``content_length`` (the body's length in bytes when ``Content-Length`` gives one
-    agreed value and no chunked coding, else None), ``content`` (``iter_any()``), and
-    ``oddities`` (see ``HttpHead``). ``close()`` drops the connection.
+    """An answer read by the lenient reader, offering what the sources use of ``aiohttp.ClientResponse``.
+
+    ``status``, ``reason``, ``headers``, ``url``, ``content_length`` (the body's length in
+    bytes when ``Content-Length`` gives one agreed value and no chunked coding, else None),
+    ``content`` (``iter_any()``), and ``oddities`` (see ``HttpHead``). ``close()`` drops the
+    connection.
     """
 
     def __init__(
@@ -158,8 +158,9 @@ async def lenient_get(
     connect_timeout_s: float | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> LenientResponse:
-    """Send one ``GET url`` (no redirect followed) with ``headers`` on a new connection
-    and read the answer's head leniently; ``where`` names the camera in errors.
+    """Send one ``GET url`` with ``headers`` on a new connection; read the head leniently.
+
+    No redirect is followed. ``where`` names the camera in errors.
 
     ``connect_timeout_s`` bounds the TCP connection and TLS handshake, in seconds (None:
     no bound); ``ssl_context`` is for https (default: ``ssl.create_default_context()``,
@@ -216,9 +217,10 @@ def _describe(error: BaseException) -> str:
 
 
 def parser_refusal(error: BaseException) -> str | None:
-    """What aiohttp's parser refused in ``error`` (its message's first words, e.g.
-    "Invalid header token", without the bytes it quotes), or None when ``error`` is not a
-    refusal by the parser (a body cut short is not one: the camera did not finish).
+    """What aiohttp's parser refused in ``error``, or None when it is no parser's refusal.
+
+    The text is the message's first words, e.g. "Invalid header token", without the bytes
+    it quotes. A body cut short is no refusal: the camera did not finish.
     """
     cause = error if isinstance(error, HttpProcessingError) else error.__cause__
     if not isinstance(cause, HttpProcessingError) or isinstance(cause, ContentLengthError):
@@ -240,8 +242,10 @@ Middleware = Callable[[Any, Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
 
 
 class LenientFallback:
-    """For one camera: GET its ``url`` through aiohttp until aiohttp's parser refuses an
-    answer, then through the lenient reader for good, saying so once in the log.
+    """For one camera.
+
+    GET its ``url`` through aiohttp until aiohttp's parser refuses an answer, then through
+    the lenient reader for good, saying so once in the log.
 
     ``headers`` go with every lenient request (the session's User-Agent and a Basic
     ``Authorization``); ``middlewares`` are the camera's aiohttp client middlewares (the
@@ -267,9 +271,11 @@ class LenientFallback:
         strict: Callable[[], AbstractAsyncContextManager[aiohttp.ClientResponse]],
         timeout: aiohttp.ClientTimeout,
     ) -> AsyncIterator[aiohttp.ClientResponse | LenientResponse]:
-        """Yield the camera's answer: from ``strict()`` (the aiohttp request) while aiohttp
-        reads this camera, else from the lenient reader with ``timeout``'s ``total``
-        (over the whole exchange, reading included) and ``sock_connect`` or ``connect``.
+        """Yield the camera's answer.
+
+        From ``strict()`` (the aiohttp request) while aiohttp reads this camera, else from
+        the lenient reader with ``timeout``'s ``total`` (over the whole exchange, reading
+        included) and ``sock_connect`` or ``connect``.
 
         Raises:
             UpstreamUnavailable: the lenient reader failed (see ``lenient_get``), or
@@ -312,8 +318,9 @@ class LenientFallback:
         )
 
     async def _get(self, connect_timeout_s: float | None) -> LenientResponse:
-        """One GET through the middlewares, following redirects (Basic credentials only
-        to the camera's own origin, as aiohttp).
+        """One GET through the middlewares, following redirects.
+
+        Basic credentials go only to the camera's own origin, as aiohttp sends them.
         """
         if self.url.scheme == "https" and self._ssl_context is None:
             self._ssl_context = ssl.create_default_context()

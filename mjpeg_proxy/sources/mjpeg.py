@@ -56,6 +56,7 @@ class MjpegSource(HttpCameraSource):
         self.stats = ReaderStats()
 
     async def frames(self) -> AsyncIterator[Frame]:
+        """Yield each complete JPEG of the stream; raise as described on the class."""
         await self.turn()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
         async with self.get(timeout, CONNECT_TIMEOUT_S) as response:

@@ -1,5 +1,7 @@
-"""The source kinds: each source module registers its kind here, as go2rtc's
-``HandleFunc`` registers a URL scheme, so a new source touches no other module.
+"""The source kinds.
+
+Each source module registers its kind here, as go2rtc's ``HandleFunc`` registers a URL
+scheme, so a new source touches no other module.
 
 A kind is the name a ``[[cameras]]`` table gives in ``source``, the keys it reads beside
 ``config.camera.COMMON_KEYS``, how it reads them into its typed section, and how it builds a

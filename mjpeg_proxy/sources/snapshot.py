@@ -61,6 +61,7 @@ class SnapshotSource(HttpCameraSource):
         self._pacer = pacer
 
     async def frames(self) -> AsyncIterator[Frame]:
+        """Yield one fetched frame per tick of the pacer; raise as described on the class."""
         await self.turn()  # before the grid starts, so the grids of one device's cameras differ
         self._pacer.restart()
         while True:

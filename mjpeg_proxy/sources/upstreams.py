@@ -1,6 +1,7 @@
-"""The upstream clients that cameras share: one HTTP session for plain cameras, the
-registry of their hosts, the fonts demo cameras draw with, and one client per account
-(an EEN session), kept while a camera in force uses it.
+"""The upstream clients that cameras share.
+
+One HTTP session for plain cameras, the registry of their hosts, the fonts demo cameras draw
+with, and one client per account (an EEN session), kept while a camera in force uses it.
 """
 
 from __future__ import annotations
