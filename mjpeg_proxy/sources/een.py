@@ -21,7 +21,7 @@ from mjpeg_proxy.wire.jpeg import cut_jpeg
 
 PREVIEW_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
 """``next`` blocks until the camera's next preview exists (1 s apart by default, up to
-16 s): a read that takes 30 s means "no preview yet", not a failure."""
+16 s): a read that takes ``sock_read`` seconds means "no preview yet", not a failure."""
 
 
 def _build(camera: CameraConfig, section: EenCameraConfig, upstreams: Upstreams) -> Source:
