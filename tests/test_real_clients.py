@@ -172,7 +172,7 @@ async def test_index_shows_a_picture_for_every_camera_even_those_that_are_down(
     # The down cameras show their offline picture (at the configured size, having had no frame).
     assert widths == {
         **{f"Demo cam{i}": 320 for i in range(1, 4)},
-        **{camera.display_name: camera.width for camera in down_cameras.values()},
+        **{camera.display_name: camera.picture_size[0] for camera in down_cameras.values()},
     }
     await screenshot(page, f"index-with-down-cameras-{origin}.png")
     # Tools still get a plain 503 saying why.
