@@ -56,7 +56,8 @@ class EenPreviewSource(Source):
     immediate picture, then ``GET /asset/next/image.jpeg`` with the same parameters
     again and again; each blocks until the next preview exists. One request at a time.
     A preview whose ``x-ee-timestamp`` equals the last one yielded is skipped (``prev``
-    after a reconnect returns the picture we already have).
+    after a reconnect returns the picture we already have). Requests start at least
+    ``session.timing.min_request_gap_s`` seconds apart (``EenTiming``).
 
     Raises (from ``frames()``): the errors of ``EenSession.get``; UpstreamUnavailable
     for another non-2xx answer (with ``retry_after_s`` for a 429 or 503 that says when
