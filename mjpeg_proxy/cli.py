@@ -16,8 +16,10 @@ from collections.abc import AsyncIterator, Sequence
 from aiohttp import web
 
 from mjpeg_proxy import __version__
-from mjpeg_proxy.config import Config, ConfigError, default_config, load_config, with_een_cameras
+from mjpeg_proxy.config import Config, ConfigError
+from mjpeg_proxy.config.loader import default_config, load_config
 from mjpeg_proxy.logs import setup_logging
+from mjpeg_proxy.sources.een_config import with_een_cameras
 from mjpeg_proxy.web import limits
 from mjpeg_proxy.web.app import apply_config, create_app
 
@@ -245,4 +247,4 @@ def _announce(config: Config) -> None:
     log.info("mjpeg-proxy %s serving %d camera(s) on %s:%d", __version__, len(config.cameras), host, config.server.port)
     log.info("all cameras: %s/", base)
     for camera in config.cameras:
-        log.info("camera %s (%s): %s/cameras/%s/stream.mjpg", camera.id, camera.source, base, camera.id)
+        log.info("camera %s (%s): %s/cameras/%s/stream.mjpg", camera.id, camera.kind, base, camera.id)

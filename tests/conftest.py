@@ -14,7 +14,7 @@ from aioresponses import aioresponses
 
 from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera.timing import CameraTiming
-from mjpeg_proxy.config import CameraConfig, Config, EenConfig, ServerConfig
+from mjpeg_proxy.config import CameraConfig, Config, ServerConfig, SourceConfig
 from mjpeg_proxy.sources import build_source
 from mjpeg_proxy.web.app import create_app
 from mjpeg_proxy.web.appkeys import CAMERAS
@@ -60,7 +60,6 @@ def start_proxy(aiohttp_server, request) -> StartProxy:
 
     async def start(
         *cameras: CameraConfig,
-        een: EenConfig | None = None,
         on_demand: bool = False,
         timing: CameraTiming | None = None,
         app_options: Mapping[str, Any] | None = None,
@@ -72,7 +71,7 @@ def start_proxy(aiohttp_server, request) -> StartProxy:
         pushed: dict[str, PushSource] = {}
 
         def source_factory(camera: CameraConfig, upstreams):
-            if camera.source == "push":
+            if isinstance(camera.source, PushConfig):
                 pushed[camera.id] = PushSource()
                 return pushed[camera.id]
             return build_source(camera, upstreams)
@@ -81,7 +80,7 @@ def start_proxy(aiohttp_server, request) -> StartProxy:
         server_options.setdefault("max_connections_per_client", 100_000)
         if not on_demand:
             cameras = tuple(dataclasses.replace(camera, always_on=True) for camera in cameras)
-        config = Config(server=ServerConfig(**server_options), cameras=cameras, een=een)
+        config = Config(server=ServerConfig(**server_options), cameras=cameras)
         server = await aiohttp_server(
             create_app(config, source_factory, timing=timing or default_timing, **(app_options or {}))
         )
@@ -96,9 +95,16 @@ def fast_retries() -> CameraTiming:
     return FAST_RETRIES
 
 
+@dataclasses.dataclass(frozen=True)
+class PushConfig(SourceConfig):
+    """The section of a camera fed by the test (see ``start_proxy``)."""
+
+    kind = "push"
+
+
 def push_camera(camera_id: str = "cam", **changes) -> CameraConfig:
     """A camera fed by the test (see ``start_proxy``)."""
-    return CameraConfig(id=camera_id, source="push", **changes)
+    return CameraConfig(id=camera_id, source=PushConfig(), **changes)
 
 
 class _MockedResponse(aiohttp.ClientResponse):

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from tests.fake_camera import FakeSnapshotCamera
 from tests.helpers import real_frames
 
@@ -41,17 +42,19 @@ async def down_cameras_fixture(aiohttp_server) -> AsyncIterator[dict[str, Camera
         refusing_port.bind(("127.0.0.1", 0))
         yield {
             "offline": CameraConfig(
-                id="refused", source="snapshot", url=f"http://127.0.0.1:{refusing_port.getsockname()[1]}/snapshot.jpg"
+                id="refused",
+                source=SnapshotConfig(url=f"http://127.0.0.1:{refusing_port.getsockname()[1]}/snapshot.jpg"),
             ),
             "auth_failed": CameraConfig(
                 id="wrong-password",
-                source="snapshot",
-                url=str(password_camera.make_url("/snapshot.jpg")),
-                username="admin",
-                password="wrong",
-                auth="digest",
+                source=SnapshotConfig(
+                    url=str(password_camera.make_url("/snapshot.jpg")),
+                    username="admin",
+                    password="wrong",
+                    auth="digest",
+                ),
             ),
             "forbidden": CameraConfig(
-                id="forbidden", source="snapshot", url=str(forbidding_camera.make_url("/snapshot.jpg"))
+                id="forbidden", source=SnapshotConfig(url=str(forbidding_camera.make_url("/snapshot.jpg")))
             ),
         }

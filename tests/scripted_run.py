@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from tests.conftest import Proxy, push_camera
 from tests.helpers import StrictMjpegReader, boundary_of, eventually, real_frames
 
@@ -157,13 +158,11 @@ async def scripted_run(start_proxy, aiohttp_server, **server_options) -> AsyncIt
         push_camera("cam", name="Front door"),
         CameraConfig(
             id="yard",
-            source="snapshot",
+            source=SnapshotConfig(
+                url=str(upstream_server.make_url("/snapshot.jpg")), username=USERNAME, password=PASSWORD, auth="basic"
+            ),
             name="Back yard",
-            url=str(upstream_server.make_url("/snapshot.jpg")),
             fps=10,
-            username=USERNAME,
-            password=PASSWORD,
-            auth="basic",
         ),
         resend_seconds=60,  # no re-sends: every part a viewer gets is a new frame
         **server_options,

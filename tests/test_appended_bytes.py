@@ -17,7 +17,10 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
-from mjpeg_proxy.config import CameraConfig, EenConfig
+from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.sources.een_config import EenCameraConfig, EenConfig
+from mjpeg_proxy.sources.mjpeg import MjpegConfig
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
 from tests.fake_een import FakeEen
@@ -94,11 +97,11 @@ async def cameras(aiohttp_server, start_proxy) -> Cameras:
     een = FakeEen()
     een.add_camera(ESN, [jpeg + junk for jpeg, junk in PREVIEWS], interval_s=0.1)
     een_server = await aiohttp_server(een.app())
+    account = EenConfig(username=een.username, password=een.password, base_url=str(een_server.make_url("/")))
     proxy = await start_proxy(
-        CameraConfig(id="snap", source="snapshot", url=str(snapshot_camera.make_url("/snapshot.jpg")), fps=10),
-        CameraConfig(id="mjpeg", source="mjpeg", url=str(mjpeg_camera.make_url("/video.mjpg")), stall_timeout=5),
-        CameraConfig(id="een", source="een", esn=ESN),
-        een=EenConfig(username=een.username, password=een.password, base_url=str(een_server.make_url("/"))),
+        CameraConfig(id="snap", source=SnapshotConfig(url=str(snapshot_camera.make_url("/snapshot.jpg"))), fps=10),
+        CameraConfig(id="mjpeg", source=MjpegConfig(url=str(mjpeg_camera.make_url("/video.mjpg"))), stall_timeout=5),
+        CameraConfig(id="een", source=EenCameraConfig(esn=ESN, account=account)),
     )
     return Cameras(proxy, mjpeg)
 

@@ -29,10 +29,6 @@ CLIENT_HEADERS = frozenset({"accept", "user-agent", "sec-fetch-dest", "sec-fetch
 
 # What fails on main before issue 12's branches merge, each with who fixes it: the lead
 # removes these marks after the merge (strict: a mark on a check that passes fails).
-TOO_LONG_BEFORE_MERGE = {
-    f"{PACKAGE}.config": "config.py: helper B splits it",
-    f"{PACKAGE}.sources.lenient_http": "sources/lenient_http.py: not split by any helper yet",
-}
 
 
 @dataclass(frozen=True)
@@ -242,16 +238,7 @@ def _is_headers(node: ast.expr) -> bool:
 MODULES = package_modules(PACKAGE_DIR)
 
 
-def _marked(names: list[str], expected_failures: dict[str, str]) -> list[object]:
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=expected_failures[name]))
-        if name in expected_failures
-        else name
-        for name in names
-    ]
-
-
-@pytest.mark.parametrize("name", _marked(sorted(MODULES), TOO_LONG_BEFORE_MERGE))
+@pytest.mark.parametrize("name", sorted(MODULES))
 def test_module_is_at_most_max_module_lines_long(name):
     module = MODULES[name]
     lines = line_count(module)

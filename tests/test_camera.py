@@ -19,6 +19,7 @@ from mjpeg_proxy.camera.hub import FrameHub
 from mjpeg_proxy.camera.timing import CameraTiming, Clock
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.base import Source
+from mjpeg_proxy.sources.demo import DemoConfig
 
 FRAMES_DIR = Path(__file__).parent / "data" / "frames" / "opencv-vtest-pets2009"
 F1, F2, F3, F4 = ((FRAMES_DIR / f"frame_00{i}.jpg").read_bytes() for i in (1, 2, 3, 4))
@@ -101,7 +102,7 @@ class Published:
         return frame.jpeg, frame.jpeg
 
 
-ALWAYS_ON = CameraConfig(id="cam", source="demo", fps=10, always_on=True)
+ALWAYS_ON = CameraConfig(id="cam", source=DemoConfig(), fps=10, always_on=True)
 FAST = CameraTiming(backoff_s=(0.001, 0.01))
 
 

@@ -188,7 +188,7 @@ async def test_snapshot_of_a_down_camera_is_its_offline_picture_for_an_img_and_s
     offline = await camera.offline.picture()
     assert offline is not None
     assert picture == offline.jpeg, "the camera's offline picture, which says why"
-    assert decoded(picture).size == (camera_config.width, camera_config.height)
+    assert decoded(picture).size == camera_config.picture_size
 
     async with request(proxy, path, TOOL) as response:
         await assert_error_form(response, ClientKind.TOOL, 503, (await response.json())["message"])

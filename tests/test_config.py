@@ -6,16 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from mjpeg_proxy.config import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    CameraConfig,
-    ConfigError,
-    ServerConfig,
-    default_config,
-    load_config,
-    with_een_cameras,
-)
+from mjpeg_proxy.config import CameraConfig, ConfigError, ServerConfig
+from mjpeg_proxy.config.loader import default_config, load_config
+from mjpeg_proxy.config.server import DEFAULT_HOST, DEFAULT_PORT
+from mjpeg_proxy.sources.demo import DemoConfig
+from mjpeg_proxy.sources.een_config import with_een_cameras
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
 
 DEMO = '[[cameras]]\nid = "demo"\nsource = "demo"\n'
 SNAPSHOT = '[[cameras]]\nid = "garage"\nsource = "snapshot"\nurl = "http://cam.example/snapshot.jpg"\n'
@@ -200,7 +196,7 @@ def test_a_colon_in_a_basic_auth_username_is_refused(tmp_path):
     message = load_error(tmp_path, SNAPSHOT + 'username = "ad:min"\n')
     assert_names(message, "camera 'garage'", "username")
     digest = load_config(write(tmp_path, SNAPSHOT + 'username = "ad:min"\nauth = "digest"\n'), environ={})
-    assert digest.cameras[0].username == "ad:min"
+    assert digest.cameras[0].source.username == "ad:min"
 
 
 # --- URLs ------------------------------------------------------------------------------
@@ -292,7 +288,7 @@ def test_url_with_credentials_is_refused_without_showing_the_password(tmp_path, 
 )
 def test_good_urls_are_accepted(tmp_path, url):
     config = load_config(write(tmp_path, f'[[cameras]]\nid = "c"\nsource = "snapshot"\nurl = "{url}"\n'), environ={})
-    assert config.cameras[0].url == url
+    assert config.cameras[0].source.url == url
 
 
 # --- fps -------------------------------------------------------------------------------
@@ -415,13 +411,14 @@ def test_full_snapshot_camera_parses_into_camera_config(tmp_path):
     assert config.cameras == (
         CameraConfig(
             id="garage",
-            source="snapshot",
+            source=SnapshotConfig(
+                url="https://cam.example:8443/cgi-bin/snapshot.jpg?channel=1",
+                username="viewer",
+                password="s3cret-pw",
+                auth="digest",
+            ),
             name="Garage door",
             fps=2.0,
-            url="https://cam.example:8443/cgi-bin/snapshot.jpg?channel=1",
-            username="viewer",
-            password="s3cret-pw",
-            auth="digest",
         ),
     )
     assert config.cameras[0].display_name == "Garage door"
@@ -430,7 +427,7 @@ def test_full_snapshot_camera_parses_into_camera_config(tmp_path):
 def test_password_is_not_shown_in_repr(tmp_path):
     text = SNAPSHOT + 'username = "viewer"\npassword_env = "GARAGE_PASSWORD"\n'
     config = load_config(write(tmp_path, text), environ={"GARAGE_PASSWORD": "s3cret-pw"})
-    assert config.cameras[0].password == "s3cret-pw"
+    assert config.cameras[0].source.password == "s3cret-pw"
     assert "s3cret-pw" not in repr(config)
     assert "s3cret-pw" not in repr(config.cameras[0])
     assert "s3cret-pw" not in str(config.cameras[0])
@@ -439,15 +436,15 @@ def test_password_is_not_shown_in_repr(tmp_path):
 def test_auth_defaults_to_basic_when_username_is_given(tmp_path):
     config = load_config(write(tmp_path, SNAPSHOT + 'username = "viewer"\n'), environ={})
     camera = config.cameras[0]
-    assert camera.username == "viewer"
-    assert camera.auth == "basic"
-    assert camera.password is None
+    assert camera.source.username == "viewer"
+    assert camera.source.auth == "basic"
+    assert camera.source.password is None
 
 
 def test_snapshot_camera_without_username_has_no_auth(tmp_path):
     camera = load_config(write(tmp_path, SNAPSHOT), environ={}).cameras[0]
-    assert camera.username is None
-    assert camera.auth is None
+    assert camera.source.username is None
+    assert camera.source.auth is None
     assert camera.fps == 1.0
     assert camera.display_name == "garage"
 
@@ -455,15 +452,15 @@ def test_snapshot_camera_without_username_has_no_auth(tmp_path):
 def test_demo_camera_takes_fps_width_and_height(tmp_path):
     config = load_config(write(tmp_path, DEMO + "fps = 12.5\nwidth = 320\nheight = 240\n"), environ={})
     camera = config.cameras[0]
-    assert (camera.id, camera.source, camera.fps, camera.width, camera.height) == ("demo", "demo", 12.5, 320, 240)
-    assert camera.url is None
+    assert (camera.id, camera.kind, camera.fps, camera.picture_size) == ("demo", "demo", 12.5, (320, 240))
+    assert camera.source == DemoConfig(width=320, height=240)
 
 
 def test_default_config_has_one_demo_camera():
     config = default_config()
     assert len(config.cameras) == 1
     assert config.cameras[0].id == "demo"
-    assert config.cameras[0].source == "demo"
+    assert config.cameras[0].kind == "demo"
     assert config.server == ServerConfig(host=DEFAULT_HOST, port=DEFAULT_PORT)
     assert config.path is None
 
@@ -490,11 +487,12 @@ EEN_ENV = {"EEN_PASSWORD": "pw-een", "EEN_API_KEY": "key-een", "EMPTY": "", "BRO
 def test_een_account_and_camera_parse(tmp_path):
     text = EEN + 'api_key_env = "EEN_API_KEY"\nuse_brand_subdomain = false\n' + EEN_CAMERA
     config = load_config(write(tmp_path, text), environ=EEN_ENV)
-    assert config.een.username == "preview@example.com"
-    assert (config.een.password, config.een.api_key) == ("pw-een", "key-een")
-    assert config.een.base_url == "https://login.eagleeyenetworks.com"
-    assert config.een.use_brand_subdomain is False
-    assert config.cameras[0].esn == "1006073b"
+    assert config.tables["een"].username == "preview@example.com"
+    assert (config.tables["een"].password, config.tables["een"].api_key) == ("pw-een", "key-een")
+    assert config.tables["een"].base_url == "https://login.eagleeyenetworks.com"
+    assert config.tables["een"].use_brand_subdomain is False
+    assert config.cameras[0].source.esn == "1006073b"
+    assert config.cameras[0].source.account == config.tables["een"]
     assert "pw-een" not in repr(config) and "key-een" not in repr(config) and "preview@" not in repr(config)
 
 
@@ -544,18 +542,23 @@ def test_een_mistakes_name_file_place_and_field(tmp_path, text, where, field):
 
 def test_een_esn_shortcut_takes_the_account_from_the_environment():
     config = with_een_cameras(None, ["1006073B", "100d4c41"], {"EEN_USERNAME": "u@example.com", "EEN_PASSWORD": "pw"})
-    assert [(c.id, c.source, c.esn) for c in config.cameras] == [
+    assert [(c.id, c.kind, c.source.esn) for c in config.cameras] == [
         ("1006073b", "een", "1006073b"),
         ("100d4c41", "een", "100d4c41"),
     ]
-    assert (config.een.username, config.een.password, config.een.api_key) == ("u@example.com", "pw", None)
+    assert (config.tables["een"].username, config.tables["een"].password, config.tables["een"].api_key) == (
+        "u@example.com",
+        "pw",
+        None,
+    )
 
 
 def test_een_esn_shortcut_adds_to_a_config_file_and_uses_its_account(tmp_path):
     base = load_config(write(tmp_path, EEN + DEMO), environ=EEN_ENV)
     config = with_een_cameras(base, ["100d4c41"], {})
     assert [c.id for c in config.cameras] == ["demo", "100d4c41"]
-    assert config.een.password == "pw-een"
+    assert config.tables["een"].password == "pw-een"
+    assert config.cameras[1].source.account == base.tables["een"]
 
 
 @pytest.mark.parametrize(
@@ -634,4 +637,4 @@ def test_limit_and_on_demand_mistakes_name_file_place_and_field(tmp_path, text, 
 def test_passwords_with_spaces_inside_or_any_script_are_accepted(tmp_path, password):
     text = SNAPSHOT + 'username = "admin"\npassword_env = "GARAGE_PASSWORD"\n'
     config = load_config(write(tmp_path, text), environ={"GARAGE_PASSWORD": password})
-    assert config.cameras[0].password == password
+    assert config.cameras[0].source.password == password

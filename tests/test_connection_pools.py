@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.sources.mjpeg import MjpegConfig
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from tests.fake_camera import FakeSnapshotCamera
 from tests.fake_mjpeg import HANG, FakeMjpegCamera, part
 from tests.helpers import MjpegViewer, eventually, real_frames
@@ -21,11 +23,11 @@ async def test_a_snapshot_camera_streams_beside_more_than_100_silent_mjpeg_upstr
     snapshot_camera = FakeSnapshotCamera(PETS[1:])
     snapshot_url = str((await aiohttp_server(snapshot_camera.app())).make_url("/snapshot.jpg"))
     mjpeg = [
-        CameraConfig(id=f"silent-{n}", source="mjpeg", url=silent_url, stall_timeout=3600, always_on=True)
+        CameraConfig(id=f"silent-{n}", source=MjpegConfig(url=silent_url), stall_timeout=3600, always_on=True)
         for n in range(SILENT_CAMERAS)
     ]
     # On demand: its first request comes once the silent streams hold their connections.
-    snapshot = CameraConfig(id="snapshot", source="snapshot", url=snapshot_url, fps=2)
+    snapshot = CameraConfig(id="snapshot", source=SnapshotConfig(url=snapshot_url), fps=2)
     proxy = await start_proxy(*mjpeg, snapshot, on_demand=True)
     await eventually(lambda: silent.open_connections >= 100, timeout_s=30)
 

@@ -7,7 +7,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from mjpeg_proxy.config import ConfigError, parse_config
+from mjpeg_proxy.config import ConfigError
+from mjpeg_proxy.config.loader import parse_config
 from tests.conftest import push_camera
 from tests.helpers import real_frames
 from tests.test_real_clients import browser, demo_camera  # noqa: F401 (browser is a fixture)

@@ -22,9 +22,9 @@ from mjpeg_proxy.camera.errors import (
     SourceError,
     UpstreamUnavailable,
 )
-from mjpeg_proxy.config import EenConfig
-from mjpeg_proxy.sources import een, een_session
+from mjpeg_proxy.sources import een_session
 from mjpeg_proxy.sources.een import EenPreviewSource, parse_een_timestamp
+from mjpeg_proxy.sources.een_config import EenConfig, EenTiming
 from mjpeg_proxy.sources.een_session import EenSession
 
 FRAMES_DIR = Path(__file__).parent / "data" / "frames" / "opencv-vtest-pets2009"
@@ -69,9 +69,8 @@ async def make_session(upstream):
         await session.close()
 
 
-@pytest.fixture
-def no_repeat_pause(monkeypatch):
-    monkeypatch.setattr(een, "MIN_REQUEST_GAP_S", 0)
+NO_REPEAT_PAUSE = EenTiming(min_request_gap_s=0)
+QUICK_LOGIN_RETRIES = EenTiming(refused_login_backoff_s=(0.001, 0.001), failed_login_backoff_s=(0.001, 0.001))
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -397,10 +396,9 @@ async def test_concurrent_requests_after_a_failed_login_share_the_failure(upstre
     assert count_authenticate(upstream) == 1
 
 
-async def test_refused_login_is_retried_after_its_backoff(upstream, monkeypatch, make_session, jpegs):
-    monkeypatch.setattr(een_session, "REFUSED_LOGIN_BACKOFF_S", (0.001, 0.001))
+async def test_refused_login_is_retried_after_its_backoff(upstream, make_session, jpegs):
     upstream.post(f"{LOGIN}/g/aaa/authenticate", status=401)
-    session = make_session()
+    session = make_session(timing=EenTiming(refused_login_backoff_s=(0.001, 0.001)))
     with pytest.raises(AuthError):
         await get_image(session)
 
@@ -414,10 +412,9 @@ async def test_refused_login_is_retried_after_its_backoff(upstream, monkeypatch,
     assert session.logins == 1
 
 
-async def test_failed_login_is_retried_after_its_backoff(upstream, monkeypatch, make_session, jpegs):
-    monkeypatch.setattr(een_session, "FAILED_LOGIN_BACKOFF_S", (0.001, 0.001))
+async def test_failed_login_is_retried_after_its_backoff(upstream, make_session, jpegs):
     upstream.post(f"{LOGIN}/g/aaa/authenticate", status=503)
-    session = make_session()
+    session = make_session(timing=EenTiming(failed_login_backoff_s=(0.001, 0.001)))
     with pytest.raises(UpstreamUnavailable):
         await get_image(session)
 
@@ -592,12 +589,12 @@ async def test_preview_that_is_not_a_jpeg_is_a_bad_frame(upstream, make_session)
     assert_no_secret(caught.value)
 
 
-async def test_preview_with_the_last_timestamp_is_skipped(upstream, make_session, jpegs, no_repeat_pause):
+async def test_preview_with_the_last_timestamp_is_skipped(upstream, make_session, jpegs):
     mock_login(upstream)
     mock_image(upstream, jpegs[0], "prev", stamp=STAMP_A)
     mock_image(upstream, jpegs[1], "next", stamp=STAMP_A)
     mock_image(upstream, jpegs[2], "next", stamp=STAMP_B)
-    frames = EenPreviewSource(make_session(), ESN, CAP).frames()
+    frames = EenPreviewSource(make_session(timing=NO_REPEAT_PAUSE), ESN, CAP).frames()
 
     try:
         first = await anext(frames)
@@ -693,10 +690,8 @@ def test_parse_een_timestamp_returns_none_for_missing_or_garbage(header):
 # --- secrets -----------------------------------------------------------------------------
 
 
-async def test_no_secret_reaches_errors_or_logs(upstream, monkeypatch, make_session, jpegs, caplog):
+async def test_no_secret_reaches_errors_or_logs(upstream, make_session, jpegs, caplog):
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setattr(een_session, "REFUSED_LOGIN_BACKOFF_S", (0.001, 0.001))
-    monkeypatch.setattr(een_session, "FAILED_LOGIN_BACKOFF_S", (0.001, 0.001))
     errors: list[BaseException] = []
 
     async def expect(error_type, call):
@@ -705,7 +700,7 @@ async def test_no_secret_reaches_errors_or_logs(upstream, monkeypatch, make_sess
         errors.append(caught.value)
 
     # Refused, failed and two-factor logins; each followed by the fast-failing repeat.
-    session = make_session()
+    session = make_session(timing=QUICK_LOGIN_RETRIES)
     for answer in ({"status": 401}, {"status": 503}, {"exception": aiohttp.ClientConnectionError(TOKEN)}):
         upstream.post(f"{LOGIN}/g/aaa/authenticate", **answer)
         await expect(SourceError, get_image(session))

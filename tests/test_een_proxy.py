@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 
 import aiohttp
 import pytest
 
-from mjpeg_proxy.config import CameraConfig, EenConfig
-from mjpeg_proxy.sources import een_session
+from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.een import parse_een_timestamp
+from mjpeg_proxy.sources.een_config import EenCameraConfig, EenConfig, EenTiming
 from tests.conftest import Proxy
 from tests.fake_een import FakeEen
 from tests.helpers import MjpegViewer, eventually, is_subsequence, real_frames
@@ -21,10 +22,13 @@ RUNWAY = real_frames("axis-runway-webcam-640x480")
 FRONT, GATE = "1006073b", "100d4c41"
 
 
+FAST_FAILED_LOGINS = EenTiming(failed_login_backoff_s=(0.05, 0.2))
+"""Failed (not refused) logins retried within a fraction of a second."""
+
+
 @pytest.fixture(autouse=True)
-def fast_een_retries(fast_retries, monkeypatch):
-    """Camera retries and failed (not refused) logins retried within a fraction of a second."""
-    monkeypatch.setattr(een_session, "FAILED_LOGIN_BACKOFF_S", (0.05, 0.2))
+def _fast(fast_retries):
+    """Camera retries within a fraction of a second."""
 
 
 @pytest.fixture
@@ -39,16 +43,23 @@ def fake() -> FakeEen:
 def start_een(aiohttp_server, start_proxy):
     """Serve ``fake`` and start a proxy with one camera per ESN (camera id = ESN)."""
 
-    async def start(fake: FakeEen, *esns: str, password: str | None = None, api_key: str | None = None) -> Proxy:
+    async def start(
+        fake: FakeEen,
+        *esns: str,
+        password: str | None = None,
+        api_key: str | None = None,
+        timing: EenTiming = FAST_FAILED_LOGINS,
+    ) -> Proxy:
         server = await aiohttp_server(fake.app())
         een = EenConfig(
             username=fake.username,
             password=password or fake.password,
             api_key=api_key or fake.api_key,
             base_url=str(server.make_url("/")).rstrip("/"),
+            timing=timing,
         )
-        cameras = [CameraConfig(id=esn, source="een", esn=esn) for esn in esns]
-        return await start_proxy(*cameras, een=een)
+        cameras = [CameraConfig(id=esn, source=EenCameraConfig(esn=esn, account=een)) for esn in esns]
+        return await start_proxy(*cameras)
 
     return start
 
@@ -197,9 +208,9 @@ async def test_wrong_password_is_auth_failed_and_login_is_not_retried_soon(fake,
     assert len(retries) == 2 and min(retries) >= 60
 
 
-async def test_cameras_recover_once_the_password_is_accepted(fake, start_een, monkeypatch):
-    monkeypatch.setattr(een_session, "REFUSED_LOGIN_BACKOFF_S", (0.05, 0.2))
-    proxy = await start_een(fake, FRONT, password="new password")
+async def test_cameras_recover_once_the_password_is_accepted(fake, start_een):
+    timing = dataclasses.replace(FAST_FAILED_LOGINS, refused_login_backoff_s=(0.05, 0.2))
+    proxy = await start_een(fake, FRONT, password="new password", timing=timing)
     async with MjpegViewer(stream_url(proxy, FRONT)) as viewer:
         await eventually(lambda: proxy.camera(FRONT).state == "auth_failed")
         fake.password = "new password"  # the site owner fixes the account on EEN's side

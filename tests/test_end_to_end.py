@@ -10,7 +10,7 @@ import shutil
 import aiohttp
 import pytest
 
-from mjpeg_proxy.config import parse_config
+from mjpeg_proxy.config.loader import parse_config
 from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
 from tests.helpers import StrictMjpegReader, boundary_of, is_subsequence, real_frames

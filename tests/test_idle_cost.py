@@ -12,6 +12,8 @@ import aiohttp
 
 from mjpeg_proxy.camera.demand import Demand
 from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.sources.mjpeg import MjpegConfig
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
 from tests.helpers import eventually, real_frames
@@ -43,7 +45,7 @@ async def test_an_always_on_camera_without_viewers_sleeps_between_frames(aiohttp
     server = await aiohttp_server(camera.app())
     url = str(server.make_url("/snapshot.jpg"))
     # One frame every 5 s: the watch below falls between two requests.
-    proxy = await start_proxy(CameraConfig(id="cam", source="snapshot", url=url, fps=0.2, always_on=True))
+    proxy = await start_proxy(CameraConfig(id="cam", source=SnapshotConfig(url=url), fps=0.2, always_on=True))
     await eventually(lambda: proxy.camera("cam").state == "live")
     assert await cpu_share_while_waiting() < BUSY_SHARE
 
@@ -53,7 +55,7 @@ async def test_a_camera_idle_after_its_linger_uses_no_cpu(aiohttp_server, start_
     server = await aiohttp_server(camera.app())
     url = str(server.make_url("/snapshot.jpg"))
     proxy = await start_proxy(
-        CameraConfig(id="cam", source="snapshot", url=url, fps=2, linger_seconds=0.2), on_demand=True
+        CameraConfig(id="cam", source=SnapshotConfig(url=url), fps=2, linger_seconds=0.2), on_demand=True
     )
     await watch_briefly(proxy, "cam")
     await eventually(lambda: proxy.camera("cam").state == "idle")
@@ -64,11 +66,13 @@ async def test_a_refused_upstream_waiting_for_its_retry_uses_no_cpu(start_proxy)
     with socket.socket() as bound:  # a port that refuses connections: bound, not listening
         bound.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{bound.getsockname()[1]}/video.mjpg"
-        proxy = await start_proxy(CameraConfig(id="cam", source="mjpeg", url=url, linger_seconds=0.2), on_demand=True)
+        proxy = await start_proxy(
+            CameraConfig(id="cam", source=MjpegConfig(url=url), linger_seconds=0.2), on_demand=True
+        )
         await watch_briefly(proxy, "cam")
         await eventually(lambda: proxy.camera("cam").state == "idle")
         assert await cpu_share_while_waiting() < BUSY_SHARE
-        always = await start_proxy(CameraConfig(id="cam", source="mjpeg", url=url, always_on=True))
+        always = await start_proxy(CameraConfig(id="cam", source=MjpegConfig(url=url), always_on=True))
         await eventually(lambda: always.camera("cam").state == "offline")
         assert await cpu_share_while_waiting() < BUSY_SHARE
 

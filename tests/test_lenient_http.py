@@ -16,7 +16,10 @@ from yarl import URL
 
 from mjpeg_proxy.camera.errors import UpstreamUnavailable
 from mjpeg_proxy.config import CameraConfig
-from mjpeg_proxy.sources.lenient_http import MAX_HEAD_BYTES, LenientFallback, lenient_get, parse_head
+from mjpeg_proxy.sources.lenient_head import MAX_HEAD_BYTES, parse_head
+from mjpeg_proxy.sources.lenient_http import LenientFallback, lenient_get
+from mjpeg_proxy.sources.mjpeg import MjpegConfig
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from tests.conftest import Proxy
 from tests.fake_raw_camera import RawCamera
 from tests.helpers import MjpegViewer, eventually, real_frames
@@ -87,7 +90,8 @@ async def start_raw(start_proxy):
     async def start(fake: RawCamera, source: str = "snapshot", path: str = "/snapshot.jpg", **camera) -> Proxy:
         fakes.append(fake)
         url = await fake.start() + (path if source == "snapshot" else "/video.mjpg")
-        return await start_proxy(CameraConfig(id="cam", source=source, url=url, **{"fps": 5.0, **camera}))
+        section = (SnapshotConfig if source == "snapshot" else MjpegConfig)(url=url, **camera)
+        return await start_proxy(CameraConfig(id="cam", source=section, fps=5.0))
 
     yield start
     for fake in fakes:

@@ -19,7 +19,8 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mjpeg_proxy.config import LOOPBACK, parse_config
+from mjpeg_proxy.config import LOOPBACK
+from mjpeg_proxy.config.loader import parse_config
 from tests.conftest import push_camera
 from tests.helpers import eventually
 

@@ -18,6 +18,7 @@ from PIL import Image
 
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.sources.mjpeg import MjpegConfig
 from tests.conftest import Proxy
 from tests.fake_mjpeg import GATE, HANG, FakeMjpegCamera, Pause, part
 from tests.helpers import DATA, MjpegViewer, eventually, real_frames
@@ -38,8 +39,9 @@ def start_mjpeg(aiohttp_server, start_proxy):
 
     async def start(fake: FakeMjpegCamera, timing: CameraTiming | None = None, **camera: object) -> Proxy:
         server = await aiohttp_server(fake.app())
-        settings = {"stall_timeout": 5.0, **camera}
-        config = CameraConfig(id="cam", source="mjpeg", url=str(server.make_url("/video.mjpg")), **settings)
+        stall_timeout = camera.pop("stall_timeout", 5.0)
+        section = MjpegConfig(url=str(server.make_url("/video.mjpg")), **camera)
+        config = CameraConfig(id="cam", source=section, stall_timeout=stall_timeout)
         return await start_proxy(config, timing=timing)
 
     return start

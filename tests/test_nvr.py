@@ -14,6 +14,8 @@ import pytest
 
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig, ServerConfig
+from mjpeg_proxy.sources.mjpeg import MjpegConfig
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from tests.conftest import Proxy
 from tests.fake_nvr import FakeNvr
 from tests.helpers import MjpegViewer, eventually, real_frames
@@ -35,11 +37,12 @@ def start_nvr(aiohttp_server, start_proxy):
         cameras = [
             CameraConfig(
                 id=f"ch{n}",
-                source=kind,
-                url=nvr.url(server_url, n, kind),
-                username=nvr.username,
-                password=(passwords or {}).get(n, nvr.password),
-                auth="digest",
+                source=(SnapshotConfig if kind == "snapshot" else MjpegConfig)(
+                    url=nvr.url(server_url, n, kind),
+                    username=nvr.username,
+                    password=(passwords or {}).get(n, nvr.password),
+                    auth="digest",
+                ),
                 **camera,
             )
             for n in range(1, nvr.channels + 1)
@@ -223,7 +226,7 @@ async def test_channels_of_a_host_that_answers_nothing_are_all_reported_stalled_
     port = server.sockets[0].getsockname()[1]
     try:
         cameras = [
-            CameraConfig(id=f"ch{n}", source="mjpeg", url=f"http://127.0.0.1:{port}/cam/{n}", stall_timeout=2.0)
+            CameraConfig(id=f"ch{n}", source=MjpegConfig(url=f"http://127.0.0.1:{port}/cam/{n}"), stall_timeout=2.0)
             for n in range(1, 3 * CAP + 1)
         ]
         proxy = await start_proxy(*cameras)

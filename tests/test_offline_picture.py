@@ -20,6 +20,8 @@ from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.camera.timing import CameraTiming, Clock
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.pictures.drawing import render_placeholder
+from mjpeg_proxy.sources.mjpeg import MjpegConfig
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
 from tests.fake_mjpeg import GATE, HANG, FakeMjpegCamera, part
@@ -104,7 +106,7 @@ async def test_stall_shows_the_offline_picture_then_the_same_viewer_gets_live_fr
     # The first connection sends two frames and goes silent; later ones wait for the gate.
     first, later = [GATE, part(frames[0]), part(frames[1]), HANG], [GATE, part(frames[2]), HANG]
     fake = FakeMjpegCamera(lambda n: first if n == 0 else later)
-    config = CameraConfig(id="cam", source="mjpeg", url=await serve(aiohttp_server, fake), stall_timeout=1.0)
+    config = CameraConfig(id="cam", source=MjpegConfig(url=await serve(aiohttp_server, fake)), stall_timeout=1.0)
     proxy = await start_proxy(config)
     camera = proxy.camera("cam")
 
@@ -156,7 +158,7 @@ async def test_error_state_shows_the_offline_picture_and_snapshot_says_why(
     else:
         fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], **upstream)
         url = await serve(aiohttp_server, fake)
-    proxy = await start_proxy(CameraConfig(id="cam", source="mjpeg", url=url, **settings))
+    proxy = await start_proxy(CameraConfig(id="cam", source=MjpegConfig(url=url, **settings)))
     camera = proxy.camera("cam")
 
     async with raw_viewer(proxy) as reader:
@@ -164,7 +166,7 @@ async def test_error_state_shows_the_offline_picture_and_snapshot_says_why(
         assert camera.hub.latest.frame.placeholder
         assert camera.state == state
         # What is on the wire is a whole JPEG, at the camera's configured size (no frame yet).
-        assert decoded(received.jpeg).size == (camera.config.width, camera.config.height)
+        assert decoded(received.jpeg).size == camera.config.picture_size
         assert received.jpeg not in PETS
         assert_unavailable(*await snapshot(proxy), state)
     assert camera.stats.frames_received == 0
@@ -176,8 +178,8 @@ async def test_offline_pictures_of_different_errors_differ(aiohttp_server, start
     forbidden, missing = FakeMjpegCamera(lambda n: [], status=403), FakeMjpegCamera(lambda n: [], status=404)
     # The same name for both: only the reason can tell the two pictures apart.
     proxy = await start_proxy(
-        CameraConfig(id="a", name="Garage", source="mjpeg", url=await serve(aiohttp_server, forbidden)),
-        CameraConfig(id="b", name="Garage", source="mjpeg", url=await serve(aiohttp_server, missing)),
+        CameraConfig(id="a", source=MjpegConfig(url=await serve(aiohttp_server, forbidden)), name="Garage"),
+        CameraConfig(id="b", source=MjpegConfig(url=await serve(aiohttp_server, missing)), name="Garage"),
     )
     hubs = proxy.camera("a").hub, proxy.camera("b").hub
     await eventually(lambda: all(hub.latest is not None for hub in hubs))
@@ -197,7 +199,8 @@ async def test_the_offline_picture_is_resent_while_the_viewer_waits(aiohttp_serv
     # A refused login is retried after minutes: nothing new is published meanwhile.
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], username="admin", password="right")
     config = CameraConfig(
-        id="cam", source="mjpeg", url=await serve(aiohttp_server, fake), username="admin", password="no", auth="digest"
+        id="cam",
+        source=MjpegConfig(url=await serve(aiohttp_server, fake), username="admin", password="no", auth="digest"),
     )
     proxy = await start_proxy(config, resend_seconds=0.2, timing=slow_auth)
     camera = proxy.camera("cam")
@@ -217,7 +220,7 @@ async def test_the_offline_picture_is_resent_while_the_viewer_waits(aiohttp_serv
 
 async def test_snapshot_of_an_idle_camera_whose_upstream_refuses_answers_503_promptly(aiohttp_server, start_proxy):
     fake = FakeMjpegCamera(lambda n: [], status=404)
-    config = CameraConfig(id="cam", source="mjpeg", url=await serve(aiohttp_server, fake), linger_seconds=0.5)
+    config = CameraConfig(id="cam", source=MjpegConfig(url=await serve(aiohttp_server, fake)), linger_seconds=0.5)
     proxy = await start_proxy(config, on_demand=True)
     assert proxy.camera("cam").state == "idle"
 
@@ -231,7 +234,7 @@ async def test_snapshot_of_an_idle_camera_whose_upstream_refuses_answers_503_pro
 async def test_a_viewer_back_after_idle_sees_the_offline_picture_at_once(aiohttp_server, start_proxy):
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG])
     config = CameraConfig(
-        id="cam", source="mjpeg", url=await serve(aiohttp_server, fake), linger_seconds=0.1, stall_timeout=5.0
+        id="cam", source=MjpegConfig(url=await serve(aiohttp_server, fake)), linger_seconds=0.1, stall_timeout=5.0
     )
     proxy = await start_proxy(config, on_demand=True)
     camera = proxy.camera("cam")
@@ -257,7 +260,10 @@ async def test_a_refused_login_is_not_tried_again_early_when_viewers_come_back_a
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], username="admin", password="right")
     url = await serve(aiohttp_server, fake)
     config = CameraConfig(
-        id="cam", source="mjpeg", url=url, username="admin", password="no", auth="digest", linger_seconds=0.1, fps=20
+        id="cam",
+        source=MjpegConfig(url=url, username="admin", password="no", auth="digest"),
+        linger_seconds=0.1,
+        fps=20,
     )
     proxy = await start_proxy(config, on_demand=True, timing=timing)
     camera = proxy.camera("cam")
@@ -284,7 +290,7 @@ async def test_the_offline_picture_is_drawn_again_during_a_long_wait(aiohttp_ser
     timing = dataclasses.replace(fast_retries, backoff_s=(120.0, 600.0), offline_refresh_s=0.1)
     fake = FakeMjpegCamera(lambda n: [part(PETS[0]), HANG], status=403)
     url = await serve(aiohttp_server, fake)
-    proxy = await start_proxy(CameraConfig(id="cam", source="mjpeg", url=url), resend_seconds=0.2, timing=timing)
+    proxy = await start_proxy(CameraConfig(id="cam", source=MjpegConfig(url=url)), resend_seconds=0.2, timing=timing)
     camera = proxy.camera("cam")
 
     async with raw_viewer(proxy) as reader:
@@ -305,12 +311,10 @@ async def test_a_new_viewer_gets_the_offline_picture_as_it_reads_now(aiohttp_ser
     server = await aiohttp_server(fake.app())
     config = CameraConfig(
         id="cam",
-        source="snapshot",
-        url=str(server.make_url("/snapshot.jpg")),
+        source=SnapshotConfig(
+            url=str(server.make_url("/snapshot.jpg")), username="admin", password="wrong", auth="digest"
+        ),
         name="Café Müller",
-        username="admin",
-        password="wrong",
-        auth="digest",
     )
     wall = [time.time()]  # the proxy's wall clock, which the test moves on
     proxy = await start_proxy(config, timing=dataclasses.replace(slow_auth, clock=Clock(wall=lambda: wall[0])))

@@ -13,6 +13,8 @@ from PIL import Image
 
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.sources.mjpeg import MjpegConfig
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
 from tests.fake_mjpeg import HANG, FakeMjpegCamera, Pause, part
@@ -34,7 +36,7 @@ async def serve(aiohttp_server, fake: FakeSnapshotCamera | FakeMjpegCamera) -> s
 
 def snapshot_camera(camera_id: str, url: str, **changes: object) -> CameraConfig:
     settings = {"fps": FPS, "linger_seconds": LINGER_S, **changes}
-    return CameraConfig(id=camera_id, source="snapshot", url=url, **settings)
+    return CameraConfig(id=camera_id, source=SnapshotConfig(url=url), **settings)
 
 
 def streaming_fake() -> FakeMjpegCamera:
@@ -146,7 +148,7 @@ async def test_after_the_last_viewer_leaves_fetching_lingers_then_stops(aiohttp_
 
 async def test_a_viewer_back_within_the_linger_reuses_the_upstream_connection(aiohttp_server, start_proxy):
     fake = streaming_fake()
-    config = CameraConfig(id="cam", source="mjpeg", url=await serve(aiohttp_server, fake), linger_seconds=LINGER_S)
+    config = CameraConfig(id="cam", source=MjpegConfig(url=await serve(aiohttp_server, fake)), linger_seconds=LINGER_S)
     proxy = await start_proxy(config, on_demand=True)
     camera = proxy.camera("cam")
     url = proxy.url("/cameras/cam/stream.mjpg")
@@ -180,7 +182,7 @@ async def test_a_snapshot_of_an_idle_camera_fetches_a_picture(aiohttp_server, st
         config = snapshot_camera("cam", await serve(aiohttp_server, fake), linger_seconds=0.2)
     else:
         fake = streaming_fake()
-        config = CameraConfig(id="cam", source="mjpeg", url=await serve(aiohttp_server, fake), linger_seconds=0.2)
+        config = CameraConfig(id="cam", source=MjpegConfig(url=await serve(aiohttp_server, fake)), linger_seconds=0.2)
     proxy = await start_proxy(config, on_demand=True, timing=timing)
     camera = proxy.camera("cam")
     assert camera.state == "idle" and camera.upstream_requests == 0

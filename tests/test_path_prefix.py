@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.sources.demo import DemoConfig
 from tests.client_headers import BROWSER_IMAGE, BROWSER_PAGE
 from tests.prefix_proxy import PREFIX, PrefixProxy, resolve
 
@@ -57,7 +58,7 @@ class Site:
 @pytest.fixture(params=[1, 5], ids=["live-index", "snapshot-index"])
 async def site(request, start_proxy, aiohttp_server) -> Site:
     cameras = [
-        CameraConfig(id=f"cam{i}", source="demo", fps=2, width=160, height=90) for i in range(1, request.param + 1)
+        CameraConfig(id=f"cam{i}", source=DemoConfig(width=160, height=90), fps=2) for i in range(1, request.param + 1)
     ]
     proxy = await start_proxy(*cameras)
     front = await aiohttp_server(PrefixProxy(proxy.url("/")).app())
@@ -121,7 +122,7 @@ async def test_a_redirect_stays_under_the_prefix(site: Site, path: str, target: 
 async def test_a_prefix_said_in_x_forwarded_prefix_holds_without_the_trailing_slash(start_proxy, aiohttp_server, path):
     # Traefik's StripPrefix (and Caddy's handle_path) serve /webcam as well as /webcam/:
     # relative links cannot tell them apart, the prefix the proxy says can.
-    proxy = await start_proxy(CameraConfig(id="cam1", source="demo", fps=2, width=160, height=90))
+    proxy = await start_proxy(CameraConfig(id="cam1", source=DemoConfig(width=160, height=90), fps=2))
     front = await aiohttp_server(PrefixProxy(proxy.url("/"), strip_prefix=True).app())
     root = str(front.make_url(PREFIX))
     page_url = root.rstrip("/") if path == "" else root + path  # the bare prefix: /webcam
@@ -134,7 +135,7 @@ async def test_a_prefix_said_in_x_forwarded_prefix_holds_without_the_trailing_sl
 
 
 async def test_x_forwarded_prefix_from_an_untrusted_peer_is_ignored(start_proxy):
-    proxy = await start_proxy(CameraConfig(id="cam1", source="demo", fps=2), trusted_proxies=())
+    proxy = await start_proxy(CameraConfig(id="cam1", source=DemoConfig(), fps=2), trusted_proxies=())
     headers = {**BROWSER_PAGE, "X-Forwarded-Prefix": "/elsewhere"}
     async with aiohttp.ClientSession() as session, session.get(proxy.url("/status"), headers=headers) as response:
         parser = Links()
@@ -147,7 +148,7 @@ async def test_x_forwarded_prefix_from_an_untrusted_peer_is_ignored(start_proxy)
     ["/%2e%2e", "/a/.%2e/%2E.", "/a/%2e", "/a%2f%2fevil", "//evil", "/a//b", "/a b", '/a"b', "/a/..", "javascript:x"],
 )
 async def test_a_prefix_that_would_lead_out_of_the_site_is_not_used(start_proxy, prefix):
-    proxy = await start_proxy(CameraConfig(id="cam1", source="demo", fps=2))
+    proxy = await start_proxy(CameraConfig(id="cam1", source=DemoConfig(), fps=2))
     headers = {**BROWSER_PAGE, "X-Forwarded-Prefix": prefix}
     async with aiohttp.ClientSession() as session, session.get(proxy.url("/status"), headers=headers) as response:
         parser = Links()

@@ -18,6 +18,7 @@ from yarl import URL
 
 from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.sources.demo import DemoConfig
 from mjpeg_proxy.web.pages import ERROR_PICTURE_SIZE
 from tests.conftest import Proxy, push_camera
 from tests.down_cameras import down_cameras_fixture  # noqa: F401 (the down_cameras fixture)
@@ -57,7 +58,7 @@ IMAGE_HASH_JS = """() => {
 
 
 def demo_camera(camera_id: str, fps: float = 2.0) -> CameraConfig:
-    return CameraConfig(id=camera_id, source="demo", name=f"Demo {camera_id}", fps=fps, width=320, height=180)
+    return CameraConfig(id=camera_id, source=DemoConfig(width=320, height=180), name=f"Demo {camera_id}", fps=fps)
 
 
 @pytest.fixture
@@ -171,7 +172,7 @@ async def test_index_shows_a_picture_for_every_camera_even_those_that_are_down(
     # The down cameras show their offline picture (at the configured size, having had no frame).
     assert widths == {
         **{f"Demo cam{i}": 320 for i in range(1, 4)},
-        **{camera.display_name: camera.width for camera in down_cameras.values()},
+        **{camera.display_name: camera.picture_size[0] for camera in down_cameras.values()},
     }
     await screenshot(page, f"index-with-down-cameras-{origin}.png")
     # Tools still get a plain 503 saying why.

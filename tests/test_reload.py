@@ -13,7 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from mjpeg_proxy.config import CameraConfig, Config, EenConfig, ServerConfig
+from mjpeg_proxy.config import CameraConfig, Config, ServerConfig
+from mjpeg_proxy.sources.demo import DemoConfig
+from mjpeg_proxy.sources.een_config import EenCameraConfig, EenConfig
 from mjpeg_proxy.web.app import apply_config
 from tests.conftest import push_camera
 from tests.fake_een import FakeEen
@@ -124,19 +126,20 @@ async def test_a_reload_adds_een_cameras_and_a_changed_account_logs_in_anew(aioh
     fake.add_camera(FRONT, PETS, interval_s=0.1)
     server = await aiohttp_server(fake.app())
     een = EenConfig(fake.username, "wrong password", base_url=str(server.make_url("/")).rstrip("/"))
-    demo = CameraConfig(id="demo", source="demo", fps=5)
-    proxy = await start_proxy(demo, een=een)
+    demo = CameraConfig(id="demo", source=DemoConfig(), fps=5)
+    proxy = await start_proxy(demo)
     app = proxy.server.app
     demo = proxy.camera("demo").config  # as started (always on)
-    front = CameraConfig(id="front", source="een", esn=FRONT, always_on=True)
+    front = CameraConfig(id="front", source=EenCameraConfig(esn=FRONT, account=een), always_on=True)
 
-    await apply_config(app, Config(ServerConfig(), (demo, front), een=een))
+    await apply_config(app, Config(ServerConfig(), (demo, front)))
     await eventually(lambda: proxy.camera("front").state == "auth_failed")
     assert fake.logins == 0
 
     async with MjpegViewer(proxy.url("/cameras/front/stream.mjpg")) as viewer:
         fixed = dataclasses.replace(een, password=fake.password)  # the password put right: a new login
-        await apply_config(app, Config(ServerConfig(), (demo, front), een=fixed))
+        fixed_front = dataclasses.replace(front, source=EenCameraConfig(esn=FRONT, account=fixed))
+        await apply_config(app, Config(ServerConfig(), (demo, fixed_front)))
         # The same connection, now live (an offline picture may come first, from before).
         async with asyncio.timeout(10):
             while (await viewer.next_new_part()).jpeg not in PETS:

@@ -14,8 +14,11 @@ import pytest
 from aiohttp import web
 
 from mjpeg_proxy.camera.backoff import Backoff
-from mjpeg_proxy.config import CameraConfig, EenConfig
+from mjpeg_proxy.config import CameraConfig
+from mjpeg_proxy.sources.een_config import EenCameraConfig, EenConfig
+from mjpeg_proxy.sources.mjpeg import MjpegConfig
 from mjpeg_proxy.sources.retry_after import MAX_RETRY_AFTER_S, retry_after_s
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from tests.conftest import Proxy
 from tests.fake_een import FakeEen
 from tests.fake_mjpeg import part
@@ -147,7 +150,13 @@ def start_busy(aiohttp_server, start_proxy):
     async def start(fake: BusyCamera, kind: str) -> Proxy:
         server = await aiohttp_server(fake.app())
         path = "/snapshot.jpg" if kind == "snapshot" else "/video.mjpg"
-        return await start_proxy(CameraConfig(id="cam", source=kind, url=str(server.make_url(path)), fps=5))
+        return await start_proxy(
+            CameraConfig(
+                id="cam",
+                source=(SnapshotConfig if kind == "snapshot" else MjpegConfig)(url=str(server.make_url(path))),
+                fps=5,
+            )
+        )
 
     return start
 
@@ -216,7 +225,7 @@ def start_een(aiohttp_server, start_proxy):
     async def start(fake: FakeEen) -> Proxy:
         server = await aiohttp_server(fake.app())
         account = EenConfig(fake.username, fake.password, base_url=str(server.make_url("/")).rstrip("/"))
-        return await start_proxy(CameraConfig(id=FRONT, source="een", esn=FRONT), een=account)
+        return await start_proxy(CameraConfig(id=FRONT, source=EenCameraConfig(esn=FRONT, account=account)))
 
     return start
 

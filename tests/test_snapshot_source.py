@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import itertools
 import random
-import types
 from pathlib import Path
 
 import aiohttp
@@ -20,9 +19,8 @@ from mjpeg_proxy.camera.errors import (
     NotFoundError,
     UpstreamUnavailable,
 )
-from mjpeg_proxy.sources import base
 from mjpeg_proxy.sources.base import Pacer
-from mjpeg_proxy.sources.snapshot import SnapshotSource
+from mjpeg_proxy.sources.snapshot import SnapshotConfig, SnapshotSource
 from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
 
 FRAMES_DIR = Path(__file__).parent / "data" / "frames" / "opencv-vtest-pets2009"
@@ -43,9 +41,9 @@ async def http():
         yield session
 
 
-def snapshot(http, url: str = URL_, **kwargs) -> SnapshotSource:
+def snapshot(http, url: str = URL_, pacer: Pacer | None = None, **kwargs) -> SnapshotSource:
     kwargs.setdefault("max_frame_bytes", CAP)
-    return SnapshotSource(url, 4.0, http, hosts=UpstreamHosts(4), **kwargs)
+    return SnapshotSource(SnapshotConfig(url, **kwargs), pacer or Pacer(4.0), http, UpstreamHosts(4))
 
 
 def sent_authorization(request) -> str | None:
@@ -287,7 +285,7 @@ async def test_auth_failure_message_holds_neither_password_nor_query(http, upstr
 
 
 class FakeClock:
-    """Stands in for time.monotonic and asyncio.sleep inside mjpeg_proxy.sources.base."""
+    """Stands in for time.monotonic and asyncio.sleep in the Pacers it makes (``pacer``)."""
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -303,13 +301,13 @@ class FakeClock:
     def work(self, seconds: float) -> None:
         self.now += seconds
 
+    def pacer(self, fps: float) -> Pacer:
+        return Pacer(fps, clock=self.monotonic, sleep=self.sleep)
+
 
 @pytest.fixture
-def clock(monkeypatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(base, "time", types.SimpleNamespace(monotonic=fake.monotonic))
-    monkeypatch.setattr(base, "asyncio", types.SimpleNamespace(sleep=fake.sleep))
-    return fake
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 async def ticks(pacer: Pacer, clock: FakeClock, work: list[float]) -> list[float]:
@@ -327,25 +325,25 @@ async def ticks(pacer: Pacer, clock: FakeClock, work: list[float]) -> list[float
 async def test_first_tick_is_now(clock):
     clock.now = 1000.0
 
-    await Pacer(4.0).tick()
+    await clock.pacer(4.0).tick()
 
     assert clock.sleeps == [0.0]
     assert clock.now == 1000.0
 
 
 async def test_ticks_land_on_a_grid_of_one_over_fps(clock):
-    assert await ticks(Pacer(4.0), clock, [0.0, 0.0, 0.0]) == [0.0, 0.25, 0.5, 0.75]
+    assert await ticks(clock.pacer(4.0), clock, [0.0, 0.0, 0.0]) == [0.0, 0.25, 0.5, 0.75]
     assert clock.sleeps == [0.0, 0.25, 0.25, 0.25]
 
 
 async def test_time_spent_working_is_taken_off_the_wait(clock):
-    assert await ticks(Pacer(4.0), clock, [0.125, 0.0625, 0.25]) == [0.0, 0.25, 0.5, 0.75]
+    assert await ticks(clock.pacer(4.0), clock, [0.125, 0.0625, 0.25]) == [0.0, 0.25, 0.5, 0.75]
     assert clock.sleeps == [0.0, 0.125, 0.1875, 0.0]
 
 
 async def test_missed_slot_is_skipped_not_made_up(clock):
     # Work took 0.625 s: slots 0.25 and 0.5 are gone; the next tick is 0.75, then 1.0.
-    assert await ticks(Pacer(4.0), clock, [0.625, 0.0]) == [0.0, 0.75, 1.0]
+    assert await ticks(clock.pacer(4.0), clock, [0.625, 0.0]) == [0.0, 0.75, 1.0]
     assert clock.sleeps == [0.0, 0.125, 0.25]
 
 
@@ -353,7 +351,7 @@ async def test_rate_never_rises_above_fps_whatever_the_work(clock):
     rng = random.Random(99)
     work = [rng.choice([0.0, 0.03125, 0.1875, 0.25, 0.40625, 1.0]) for _ in range(200)]
 
-    times = await ticks(Pacer(4.0), clock, work)
+    times = await ticks(clock.pacer(4.0), clock, work)
 
     assert all(s >= 0 for s in clock.sleeps)
     assert all(later - earlier >= 0.25 for earlier, later in itertools.pairwise(times))
@@ -361,7 +359,7 @@ async def test_rate_never_rises_above_fps_whatever_the_work(clock):
 
 
 async def test_after_a_pause_the_first_tick_is_at_once_not_on_the_old_grid(clock):
-    pacer = Pacer(1.0)
+    pacer = clock.pacer(1.0)
     await ticks(pacer, clock, [0.0])  # ticks at 0 and 1
     clock.work(30.3)  # the camera was idle; the old grid's next slot would be 32.0
 
@@ -374,7 +372,7 @@ async def test_after_a_pause_the_first_tick_is_at_once_not_on_the_old_grid(clock
 
 
 async def test_restart_soon_after_a_tick_keeps_the_interval(clock):
-    pacer = Pacer(4.0)
+    pacer = clock.pacer(4.0)
     await pacer.tick()  # at 0
     clock.work(0.05)  # a quick error and reconnect
 
@@ -389,7 +387,7 @@ async def test_frames_fetches_once_per_tick_and_stops_on_error(clock, http, upst
     for picture in pictures:
         upstream.get(URL_, body=picture, content_type="image/jpeg")
     upstream.get(URL_, status=404)
-    frames = snapshot(http).frames()
+    frames = snapshot(http, pacer=clock.pacer(4.0)).frames()
 
     got = [(await anext(frames)).jpeg for _ in pictures]
     with pytest.raises(NotFoundError):

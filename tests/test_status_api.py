@@ -78,7 +78,7 @@ async def test_api_cameras_reports_what_the_run_did(start_proxy, aiohttp_server,
         assert yard["frame_age_seconds"] is None
         assert yard["input_fps"] == 0
         assert "HTTP 503" in yard["last_error"]
-        assert f"{run.proxy.camera('yard').config.url}" in yard["last_error"]  # names the camera's URL
+        assert f"{run.proxy.camera('yard').config.source.url}" in yard["last_error"]  # names the camera's URL
         assert requests_before <= yard["upstream_requests"] <= requests_after + 1
         assert yard["upstream_requests"] >= 2
         assert set(yard["errors"]) == {"unavailable"}

@@ -21,10 +21,12 @@ from fontTools.ttLib import TTFont
 from PIL import Image, ImageChops, ImageDraw
 
 from mjpeg_proxy.camera.state import CameraState
-from mjpeg_proxy.config import CameraConfig, Config, ConfigError, ServerConfig, load_config
+from mjpeg_proxy.config import CameraConfig, Config, ConfigError, ServerConfig
+from mjpeg_proxy.config.loader import load_config
 from mjpeg_proxy.pictures.drawing import render_placeholder
 from mjpeg_proxy.pictures.fonts import FONT_DIRS, TextFonts
-from mjpeg_proxy.sources.demo import DemoSource
+from mjpeg_proxy.sources.demo import DemoConfig, DemoSource
+from mjpeg_proxy.sources.mjpeg import MjpegConfig
 from mjpeg_proxy.web.app import create_app
 from tests.fake_mjpeg import FakeMjpegCamera
 from tests.helpers import MjpegViewer
@@ -219,7 +221,7 @@ def same_in(band: tuple[int, int, int, int], first: Image.Image, second: Image.I
 
 
 async def assert_down_camera_shows(start_proxy, url: str, name: str) -> None:
-    proxy = await start_proxy(CameraConfig(id="cam", name=name, source="mjpeg", url=url))
+    proxy = await start_proxy(CameraConfig(id="cam", source=MjpegConfig(url=url), name=name))
     got = await first_picture(proxy.url("/cameras/cam/stream.mjpg"))
     assert proxy.camera("cam").state == "offline"
     render = offline_picture(size=got.size)
@@ -241,8 +243,8 @@ async def test_the_configured_font_draws_the_demo_camera_and_the_offline_picture
     name = "Αθήνα – Москва"
     proxy = await start_proxy(
         # 640x360 (the default): the name line is tall enough to compare above the clock line.
-        CameraConfig(id="demo", name=name, source="demo", fps=5.0),
-        CameraConfig(id="down", name=name, source="mjpeg", url=down_url),
+        CameraConfig(id="demo", source=DemoConfig(), name=name, fps=5.0),
+        CameraConfig(id="down", source=MjpegConfig(url=down_url), name=name),
         font=bold,
     )
     demo = await first_picture(proxy.url("/cameras/demo/stream.mjpg"))
@@ -261,8 +263,10 @@ async def test_without_any_font_the_proxy_still_draws_and_says_what_to_install(
 ):
     caplog.set_level(logging.WARNING, logger="mjpeg_proxy.pictures.fonts")
     cameras = (
-        CameraConfig(id="demo", name="Москва", source="demo", fps=5.0, width=SIZE[0], height=SIZE[1], always_on=True),
-        CameraConfig(id="down", name="Café Müller", source="mjpeg", url=down_url, always_on=True),
+        CameraConfig(
+            id="demo", source=DemoConfig(width=SIZE[0], height=SIZE[1]), name="Москва", fps=5.0, always_on=True
+        ),
+        CameraConfig(id="down", source=MjpegConfig(url=down_url), name="Café Müller", always_on=True),
     )
     no_fonts = TextFonts(font_dirs=[str(tmp_path)])  # an empty folder: no font at all
     server = await aiohttp_server(create_app(Config(server=ServerConfig(), cameras=cameras), fonts=no_fonts))

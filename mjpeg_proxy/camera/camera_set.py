@@ -1,5 +1,7 @@
-"""The running cameras: one Camera and fetch task per configured camera, the upstream
-clients they share, and a new configuration applied to them while viewers watch.
+"""The running cameras.
+
+One Camera and fetch task per configured camera, the upstream clients they share, and a new
+configuration applied to them while viewers watch.
 """
 
 from __future__ import annotations
@@ -7,20 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-import aiohttp
-
-from mjpeg_proxy import __version__
 from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.hub import FrameHub
 from mjpeg_proxy.camera.timing import CameraTiming
-from mjpeg_proxy.config import CameraConfig, Config, EenConfig
+from mjpeg_proxy.config import CameraConfig, Config
 from mjpeg_proxy.pictures.fonts import TextFonts
 from mjpeg_proxy.sources import Source, Upstreams
-from mjpeg_proxy.sources.een_session import EenSession
-from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +27,10 @@ PartBuilder = Callable[[Frame], object]  # the payload each viewer writes: the w
 
 @dataclass
 class Changes:
-    """What applying a configuration did: camera ids ``added``, ``removed``, ``changed``
-    (restarted on a new source, viewers kept) and ``unchanged``.
+    """What applying a configuration did.
+
+    Camera ids ``added``, ``removed``, ``changed`` (restarted on a new source, viewers kept)
+    and ``unchanged``.
     """
 
     added: list[str] = field(default_factory=list)
@@ -41,14 +40,17 @@ class Changes:
 
 
 class CameraSet:
-    """Runs one ``Camera`` with its fetch task per configured camera, in ``by_id`` (the
-    application's camera table, kept in configuration order and changed in place).
+    """Runs one ``Camera`` with its fetch task per configured camera, in ``by_id``.
+
+    ``by_id`` is the application's camera table, kept in configuration order and changed
+    in place.
 
     ``start`` makes the upstream clients the cameras share and starts every camera.
     ``apply`` brings the set to a new configuration: added cameras start; removed ones end
-    their streams (with the close delimiter) and stop; changed ones (any key, or the EEN
-    account they use) keep their hub and viewers and restart their fetch loop on a new
-    source; unchanged ones are not touched. ``close`` stops them all and the clients.
+    their streams (with the close delimiter) and stop; changed ones (any key, their source's
+    section included) keep their hub and viewers and restart their fetch loop on a new
+    source; unchanged ones are not touched; then the shared clients no camera uses any
+    more close (``Upstreams.keep_only``). ``close`` stops them all and the clients.
     ``fonts`` draw the text on the cameras' offline pictures and the demo cameras' frames;
     ``timing`` holds every camera's delays and clock.
     """
@@ -68,32 +70,16 @@ class CameraSet:
         self._build_part = build_part
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._upstreams: Upstreams | None = None
-        self._een_config: EenConfig | None = None
 
     async def start(self, config: Config) -> None:
         """Make the shared clients and start every camera of ``config``."""
-        http = aiohttp.ClientSession(
-            headers={"User-Agent": f"mjpeg-proxy/{__version__}"},
-            # No total limit (aiohttp's default is 100): each camera holds at most one
-            # connection, so a pool limit would only let silent MJPEG upstreams starve the
-            # other cameras. Requests per device are capped by `hosts` instead.
-            connector=aiohttp.TCPConnector(limit=0),
-        )
-        hosts = UpstreamHosts(config.server.max_upstream_requests_per_host)
-        self._upstreams = Upstreams(http=http, hosts=hosts, fonts=self._fonts)
+        self._upstreams = Upstreams(config.server.max_upstream_requests_per_host, self._fonts)
         await self.apply(config)
 
     async def apply(self, config: Config) -> Changes:
         """Bring the running cameras to ``config``; return what changed."""
         assert self._upstreams is not None, "start() first"
         changes = Changes()
-        old_een = self._upstreams.een
-        # One EEN session while any camera uses the account; a new one when the account changes.
-        een = config.een if any(c.source == "een" for c in config.cameras) else None
-        een_changed = config.een != self._een_config or (een is not None and old_een is None)
-        if een_changed:
-            self._een_config = config.een
-            self._upstreams = replace(self._upstreams, een=None if een is None else EenSession(een))
         wanted = {camera.id: camera for camera in config.cameras}
         for camera_id in [camera_id for camera_id in self.by_id if camera_id not in wanted]:
             # Gone for new requests before anything is awaited; its viewers' streams end
@@ -111,7 +97,7 @@ class CameraSet:
                     camera_config, source, FrameHub(self._build_part), timing=self._timing, fonts=self._fonts
                 )
                 changes.added.append(camera.id)
-            elif camera.config != camera_config or (een_changed and camera_config.source == "een"):
+            elif camera.config != camera_config:
                 await self._stop(camera)
                 camera.reconfigure(camera_config, self._new_source(camera_config))
                 changes.changed.append(camera.id)
@@ -123,8 +109,7 @@ class CameraSet:
         # One step, no await: a request never sees half of the old set and half of the new.
         self.by_id.clear()
         self.by_id.update(ordered)
-        if een_changed and old_een is not None:
-            await old_een.close()
+        await self._upstreams.keep_only(config.cameras)
         return changes
 
     async def close(self) -> None:
@@ -132,9 +117,7 @@ class CameraSet:
         for camera in list(self.by_id.values()):
             await self._stop(camera)
         if self._upstreams is not None:
-            if self._upstreams.een is not None:
-                await self._upstreams.een.close()
-            await self._upstreams.http.close()
+            await self._upstreams.close()
 
     def _new_source(self, camera: CameraConfig) -> Source:
         assert self._upstreams is not None

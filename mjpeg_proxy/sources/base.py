@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from mjpeg_proxy.camera.frame import Frame
 
@@ -50,30 +50,39 @@ class Pacer:
 
     A tick whose slot has passed (because the work between ticks took too long) is
     skipped, never made up, so the rate never rises above ``fps`` and an overloaded
-    upstream is never asked back-to-back.
+    upstream is never asked back-to-back. ``clock`` gives monotonic seconds and ``sleep``
+    waits seconds (defaults ``time.monotonic`` and ``asyncio.sleep``).
     """
 
-    def __init__(self, fps: float) -> None:
+    def __init__(
+        self,
+        fps: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.interval_s = 1.0 / fps
+        self._clock = clock
+        self._sleep = sleep
         self._next: float | None = None
         self._last: float | None = None  # the slot of the latest tick
 
     def restart(self) -> None:
-        """After a pause (a reconnect, or a camera waking from idle): let the next tick
-        start a new grid at once, if a whole interval has passed since the last tick,
-        instead of waiting for the old grid's next slot. Ticks stay an interval apart.
+        """Let the next tick start a new grid after a pause (a reconnect, or waking from idle).
+
+        It starts at once if a whole interval has passed since the last tick, instead of
+        waiting for the old grid's next slot. Ticks stay an interval apart.
         """
-        if self._last is not None and time.monotonic() - self._last >= self.interval_s:
+        if self._last is not None and self._clock() - self._last >= self.interval_s:
             self._next = None
 
     async def tick(self) -> None:
         """Wait for the next slot of the grid (the first one is now)."""
-        now = time.monotonic()
+        now = self._clock()
         if self._next is None:
             self._next = now
         elif now > self._next:
             missed = int((now - self._next) / self.interval_s) + 1
             self._next += missed * self.interval_s
-        await asyncio.sleep(self._next - now)
+        await self._sleep(self._next - now)
         self._last = self._next
         self._next += self.interval_s

@@ -7,16 +7,51 @@ import io
 import math
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from PIL import Image, ImageDraw
 
 from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.config.camera import CameraConfig, CameraTable, SourceConfig
+from mjpeg_proxy.config.checks import integer_in, read_fields
 from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts
 from mjpeg_proxy.sources.base import Pacer, Source
+from mjpeg_proxy.sources.registry import SourceKind, register
+from mjpeg_proxy.sources.upstreams import Upstreams
 
 # The seven bars of the SMPTE colour-bar pattern, left to right.
 _BARS = ((192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192), (192, 0, 0), (0, 0, 192))
+
+DEFAULT_FPS = 5.0
+"""Frames per second of a demo camera without ``fps``."""
+_SIZE_CHECK = integer_in(16, 3840, "an integer number of pixels")
+
+
+@dataclass(frozen=True)
+class DemoConfig(SourceConfig):
+    """A demo camera's section: the size of its pictures, ``width`` x ``height`` pixels."""
+
+    kind = "demo"
+    width: int = 640
+    height: int = 360
+
+    @property
+    def picture_size(self) -> tuple[int, int]:
+        """The size of the demo's frames, which the offline picture takes too."""
+        return self.width, self.height
+
+    @classmethod
+    def parse(cls, table: CameraTable) -> DemoConfig:
+        """Read ``width`` and ``height``; raises ``ConfigError`` for a wrong one."""
+        return cls(**read_fields(table.data, {"width": _SIZE_CHECK, "height": _SIZE_CHECK}, table.fail))
+
+
+def _build(camera: CameraConfig, section: DemoConfig, upstreams: Upstreams) -> Source:
+    return DemoSource(camera.display_name, camera.fps, section.width, section.height, upstreams.fonts)
+
+
+register(SourceKind(DemoConfig, frozenset({"width", "height"}), DemoConfig.parse, _build, default_fps=DEFAULT_FPS))
 
 
 class DemoSource(Source):
@@ -39,6 +74,7 @@ class DemoSource(Source):
         self._text_size = max(10, height // 14)
 
     async def frames(self) -> AsyncIterator[Frame]:
+        """Yield a rendered frame on each tick, ``fps`` a second."""
         pacer = Pacer(self.fps)
         while True:
             await pacer.tick()

@@ -8,21 +8,30 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from mjpeg_proxy.camera.errors import BadFrame, NotFoundError, UpstreamUnavailable
+from mjpeg_proxy.camera.errors import BadFrame, NotFoundError
 from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.config.camera import CameraConfig
 from mjpeg_proxy.sources.base import Source
+from mjpeg_proxy.sources.een_config import EEN_CAMERA_KEYS, EenCameraConfig, parse_een
 from mjpeg_proxy.sources.een_session import EenSession
-from mjpeg_proxy.sources.retry_after import answer_error
+from mjpeg_proxy.sources.http_answers import status_error
+from mjpeg_proxy.sources.registry import SourceKind, register, register_table
+from mjpeg_proxy.sources.upstreams import Upstreams
 from mjpeg_proxy.wire.errors import BadJpeg
 from mjpeg_proxy.wire.jpeg import cut_jpeg
 
 PREVIEW_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30)
 """``next`` blocks until the camera's next preview exists (1 s apart by default, up to
-16 s): a read that takes 30 s means "no preview yet", not a failure."""
-MIN_REQUEST_GAP_S = 0.25
-"""Least time between the starts of two requests for one camera. EEN's fastest preview
-rate is 4 a second, so this never delays a preview, but an answer that comes back at
-once (a 408, a repeated or unstamped preview) can never turn into a request flood."""
+16 s): a read that takes ``sock_read`` seconds means "no preview yet", not a failure."""
+
+
+def _build(camera: CameraConfig, section: EenCameraConfig, upstreams: Upstreams) -> Source:
+    session = upstreams.shared(section.shared_key(), lambda: EenSession(section.account))
+    return EenPreviewSource(session, section.esn, section.max_frame_bytes)
+
+
+register_table("een", parse_een)
+register(SourceKind(EenCameraConfig, EEN_CAMERA_KEYS, EenCameraConfig.parse, _build))
 
 
 def parse_een_timestamp(header: str | None) -> float | None:
@@ -48,7 +57,8 @@ class EenPreviewSource(Source):
     immediate picture, then ``GET /asset/next/image.jpeg`` with the same parameters
     again and again; each blocks until the next preview exists. One request at a time.
     A preview whose ``x-ee-timestamp`` equals the last one yielded is skipped (``prev``
-    after a reconnect returns the picture we already have).
+    after a reconnect returns the picture we already have). Requests start at least
+    ``session.timing.min_request_gap_s`` seconds apart (``EenTiming``).
 
     Raises (from ``frames()``): the errors of ``EenSession.get``; UpstreamUnavailable
     for another non-2xx answer (with ``retry_after_s`` for a 429 or 503 that says when
@@ -61,9 +71,11 @@ class EenPreviewSource(Source):
         self.esn = esn
         self._max_frame_bytes = max_frame_bytes
         self._last_stamp: str | None = None
-        self._last_start = -MIN_REQUEST_GAP_S
+        self._min_gap_s = session.timing.min_request_gap_s
+        self._last_start = -self._min_gap_s
 
     async def frames(self) -> AsyncIterator[Frame]:
+        """Yield each new preview: ``prev`` once, then ``next`` again and again."""
         which = "prev"
         while True:
             frame = await self._fetch(which)
@@ -75,7 +87,7 @@ class EenPreviewSource(Source):
         path = f"/asset/{which}/image.jpeg"
         params = {"id": self.esn, "timestamp": "now", "asset_class": "pre"}
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(self._last_start + MIN_REQUEST_GAP_S - loop.time())
+        await asyncio.sleep(self._last_start + self._min_gap_s - loop.time())
         self._last_start = loop.time()
         self.upstream_requests += 1
         try:
@@ -90,7 +102,7 @@ class EenPreviewSource(Source):
             return None
         if not 200 <= status < 300:
             message = f"EEN answered HTTP {status} for {path} of camera {self.esn}"
-            raise answer_error(UpstreamUnavailable, message, status, headers)
+            raise status_error(status, message, headers)
         try:
             cut = cut_jpeg(body)
         except BadJpeg as e:

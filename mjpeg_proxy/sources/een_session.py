@@ -27,19 +27,16 @@ from yarl import URL
 
 from mjpeg_proxy import __version__
 from mjpeg_proxy.camera.backoff import Backoff
-from mjpeg_proxy.camera.errors import AuthError, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
-from mjpeg_proxy.config import EenConfig
-from mjpeg_proxy.sources.http_client import describe, read_capped
-from mjpeg_proxy.sources.retry_after import answer_error
+from mjpeg_proxy.camera.errors import AuthError, SourceError, UpstreamUnavailable
+from mjpeg_proxy.sources.een_config import EenConfig
+from mjpeg_proxy.sources.http_answers import client_errors, read_capped, status_error
 
 log = logging.getLogger(__name__)
 
 LOGIN_TIMEOUT_S = 15.0
-"""Limit for each of the two login calls."""
-# After a refused login, wait before the next attempt: accounts get locked by
-# repeated failures. Other login failures (network, 5xx) wait less.
-REFUSED_LOGIN_BACKOFF_S = (120.0, 600.0)
-FAILED_LOGIN_BACKOFF_S = (1.0, 60.0)
+"""Limit for each of the two login calls, in seconds."""
+LOGOUT_TIMEOUT_S = 2.0
+"""Limit for the logout call at the end, in seconds."""
 
 _LOGIN_REFUSALS = {
     400: "EEN rejected the login request as malformed",
@@ -51,6 +48,8 @@ _LOGIN_REFUSALS = {
     461: "the EEN account is pending",
     462: "the EEN user is pending",
 }
+_LOGIN_ERRORS = dict.fromkeys(_LOGIN_REFUSALS, AuthError)
+_GET_REFUSALS = {403: "this user lacks rights to the camera", 404: "unknown camera, or no image"}
 _SUBDOMAIN_RE = re.compile(r"[a-z0-9-]{1,63}")
 MAX_REDIRECTS = 3
 
@@ -66,8 +65,9 @@ class EenSession:
     A login happens on the first request, and again when any request answers 401:
     cameras that hit the 401 together share one new login. After a failed login,
     every request fails fast with the same error until the next attempt is due
-    (120 s doubling to 10 min for a refusal, 1 s doubling to 60 s otherwise), so
-    many cameras never multiply login attempts.
+    (``config.timing``: ``refused_login_backoff_s`` for a refusal,
+    ``failed_login_backoff_s`` otherwise, doubling each time), so many cameras never
+    multiply login attempts.
 
     The username, password, API key and ``auth_key`` never appear in a log line or
     an error message.
@@ -75,6 +75,7 @@ class EenSession:
 
     def __init__(self, config: EenConfig) -> None:
         self._config = config
+        self.timing = config.timing
         # Our own session without a cookie jar: the auth_key is sent explicitly, so it
         # reaches the branded host (and a test server on 127.0.0.1) and nothing else.
         self._http = aiohttp.ClientSession(
@@ -89,8 +90,8 @@ class EenSession:
         self._auth_key: str | None = None
         self._generation = 0
         self._lock = asyncio.Lock()
-        self._refused_backoff = Backoff(*REFUSED_LOGIN_BACKOFF_S)
-        self._failed_backoff = Backoff(*FAILED_LOGIN_BACKOFF_S)
+        self._refused_backoff = Backoff(*config.timing.refused_login_backoff_s)
+        self._failed_backoff = Backoff(*config.timing.failed_login_backoff_s)
         self._next_login_at = 0.0
         self._last_login_error: SourceError | None = None
         self._login_task: asyncio.Task[None] | None = None
@@ -120,26 +121,22 @@ class EenSession:
             generation, auth_key = await self._logged_in(stale)
             headers = {**self._api_headers, "Cookie": f"auth_key={auth_key}"}
             try:
-                async with self._get_following_redirects(
-                    self._url(self._api_base, path, params), headers, timeout
-                ) as response:
-                    if response.status == 401:
-                        stale = generation
-                        continue
-                    if response.status == 403:
-                        raise ForbiddenError(f"EEN answered 403 for {path}: this user lacks rights to the camera")
-                    if response.status == 404:
-                        raise NotFoundError(f"EEN answered 404 for {path}: unknown camera, or no image")
-                    if not 200 <= response.status < 300:
-                        return response.status, b"", response.headers
-                    body = await read_capped(response, max_bytes, f"EEN {path}")
-                    return response.status, body, response.headers
+                with client_errors(f"EEN {path}", timeout_message=None):  # a read timeout: the caller's
+                    async with self._get_following_redirects(
+                        self._url(self._api_base, path, params), headers, timeout
+                    ) as response:
+                        if response.status == 401:
+                            stale = generation
+                            continue
+                        if response.status in _GET_REFUSALS:
+                            message = f"EEN answered {response.status} for {path}: {_GET_REFUSALS[response.status]}"
+                            raise status_error(response.status, message, response.headers)
+                        if not 200 <= response.status < 300:
+                            return response.status, b"", response.headers
+                        body = await read_capped(response, max_bytes, f"EEN {path}")
+                        return response.status, body, response.headers
             except aiohttp.ConnectionTimeoutError:
                 raise UpstreamUnavailable(f"EEN {path}: could not connect") from None
-            except TimeoutError:
-                raise  # a read timeout (aiohttp's SocketTimeoutError is also a ClientError)
-            except aiohttp.ClientError as e:
-                raise UpstreamUnavailable(f"EEN {path}: {describe(e)}") from None
         raise AuthError(f"EEN answered 401 for {path} right after a new login")
 
     @contextlib.asynccontextmanager
@@ -179,7 +176,7 @@ class EenSession:
                 async with self._http.post(
                     self._url(self._api_base, "/g/aaa/logout"),
                     headers={**self._api_headers, "Cookie": f"auth_key={self._auth_key}"},
-                    timeout=aiohttp.ClientTimeout(total=2),
+                    timeout=aiohttp.ClientTimeout(total=LOGOUT_TIMEOUT_S),
                 ) as response:
                     log.info("EEN: logged out (HTTP %d)", response.status)
             except (aiohttp.ClientError, TimeoutError) as e:
@@ -188,8 +185,10 @@ class EenSession:
         await self._http.close()
 
     async def _logged_in(self, stale_generation: int | None) -> tuple[int, str]:
-        """Return (generation, auth_key) of a live session, logging in if there is none
-        or if the caller's session (``stale_generation``) was found expired.
+        """Return (generation, auth_key) of a live session, logging in when needed.
+
+        A login is needed when there is no session, or when the caller's session
+        (``stale_generation``) was found expired.
 
         The login runs as a task of its own, shielded from the callers: a camera that
         gives up waiting (its stall watchdog) does not cancel it, and the cameras that
@@ -257,7 +256,8 @@ class EenSession:
 
     async def _login_call(self, path: str, body: dict[str, str]) -> tuple[dict, dict]:
         url = self._url(self._login_base, path)
-        try:
+        timed_out = f"EEN login failed: {path} did not answer in {LOGIN_TIMEOUT_S:g} s"
+        with client_errors(f"EEN login failed: {path}", timed_out):
             async with self._http.post(
                 url, json=body, headers=self._api_headers, timeout=aiohttp.ClientTimeout(total=LOGIN_TIMEOUT_S)
             ) as response:
@@ -265,12 +265,12 @@ class EenSession:
                     raise UpstreamUnavailable(
                         "EEN refused the login token it had just issued (HTTP 401 from authorize)"
                     )
-                if response.status in _LOGIN_REFUSALS:
-                    message = f"{_LOGIN_REFUSALS[response.status]} (HTTP {response.status} from {path})"
-                    raise answer_error(AuthError, message, response.status, response.headers)
                 if not 200 <= response.status < 300:
+                    refusal = _LOGIN_REFUSALS.get(response.status)
                     message = f"EEN login failed: HTTP {response.status} from {path}"
-                    raise answer_error(UpstreamUnavailable, message, response.status, response.headers)
+                    if refusal is not None:
+                        message = f"{refusal} (HTTP {response.status} from {path})"
+                    raise status_error(response.status, message, response.headers, _LOGIN_ERRORS)
                 try:
                     answer = await response.json(content_type=None)
                 except ValueError:
@@ -278,10 +278,6 @@ class EenSession:
                 if not isinstance(answer, dict):
                     raise UpstreamUnavailable(f"EEN login failed: {path} answered unexpected JSON")
                 return answer, response.cookies
-        except TimeoutError:
-            raise UpstreamUnavailable(f"EEN login failed: {path} did not answer in {LOGIN_TIMEOUT_S:g} s") from None
-        except aiohttp.ClientError as e:
-            raise UpstreamUnavailable(f"EEN login failed: {path}: {describe(e)}") from None
 
     def _brand_base(self, subdomain: object) -> URL:
         # Only EEN's own hosts are rewritten; a base_url elsewhere (a test server) stays.

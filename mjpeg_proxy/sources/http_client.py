@@ -1,5 +1,6 @@
-"""What the sources that GET from a camera share: authentication, the host's cap of
-short requests, status checks, bounded bodies, and error texts without URLs.
+"""What the sources that GET from a camera share.
+
+Authentication, the host's cap of short requests, and status checks (``http_answers``).
 """
 
 from __future__ import annotations
@@ -7,22 +8,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 import aiohttp
 
-from mjpeg_proxy.camera.errors import (
-    AuthError,
-    BadFrame,
-    ForbiddenError,
-    NotFoundError,
-    SourceError,
-    UpstreamUnavailable,
-)
+from mjpeg_proxy.camera.errors import UpstreamUnavailable
 from mjpeg_proxy.sources.base import Source
+from mjpeg_proxy.sources.http_answers import client_errors, raise_for_status
+from mjpeg_proxy.sources.http_config import HttpCameraConfig
 from mjpeg_proxy.sources.lenient_http import LenientFallback, LenientResponse
 from mjpeg_proxy.sources.redact import safe_url
-from mjpeg_proxy.sources.retry_after import answer_error
 from mjpeg_proxy.sources.upstream_hosts import START_HOLD_S, RequestPlace, UpstreamHosts
 
 ANSWERING_CHECK_S = 1.0
@@ -31,8 +26,10 @@ answers (``UpstreamHost.answering``), in seconds."""
 
 
 class CameraAuth:
-    """HTTP authentication for one camera: Basic (RFC 7617) as a header, or Digest
-    (RFC 7616) through aiohttp's ``DigestAuthMiddleware``; nothing without a username.
+    """HTTP authentication for one camera.
+
+    Basic (RFC 7617) as a header, or Digest (RFC 7616) through aiohttp's
+    ``DigestAuthMiddleware``; nothing without a username.
 
     Pass ``headers`` and ``middlewares`` to every request of the camera. One object per
     camera: the Digest middleware keeps the server's nonce between requests.
@@ -50,45 +47,40 @@ class CameraAuth:
 
 
 class HttpCameraSource(Source):
-    """Base of the sources that GET from a camera's ``url`` through the shared ``http``
-    session, with the camera's authentication and ``max_frame_bytes`` cap. ``hosts`` is
-    the application's registry of upstream hosts, shared with the other cameras on the
-    same host. ``where`` is the URL as logs and errors may show it.
+    """Base of the sources that GET from a camera's URL (``config``).
+
+    Requests go through the shared ``http`` session, with the camera's authentication and
+    ``max_frame_bytes`` cap.
+
+    ``hosts`` is the application's registry of upstream hosts, shared with the other
+    cameras on the same host. ``where`` is the URL as logs and errors may show it.
     """
 
-    def __init__(
-        self,
-        url: str,
-        http: aiohttp.ClientSession,
-        *,
-        hosts: UpstreamHosts,
-        username: str | None = None,
-        password: str | None = None,
-        auth: str | None = None,
-        max_frame_bytes: int,
-    ) -> None:
-        self.url = url
-        self.where = safe_url(url)
+    def __init__(self, config: HttpCameraConfig, http: aiohttp.ClientSession, hosts: UpstreamHosts) -> None:
+        self.url = config.url
+        self.where = safe_url(config.url)
         self._http = http
-        self._host = hosts.host(url)
-        self._credentials = self._host.credentials(username, password)
-        self._auth = CameraAuth(username, password, auth)
-        self._max_frame_bytes = max_frame_bytes
+        self._host = hosts.host(config.url)
+        self._credentials = self._host.credentials(config.username, config.password)
+        self._auth = CameraAuth(config.username, config.password, config.auth)
+        self._max_frame_bytes = config.max_frame_bytes
         headers = {**http.headers, **self._auth.headers}
-        self._fallback = LenientFallback(url, self.where, headers, self._auth.middlewares)
+        self._fallback = LenientFallback(config.url, self.where, headers, self._auth.middlewares)
         self._place: RequestPlace | None = None
 
     async def turn(self) -> None:
-        """Wait for this camera's turn to start on its host (see ``UpstreamHost.turn``);
-        ``frames()`` calls it first, so the cameras of one device start spread out. The
-        wait is the proxy's own, not the camera's (``Source.held_back``).
+        """Wait for this camera's turn to start on its host (see ``UpstreamHost.turn``).
+
+        ``frames()`` calls it first, so the cameras of one device start spread out. The wait
+        is the proxy's own, not the camera's (``Source.held_back``).
         """
         with self.held_back():
             await self._host.turn()
 
     def started(self) -> None:
-        """The request in progress is past its start-up (an MJPEG stream's first part is
-        in): free its place among the host's short requests.
+        """Free the place of the request in progress among the host's short requests.
+
+        Called once it is past its start-up (an MJPEG stream's first part is in).
         """
         if self._place is not None:
             self._place.release()
@@ -119,7 +111,10 @@ class HttpCameraSource(Source):
         place = self._place = self._host.place()
         await self._take(place)
         try:
-            with self._credentials.asking(self) as answered:
+            with (
+                client_errors(self.where, f"{self.where} did not answer within {limit_s:g} s"),
+                self._credentials.asking(self) as answered,
+            ):
                 async with self._fallback.open(strict, timeout) as response:
                     answered()
                     self._host.answered()
@@ -133,19 +128,15 @@ class HttpCameraSource(Source):
                             yield response
                     finally:
                         give_back.cancel()
-        except SourceError:
-            raise
-        except TimeoutError:
-            raise UpstreamUnavailable(f"{self.where} did not answer within {limit_s:g} s") from None
-        except aiohttp.ClientError as e:
-            raise UpstreamUnavailable(f"{self.where}: {describe(e)}") from None
         finally:
             place.release()
 
     async def _take(self, place: RequestPlace) -> None:
-        """Take ``place`` at the camera's host. While the host answers requests, the wait
-        is the proxy's own and not the camera's (``Source.held_back``): its stall watchdog
-        does not count it; a host that answers nothing is left to the watchdog.
+        """Take ``place`` at the camera's host.
+
+        While the host answers requests, the wait is the proxy's own and not the camera's
+        (``Source.held_back``): its stall watchdog does not count it; a host that answers
+        nothing is left to the watchdog.
         """
         taking = asyncio.ensure_future(place.acquire())
         try:
@@ -162,9 +153,11 @@ class HttpCameraSource(Source):
             raise
 
     async def _judge_401(self, place: RequestPlace) -> None:
-        """A 401 while the same credentials work for another camera on the host is the
+        """Tell a refusal of the credentials from a busy device; a refusal falls through.
+
+        A 401 while the same credentials work for another camera on the host is the
         device's connection limit, and one that cannot be told yet is not a refusal
-        either (``Credentials.working_for_another``); a refusal falls through.
+        either (``Credentials.working_for_another``).
 
         Raises:
             UpstreamUnavailable: not a refusal: retry soon, with the normal backoff.
@@ -181,62 +174,3 @@ class HttpCameraSource(Source):
                 f"{self.where} answered HTTP 401 while other logins with the same username and password "
                 "there were cut short; retrying soon to tell a refusal from a busy device"
             )
-
-
-def raise_for_status(status: int, where: str, headers: Mapping[str, str]) -> None:
-    """Raise the SourceError for a non-2xx ``status`` from the camera at ``where``.
-
-    A 429 or 503 whose ``headers`` say when to come back (``Retry-After``, read by
-    ``retry_after.retry_after_s``) sets the error's ``retry_after_s``.
-
-    Raises:
-        AuthError: 401. ForbiddenError: 403. NotFoundError: 404.
-        UpstreamUnavailable: any other status outside 200-299.
-    """
-    if 200 <= status < 300:
-        return
-    message = f"{where} answered HTTP {status}"
-    if status == 401:
-        raise AuthError(message + ": wrong username or password?")
-    if status == 403:
-        raise ForbiddenError(message)
-    if status == 404:
-        raise NotFoundError(message)
-    raise answer_error(UpstreamUnavailable, message, status, headers)
-
-
-async def read_capped(response: aiohttp.ClientResponse | LenientResponse, max_bytes: int, what: str) -> bytes:
-    """Return the body of ``response``, refusing to hold more than ``max_bytes`` bytes.
-
-    ``what`` names the upstream in the error message (no credentials, no query). A body
-    that ends, with the connection, before its ``Content-Length`` is returned as it came:
-    some cameras count a byte they never send; the JPEG check decides whether it is whole.
-
-    Raises:
-        BadFrame: the body announces or delivers more than ``max_bytes`` bytes.
-    """
-    if response.content_length is not None and response.content_length > max_bytes:
-        raise BadFrame(f"{what} announced {response.content_length} bytes, over the cap of {max_bytes}")
-    body = bytearray()
-    try:
-        async for chunk in response.content.iter_any():
-            body += chunk
-            if len(body) > max_bytes:
-                raise BadFrame(f"{what} sent over {max_bytes} bytes, the cap for one frame")
-    except aiohttp.ClientPayloadError:
-        if not body:
-            raise
-    return bytes(body)
-
-
-def describe(error: aiohttp.ClientError) -> str:
-    """A short text for ``error`` without its URL.
-
-    aiohttp's error texts repeat the full URL with its query, which may hold a token
-    or session key, so only the kind of error and its cause are kept.
-    """
-    if isinstance(error, aiohttp.ClientConnectorError):
-        return f"{type(error).__name__}: {error.os_error.strerror or type(error.os_error).__name__}"
-    if isinstance(error, aiohttp.ClientResponseError):
-        return f"{type(error).__name__} (HTTP {error.status})"
-    return type(error).__name__

@@ -23,7 +23,8 @@ for https), skipping or repairing what it cannot take as it is:
 
 It refuses an answer whose first line is not an HTTP status line, a header block over
 ``MAX_HEAD_BYTES``, and a chunk size that is not hexadecimal. ``LenientFallback`` uses it
-for a camera only once aiohttp has refused the camera's answer.
+for a camera only once aiohttp has refused the camera's answer. The head is read by
+``lenient_head``.
 """
 
 from __future__ import annotations
@@ -37,138 +38,44 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp.http_exceptions import ContentLengthError, HttpProcessingError
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 from yarl import URL
 
 from mjpeg_proxy.camera.errors import UpstreamUnavailable
+from mjpeg_proxy.sources.lenient_head import (
+    CONTROL_RE,
+    MAX_HEAD_BYTES,
+    Framing,
+    HttpHead,
+    body_framing,
+    parse_head,
+    read_head,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_HEAD_BYTES = 64 * 1024
-"""Largest status line plus header block read, in bytes."""
 MAX_REDIRECTS = 10
 """Redirects followed for one request, as many as aiohttp follows."""
 READ_BYTES = 64 * 1024
 """Most bytes handed on at once from a body."""
 
-_STATUS_LINE_RE = re.compile(rb"\s*HTTP/(\d{1,3})(?:\.(\d{1,3}))?\s+(\d{3})(?:\s+(.*?))?\s*", re.IGNORECASE)
-_TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 section 5.6.2
-_CONTROL_RE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # all but HTAB (RFC 9110 section 5.5)
-_LENGTH_RE = re.compile(r"\+?(\d{1,18})")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_NO_BODY = frozenset({204, 304})
 _OWN_HEADERS = frozenset({"host", "connection", "accept"})
 
 
-@dataclass
-class HttpHead:
-    """A parsed status line and header block: ``status`` (100-999), ``reason``,
-    ``headers`` (names as sent, values as Latin-1 text), ``oddities`` (short texts, one
-    per kind of deviation from RFC 9112 that was tolerated, without header values).
-    """
-
-    status: int
-    reason: str
-    headers: CIMultiDictProxy[str]
-    oddities: list[str] = field(default_factory=list)
-
-
-def parse_head(lines: list[bytes], where: str) -> HttpHead:
-    """Parse the lines of an answer's head (status line first, line ends removed, the
-    blank line that ends the block left out) as described in the module docstring.
-
-    Raises:
-        UpstreamUnavailable: the first line is not an HTTP status line.
-    """
-    match = _STATUS_LINE_RE.fullmatch(lines[0]) if lines else None
-    if match is None:
-        raise _not_http(lines[0] if lines else b"", where)
-    oddities: list[str] = []
-
-    def odd(text: str) -> None:
-        if text not in oddities:
-            oddities.append(text)
-
-    if not match.group(0).lstrip().startswith(b"HTTP/"):
-        odd("a lowercase HTTP version")
-    fields: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        if line[:1] in (b" ", b"\t"):
-            if fields:
-                odd("a folded header line")
-                folded_name, folded_value = fields[-1]
-                fields[-1] = (folded_name, f"{folded_value} {_value(line)}".strip())
-                continue
-            odd("whitespace before the first header line")
-        spaced_name, colon, value = line.strip(b" \t").partition(b":")
-        name = spaced_name.rstrip(b" \t")
-        if not colon or not _TOKEN_RE.fullmatch(name):
-            odd("a header line without a name")
-            continue
-        if name != spaced_name:
-            odd(f"whitespace before the colon of {name.decode()}")
-        if _CONTROL_RE.search(value.strip(b" \t\r")):
-            odd(f"a control character in the value of {name.decode()}")
-        fields.append((name.decode("ascii"), _value(value)))
-    headers = CIMultiDict(fields)
-    if len(headers.getall("Content-Length", [])) > 1 or "," in headers.get("Content-Length", ""):
-        odd("Content-Length given more than once")
-    return HttpHead(int(match.group(3)), (match.group(4) or b"").decode("latin-1"), CIMultiDictProxy(headers), oddities)
-
-
-def _not_http(first_line: bytes, where: str) -> UpstreamUnavailable:
-    return UpstreamUnavailable(f"{where} did not answer HTTP (its first line is {first_line[:40].decode('latin-1')!r})")
-
-
-def _value(raw: bytes) -> str:
-    return raw.strip(b" \t\r").decode("latin-1")
-
-
-@dataclass(frozen=True)
-class _Framing:
-    """How a body ends: ``chunked``; else after ``length`` bytes (``exact``: one length
-    the answer gives, which is its ``Content-Length``) or an earlier close; else
-    (``length`` None) when the connection closes.
-    """
-
-    chunked: bool = False
-    length: int | None = None
-    exact: bool = False
-
-
-def _framing(head: HttpHead, oddities: list[str]) -> _Framing:
-    if head.status < 200 or head.status in _NO_BODY:
-        return _Framing(length=0, exact=True)
-    codings = ",".join(head.headers.getall("Transfer-Encoding", [])).lower()
-    if codings:
-        if "Content-Length" in head.headers:
-            oddities.append("both Transfer-Encoding and Content-Length")
-        return _Framing(chunked=codings.rsplit(",", 1)[-1].strip() == "chunked")
-    values = [item.strip() for value in head.headers.getall("Content-Length", []) for item in value.split(",")]
-    if not values:
-        return _Framing()
-    matches = [_LENGTH_RE.fullmatch(value) for value in values]
-    lengths = {int(match.group(1)) for match in matches if match is not None}
-    if len(lengths) == 1 and all(matches):
-        return _Framing(length=lengths.pop(), exact=True)
-    oddities.append("Content-Length values that differ or are not numbers")
-    return _Framing(length=max(lengths) if lengths else None)
-
-
 class LenientBody:
-    """The body of a ``LenientResponse``, read once with ``iter_any()`` (as aiohttp's
-    ``response.content``).
+    """The body of a ``LenientResponse``, read once with ``iter_any()`` (as aiohttp's ``response.content``).
 
     Raises (from ``iter_any()``): UpstreamUnavailable when the connection fails, or the
     chunked coding is broken (a chunk cut short included).
     """
 
-    def __init__(self, reader: asyncio.StreamReader, framing: _Framing, where: str) -> None:
+    def __init__(self, reader: asyncio.StreamReader, framing: Framing, where: str) -> None:
         self._reader = reader
         self._framing = framing
         self._where = where
@@ -217,17 +124,18 @@ class LenientBody:
 
 
 class LenientResponse:
-    """An answer read by the lenient reader, offering what the sources use of
-    ``aiohttp.ClientResponse``: ``status``, ``reason``, ``headers``, ``url``,
-    ``content_length`` (the body's length in bytes when ``Content-Length`` gives one
-    agreed value and no chunked coding, else None), ``content`` (``iter_any()``), and
-    ``oddities`` (see ``HttpHead``). ``close()`` drops the connection.
+    """An answer read by the lenient reader, offering what the sources use of ``aiohttp.ClientResponse``.
+
+    ``status``, ``reason``, ``headers``, ``url``, ``content_length`` (the body's length in
+    bytes when ``Content-Length`` gives one agreed value and no chunked coding, else None),
+    ``content`` (``iter_any()``), and ``oddities`` (see ``HttpHead``). ``close()`` drops the
+    connection.
     """
 
     def __init__(
         self, url: URL, head: HttpHead, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, where: str
     ) -> None:
-        framing = _framing(head, head.oddities)
+        framing = body_framing(head, head.oddities)
         self.url = url
         self.status = head.status
         self.reason = head.reason
@@ -250,8 +158,9 @@ async def lenient_get(
     connect_timeout_s: float | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> LenientResponse:
-    """Send one ``GET url`` (no redirect followed) with ``headers`` on a new connection
-    and read the answer's head leniently; ``where`` names the camera in errors.
+    """Send one ``GET url`` with ``headers`` on a new connection; read the head leniently.
+
+    No redirect is followed. ``where`` names the camera in errors.
 
     ``connect_timeout_s`` bounds the TCP connection and TLS handshake, in seconds (None:
     no bound); ``ssl_context`` is for https (default: ``ssl.create_default_context()``,
@@ -280,46 +189,18 @@ async def lenient_get(
     try:
         request = [f"GET {url.raw_path_qs or '/'} HTTP/1.1", f"Host: {url.host_port_subcomponent}", "Accept: */*"]
         request += [f"{name}: {value}" for name, value in headers.items() if name.lower() not in _OWN_HEADERS]
-        if any(_CONTROL_RE.search(line.encode()) for line in request):  # as aiohttp, never send a split header
+        if any(CONTROL_RE.search(line.encode()) for line in request):  # as aiohttp, never send a split header
             raise UpstreamUnavailable(f"{where}: a request header holds a control character; the request is not sent")
         writer.write("\r\n".join([*request, "Connection: close", "", ""]).encode())
-        head = parse_head(await _read_head(reader, where), where)
+        head = parse_head(await read_head(reader, where), where)
         while 100 <= head.status < 200:  # an interim answer (100 Continue): the real one follows
-            head = parse_head(await _read_head(reader, where), where)
+            head = parse_head(await read_head(reader, where), where)
         return LenientResponse(url, head, reader, writer, where)
     except BaseException as e:
         writer.close()
         if isinstance(e, OSError | asyncio.IncompleteReadError) and not isinstance(e, TimeoutError):
             raise UpstreamUnavailable(f"{where}: {_describe(e)}") from None
         raise
-
-
-async def _read_head(reader: asyncio.StreamReader, where: str) -> list[bytes]:
-    """The lines of one head, up to (not including) its blank line; blank lines before
-    the status line are skipped.
-    """
-    lines: list[bytes] = []
-    size = 0
-    while True:
-        try:
-            line = await reader.readuntil(b"\n")
-        except (asyncio.LimitOverrunError, ValueError):
-            raise UpstreamUnavailable(f"{where} sent a header line over {MAX_HEAD_BYTES} bytes") from None
-        except asyncio.IncompleteReadError as e:
-            if lines or not e.partial.strip():
-                raise
-            line = e.partial  # closed before the first line ended: still say what it was
-        size += len(line)
-        if size > MAX_HEAD_BYTES:
-            raise UpstreamUnavailable(f"{where} sent a header block over {MAX_HEAD_BYTES} bytes")
-        line = line.rstrip(b"\r\n")
-        if not line.strip(b" \t\r"):
-            if lines:
-                return lines
-            continue
-        if not lines and not _STATUS_LINE_RE.fullmatch(line):
-            raise _not_http(line, where)  # at once: a server that is not HTTP may never send a blank line
-        lines.append(line)
 
 
 def _describe(error: BaseException) -> str:
@@ -336,9 +217,10 @@ def _describe(error: BaseException) -> str:
 
 
 def parser_refusal(error: BaseException) -> str | None:
-    """What aiohttp's parser refused in ``error`` (its message's first words, e.g.
-    "Invalid header token", without the bytes it quotes), or None when ``error`` is not a
-    refusal by the parser (a body cut short is not one: the camera did not finish).
+    """What aiohttp's parser refused in ``error``, or None when it is no parser's refusal.
+
+    The text is the message's first words, e.g. "Invalid header token", without the bytes
+    it quotes. A body cut short is no refusal: the camera did not finish.
     """
     cause = error if isinstance(error, HttpProcessingError) else error.__cause__
     if not isinstance(cause, HttpProcessingError) or isinstance(cause, ContentLengthError):
@@ -360,8 +242,10 @@ Middleware = Callable[[Any, Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
 
 
 class LenientFallback:
-    """For one camera: GET its ``url`` through aiohttp until aiohttp's parser refuses an
-    answer, then through the lenient reader for good, saying so once in the log.
+    """For one camera.
+
+    GET its ``url`` through aiohttp until aiohttp's parser refuses an answer, then through
+    the lenient reader for good, saying so once in the log.
 
     ``headers`` go with every lenient request (the session's User-Agent and a Basic
     ``Authorization``); ``middlewares`` are the camera's aiohttp client middlewares (the
@@ -387,9 +271,11 @@ class LenientFallback:
         strict: Callable[[], AbstractAsyncContextManager[aiohttp.ClientResponse]],
         timeout: aiohttp.ClientTimeout,
     ) -> AsyncIterator[aiohttp.ClientResponse | LenientResponse]:
-        """Yield the camera's answer: from ``strict()`` (the aiohttp request) while aiohttp
-        reads this camera, else from the lenient reader with ``timeout``'s ``total``
-        (over the whole exchange, reading included) and ``sock_connect`` or ``connect``.
+        """Yield the camera's answer.
+
+        From ``strict()`` (the aiohttp request) while aiohttp reads this camera, else from
+        the lenient reader with ``timeout``'s ``total`` (over the whole exchange, reading
+        included) and ``sock_connect`` or ``connect``.
 
         Raises:
             UpstreamUnavailable: the lenient reader failed (see ``lenient_get``), or
@@ -432,8 +318,9 @@ class LenientFallback:
         )
 
     async def _get(self, connect_timeout_s: float | None) -> LenientResponse:
-        """One GET through the middlewares, following redirects (Basic credentials only
-        to the camera's own origin, as aiohttp).
+        """One GET through the middlewares, following redirects.
+
+        Basic credentials go only to the camera's own origin, as aiohttp sends them.
         """
         if self.url.scheme == "https" and self._ssl_context is None:
             self._ssl_context = ssl.create_default_context()

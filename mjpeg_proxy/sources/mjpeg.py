@@ -4,21 +4,43 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 
 from mjpeg_proxy.camera.errors import UpstreamUnavailable
 from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.config.camera import CameraConfig
+from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.http_client import HttpCameraSource
+from mjpeg_proxy.sources.http_config import HTTP_CAMERA_KEYS, HttpCameraConfig
+from mjpeg_proxy.sources.registry import SourceKind, register
+from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
+from mjpeg_proxy.sources.upstreams import Upstreams
 from mjpeg_proxy.wire.reader import MultipartReader, ReaderStats, boundary_from_content_type
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+"""The longest, in seconds, that opening the stream's connection may take."""
+
+
+@dataclass(frozen=True)
+class MjpegConfig(HttpCameraConfig):
+    """An MJPEG camera's section: ``url`` answers a ``multipart/x-mixed-replace`` stream."""
+
+    kind = "mjpeg"
+
+
+def _build(camera: CameraConfig, section: MjpegConfig, upstreams: Upstreams) -> Source:
+    return MjpegSource(section, upstreams.http, upstreams.hosts)
+
+
+register(SourceKind(MjpegConfig, HTTP_CAMERA_KEYS, MjpegConfig.parse, _build))
 
 
 class MjpegSource(HttpCameraSource):
-    """Relays every complete JPEG of the MJPEG stream at ``url``.
+    """Relays every complete JPEG of the MJPEG stream at ``config.url``.
 
     One connection at a time, read as it arrives and parsed by ``MultipartReader``
     (so a frame is yielded as soon as its last byte is in). Authentication as for
@@ -33,11 +55,12 @@ class MjpegSource(HttpCameraSource):
     multipart stream, a network error, or the end of the stream.
     """
 
-    def __init__(self, url: str, http: aiohttp.ClientSession, **camera: object) -> None:
-        super().__init__(url, http, **camera)  # type: ignore[arg-type]
+    def __init__(self, config: HttpCameraConfig, http: aiohttp.ClientSession, hosts: UpstreamHosts) -> None:
+        super().__init__(config, http, hosts)
         self.stats = ReaderStats()
 
     async def frames(self) -> AsyncIterator[Frame]:
+        """Yield each complete JPEG of the stream; raise as described on the class."""
         await self.turn()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
         async with self.get(timeout, CONNECT_TIMEOUT_S) as response:

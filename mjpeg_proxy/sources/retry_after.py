@@ -28,9 +28,10 @@ E = TypeVar("E", bound=SourceError)
 
 
 def answer_error(error_class: type[E], message: str, status: int, headers: Mapping[str, str]) -> E:
-    """``error_class(message)`` for an answer with ``status`` and ``headers``; when the
-    answer says when to come back (``retry_after_s``), the error carries that wait and
-    its message says so.
+    """``error_class(message)`` for an answer with ``status`` and ``headers``.
+
+    When the answer says when to come back (``retry_after_s``), the error carries that wait
+    and its message says so.
     """
     wait_s = retry_after_s(status, headers)
     if wait_s is None:

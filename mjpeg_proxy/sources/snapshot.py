@@ -3,24 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 
 from mjpeg_proxy.camera.errors import BadFrame
 from mjpeg_proxy.camera.frame import Frame
-from mjpeg_proxy.sources.base import Pacer
-from mjpeg_proxy.sources.http_client import HttpCameraSource, read_capped
+from mjpeg_proxy.config.camera import CameraConfig
+from mjpeg_proxy.sources.base import Pacer, Source
+from mjpeg_proxy.sources.http_answers import read_capped
+from mjpeg_proxy.sources.http_client import HttpCameraSource
+from mjpeg_proxy.sources.http_config import HTTP_CAMERA_KEYS, HttpCameraConfig
+from mjpeg_proxy.sources.registry import SourceKind, register
+from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
+from mjpeg_proxy.sources.upstreams import Upstreams
 from mjpeg_proxy.wire.errors import BadJpeg
 from mjpeg_proxy.wire.jpeg import cut_jpeg
 
 REQUEST_TIMEOUT_S = 10.0
+"""The longest, in seconds, one snapshot request may take, from its start to the body's end."""
+
+
+@dataclass(frozen=True)
+class SnapshotConfig(HttpCameraConfig):
+    """A snapshot camera's section: ``url`` answers one JPEG per GET."""
+
+    kind = "snapshot"
+
+
+def _build(camera: CameraConfig, section: SnapshotConfig, upstreams: Upstreams) -> Source:
+    return SnapshotSource(section, Pacer(camera.fps), upstreams.http, upstreams.hosts)
+
+
+register(SourceKind(SnapshotConfig, HTTP_CAMERA_KEYS, SnapshotConfig.parse, _build))
 
 
 class SnapshotSource(HttpCameraSource):
-    """Fetches ``url`` ``fps`` times a second, each request starting on a steady grid.
+    """Fetches ``config.url`` on each tick of ``pacer``: steadily, ``fps`` times a second.
 
     ``http`` is the application's shared client session; each request is a short request
-    of its host (``HttpCameraSource.get``). With ``username`` set,
+    of its host (``HttpCameraSource.get``, ``hosts``). With ``username`` set,
     ``auth`` chooses HTTP Basic (RFC 7617) or Digest (RFC 7616, via aiohttp's
     ``DigestAuthMiddleware``). A body over ``max_frame_bytes`` bytes is refused
     without being read whole.
@@ -29,16 +51,18 @@ class SnapshotSource(HttpCameraSource):
 
     Raises (from ``frames()``): AuthError on 401, ForbiddenError on 403, NotFoundError
     on 404, UpstreamUnavailable on any other non-2xx answer, network error or a
-    request that takes over 10 s, BadFrame on a body that is not one complete JPEG
-    or is too large.
+    request that takes over ``REQUEST_TIMEOUT_S``, BadFrame on a body that is not one
+    complete JPEG or is too large.
     """
 
-    def __init__(self, url: str, fps: float, http: aiohttp.ClientSession, **camera: object) -> None:
-        super().__init__(url, http, **camera)  # type: ignore[arg-type]
-        self.fps = fps
-        self._pacer = Pacer(fps)
+    def __init__(
+        self, config: HttpCameraConfig, pacer: Pacer, http: aiohttp.ClientSession, hosts: UpstreamHosts
+    ) -> None:
+        super().__init__(config, http, hosts)
+        self._pacer = pacer
 
     async def frames(self) -> AsyncIterator[Frame]:
+        """Yield one fetched frame per tick of the pacer; raise as described on the class."""
         await self.turn()  # before the grid starts, so the grids of one device's cameras differ
         self._pacer.restart()
         while True:

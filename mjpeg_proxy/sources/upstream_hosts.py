@@ -1,5 +1,6 @@
-"""What the cameras on one upstream host share (the channels of an NVR): a cap on short
-requests in progress, spaced start-ups, and which credentials work there.
+"""What the cameras on one upstream host share (the channels of an NVR).
+
+A cap on short requests in progress, spaced start-ups, and which credentials work there.
 
 Dahua and similar devices answer 401 when their connection limit is full, not only for
 a wrong password, and their small web servers wedge under bursts of requests (for
@@ -68,8 +69,9 @@ class UpstreamHosts:
 
 
 class UpstreamHost:
-    """One upstream host: its cap of short requests in progress, its start-up turns, and
-    the credentials used on it. Made by ``UpstreamHosts.host``.
+    """One upstream host: its cap of short requests in progress, its start-up turns, and the credentials used on it.
+
+    Made by ``UpstreamHosts.host``.
     """
 
     def __init__(self, max_requests: int, rand: Callable[[], float]) -> None:
@@ -84,14 +86,16 @@ class UpstreamHost:
         self._answered_at = time.monotonic()
 
     def answering(self) -> bool:
-        """Whether the host has answered a request within ``HOST_SILENT_S``: requests
-        waiting for a place there wait on the proxy's cap, not on a dead device.
+        """Whether the host has answered a request within ``HOST_SILENT_S``.
+
+        Requests waiting for a place there wait on the proxy's cap, not on a dead device.
         """
         return time.monotonic() - self._answered_at < HOST_SILENT_S
 
     async def turn(self) -> None:
-        """Wait for this camera's turn to start (or restart after an error) on the host:
-        start-ups are ``START_GAP_S / 2`` to ``START_GAP_S`` seconds apart; a camera that
+        """Wait for this camera's turn to start (or restart after an error) on the host.
+
+        Start-ups are ``START_GAP_S / 2`` to ``START_GAP_S`` seconds apart; a camera that
         starts alone does not wait.
         """
         loop = asyncio.get_running_loop()
@@ -114,8 +118,7 @@ class UpstreamHost:
 
 
 class Places:
-    """The places for short requests on one host: at most ``limit`` taken at once, handed
-    out first come, first served.
+    """The places for short requests on one host: at most ``limit`` taken at once, handed out first come, first served.
 
     ``limit`` starts at ``ceiling`` (``max_upstream_requests_per_host``). A device that
     refuses a request for being busy while others were starting (``busy``) allows fewer
@@ -155,17 +158,16 @@ class Places:
         self._hand_over()
 
     def busy(self, taken: int) -> None:
-        """The device refused a request, for being busy, that was sent while ``taken``
-        places were taken (it included): lower the limit below that, when others were.
+        """The device refused a request, for being busy, that was sent while ``taken`` places were taken (it included).
+
+        Lower the limit below that, when others were.
         """
         if taken >= 2:
             self.limit = min(self.limit, taken - 1)
             self._successes = 0
 
     def succeeded(self) -> None:
-        """The device accepted a request: after ``RAISE_AFTER_SUCCESSES`` of them a
-        lowered limit rises by one.
-        """
+        """The device accepted a request: after ``RAISE_AFTER_SUCCESSES`` of them a lowered limit rises by one."""
         self._successes += 1
         if self.limit < self.ceiling and self._successes >= RAISE_AFTER_SUCCESSES:
             self.limit += 1
@@ -214,8 +216,9 @@ class RequestPlace:
             self._places.release()
 
     def refused_busy(self) -> None:
-        """The device refused this request for being busy: it may allow fewer requests in
-        progress than were with this one (``Places.busy``).
+        """The device refused this request for being busy.
+
+        It may allow fewer requests in progress than were with this one (``Places.busy``).
         """
         self._places.busy(self._taken_with)
 
@@ -243,9 +246,10 @@ class Credentials:
 
     @contextlib.contextmanager
     def asking(self, by: object) -> Iterator[Callable[[], None]]:
-        """Record a request of camera ``by`` (its source) in flight with these credentials;
-        the block gets the function to call when its answer's head is in (at the latest,
-        the end of the block).
+        """Record a request of camera ``by`` (its source) in flight with these credentials.
+
+        The block gets the function to call when its answer's head is in (at the latest, the
+        end of the block).
         """
         done = False
 
@@ -268,9 +272,10 @@ class Credentials:
 
     @contextlib.contextmanager
     def accepted(self, by: object) -> Iterator[None]:
-        """Record that the host accepted these credentials for camera ``by`` (its source),
-        for as long as the block runs (an MJPEG stream: its whole life) and
-        ``CREDENTIALS_TRUSTED_S`` after.
+        """Record that the host accepted these credentials for camera ``by`` (its source).
+
+        The record holds for as long as the block runs (an MJPEG stream: its whole life)
+        and ``CREDENTIALS_TRUSTED_S`` after.
         """
         self._open[by] += 1
         self._signal()
@@ -288,12 +293,13 @@ class Credentials:
                 del self._last_accepted[camera]
 
     async def working_for_another(self, me: object) -> bool | None:
-        """Whether the host accepts these credentials for a camera other than ``me``: an
-        accepted answer held open now, one within ``CREDENTIALS_TRUSTED_S``, or one of the
-        requests of other cameras in flight now, once answered (waiting ``VERDICT_WAIT_S``
-        at most). None when that cannot be told: such a request ended without an answer
-        (cancelled: its viewer left, a reload) or was still unanswered at the end of the
-        wait, so nothing says the credentials are refused either.
+        """Whether the host accepts these credentials for a camera other than ``me``.
+
+        An accepted answer held open now, one within ``CREDENTIALS_TRUSTED_S``, or one of
+        the requests of other cameras in flight now, once answered (waiting
+        ``VERDICT_WAIT_S`` at most). None when that cannot be told: such a request ended
+        without an answer (cancelled: its viewer left, a reload) or was still unanswered at
+        the end of the wait, so nothing says the credentials are refused either.
         """
         unanswered = self._unanswered
         with contextlib.suppress(TimeoutError):

@@ -31,7 +31,7 @@ def camera_status(camera: Camera) -> dict[str, Any]:
     return {
         "id": camera.id,
         "name": camera.config.display_name,
-        "source": camera.config.source,
+        "source": camera.config.kind,
         "state": str(camera.state),
         "state_since": _iso(camera.state_since),
         "fetching": camera.state != "idle",

@@ -1,0 +1,69 @@
+"""The whole configuration, and the one in force while the proxy runs (reloads included)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+
+from mjpeg_proxy.config.camera import CameraConfig
+from mjpeg_proxy.config.server import ServerConfig
+
+RESTART_KEYS = ("host", "port", "request_timeout", "max_header_bytes", "font", "max_upstream_requests_per_host")
+"""``[server]`` keys taken at start-up (by the listening socket, the HTTP parser, what every
+camera shares: the fonts, the upstream hosts' caps): a reload cannot change them."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. ``path`` is the file it came from, or None for defaults.
+
+    ``tables`` are the file's tables that source kinds read (``[een]``), by name; the
+    sections of the cameras that use one hold it too.
+    """
+
+    server: ServerConfig
+    cameras: tuple[CameraConfig, ...]
+    path: str | None = None
+    tables: Mapping[str, object] = field(default_factory=dict)
+
+
+class LiveConfig:
+    """The configuration in force: the one the proxy started with, then each one a reload applied (``apply``).
+
+    Read it like a ``Config``: ``server``, ``cameras``, ``path``.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.current = config
+
+    @property
+    def server(self) -> ServerConfig:
+        """The ``[server]`` settings in force."""
+        return self.current.server
+
+    @property
+    def cameras(self) -> tuple[CameraConfig, ...]:
+        """The cameras in force, in configuration order."""
+        return self.current.cameras
+
+    @property
+    def path(self) -> str | None:
+        """The file the configuration in force came from."""
+        return self.current.path
+
+    def apply(self, config: Config) -> tuple[list[str], list[str]]:
+        """Put ``config`` in force, except the ``RESTART_KEYS``, which keep their values.
+
+        Returns the ``[server]`` keys that changed, as ``key: old -> new`` texts: those now
+        in force, and the ``RESTART_KEYS`` that wait for a restart.
+        """
+        old = self.current.server
+        changed = {
+            f.name: f"{f.name}: {getattr(old, f.name)!r} -> {getattr(config.server, f.name)!r}"
+            for f in fields(ServerConfig)
+            if getattr(old, f.name) != getattr(config.server, f.name)
+        }
+        kept = {key: getattr(old, key) for key in RESTART_KEYS}
+        self.current = replace(config, server=replace(config.server, **kept))
+        applied = [text for key, text in changed.items() if key not in RESTART_KEYS]
+        return applied, [text for key, text in changed.items() if key in RESTART_KEYS]

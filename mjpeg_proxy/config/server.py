@@ -1,0 +1,182 @@
+"""The ``[server]`` table: where to listen, and the settings every stream shares."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from yarl import URL
+
+from mjpeg_proxy.config.checks import Check, Problem, check_table, integer_in, number_in, read_fields
+from mjpeg_proxy.pictures.fonts import FontError, read_font
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1"))
+"""The default ``trusted_proxies``: a reverse proxy on the same machine. gunicorn's
+``forwarded_allow_ips`` defaults to ``127.0.0.1,::1`` and uvicorn's to ``127.0.0.1``; this
+takes the whole IPv4 loopback network, which is all this machine."""
+ANY_ORIGIN = "*"
+
+# A host as yarl gives it: a name in lowercase punycode, an IPv4 or IPv6 address.
+_ORIGIN_HOST_RE = re.compile(r"[0-9a-z._:-]+")
+_FONT_EXAMPLE = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The ``[server]`` table: where to listen and stream-wide settings.
+
+    ``resend_seconds``: while a camera sends no new frame, each viewer gets the latest
+    frame again after this many seconds, so idle connections stay open and viewers
+    never sit on a half-finished part.
+
+    ``write_timeout``: a viewer whose connection takes no bytes for this many seconds is
+    closed. ``max_stream_seconds``: streams end (with the closing delimiter) after this
+    many seconds, so kiosk pages reload cleanly; None for no limit.
+
+    Limits: ``max_viewers_per_camera`` and ``max_viewers`` (streams open at once, per
+    camera and in all; 503 past them); ``max_connections_per_client`` (requests in
+    progress from one client address, streams included; 429 past it), where the address
+    is taken from ``X-Forwarded-For`` only for requests coming from an address or network
+    in ``trusted_proxies``; ``max_header_bytes`` (longest request line or header field;
+    400 past it); ``request_timeout`` (seconds a connection may take to send a complete
+    request head, and may stay idle between requests). ``trusted_proxies`` defaults to
+    LOOPBACK; an empty tuple trusts nobody.
+
+    ``cors_origins``: the origins (``scheme://host[:port]``, lowercase, without a default
+    port) whose pages may read streams, snapshots and the JSON API across origins;
+    ``(ANY_ORIGIN,)`` for any origin, an empty tuple for none.
+
+    ``font``: the path of a TrueType or OpenType font file to draw the text on pictures
+    (the offline picture, the demo camera) with, before the default fonts
+    (``mjpeg_proxy.pictures.fonts``); None for the defaults.
+
+    ``max_upstream_requests_per_host``: short requests to one upstream host (scheme, host,
+    port) in progress at once: snapshots, and MJPEG streams until their first frame.
+    The default stays below the 6 users at once that small Dahua cameras allow, so
+    the device's own web page still gets in, and starts a wall of 16 channels in 4 rounds.
+    """
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    resend_seconds: float = 2.0
+    write_timeout: float = 30.0
+    max_stream_seconds: float | None = None
+    max_viewers_per_camera: int = 1000
+    max_viewers: int = 5000
+    max_connections_per_client: int = 100
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = LOOPBACK
+    max_header_bytes: int = 8190
+    request_timeout: float = 15.0
+    cors_origins: tuple[str, ...] = (ANY_ORIGIN,)
+    font: str | None = None
+    max_upstream_requests_per_host: int = 4
+
+
+def parse_server(data: Any, path: str) -> ServerConfig:
+    """Check the ``[server]`` table of the file at ``path``; absent keys keep their defaults.
+
+    Raises:
+        ConfigError: a key is unknown or a value is wrong.
+    """
+    checks = _server_checks(path)
+    fail = check_table(data, path, "server", set(checks))
+    return ServerConfig(**read_fields(data, checks, fail))
+
+
+def _server_checks(path: str) -> dict[str, Check]:
+    """The check of each ``[server]`` key, in the order they are reported."""
+    viewers = integer_in(1, 1_000_000)
+    return {
+        "host": _host,
+        "port": integer_in(1, 65535),
+        "resend_seconds": number_in(0.1, 60),
+        "write_timeout": number_in(1, 3600),
+        "max_stream_seconds": number_in(1, 31_536_000),
+        "max_viewers_per_camera": viewers,
+        "max_viewers": viewers,
+        "max_connections_per_client": viewers,
+        "max_header_bytes": integer_in(1024, 1_048_576),
+        "max_upstream_requests_per_host": integer_in(1, 1000),
+        "request_timeout": number_in(1, 3600),
+        "trusted_proxies": _trusted_proxies,
+        "font": lambda font: _font(font, path),
+        "cors_origins": _origins,
+    }
+
+
+def _host(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise Problem('must be a non-empty string such as "0.0.0.0"')
+    return value
+
+
+def _trusted_proxies(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if not isinstance(value, list):
+        raise Problem(f'must be a list of addresses or networks such as ["127.0.0.1"], got {value!r}')
+    networks = []
+    for entry in value:
+        if not isinstance(entry, str):
+            raise Problem(f'{entry!r} is not a string such as "10.0.0.0/8" or "::1"')
+        try:
+            networks.append(ipaddress.ip_network(entry))
+        except ValueError as e:  # names the problem: "... does not appear to be ...", "... has host bits set"
+            raise Problem(f'{e} (expected an address or network such as "10.0.0.0/8" or "::1")') from None
+    return tuple(networks)
+
+
+def _font(value: Any, path: str) -> str:
+    """The font file's path, taken from the folder of the configuration file at ``path``."""
+    if not isinstance(value, str) or not value:
+        raise Problem(f'must be the path of a font file, such as "{_FONT_EXAMPLE}", got {value!r}')
+    # A relative path is taken from the configuration file's folder, as people read it.
+    font = os.path.join(os.path.dirname(path), os.path.expanduser(value))
+    try:
+        read_font(font)
+    except FontError as e:
+        raise Problem(f"{font}: {e}") from None
+    return font
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    """``cors_origins`` as browsers write an ``Origin`` header.
+
+    That is the serialization of an origin (WHATWG HTML 7.1.1: lowercase scheme and host,
+    the host in punycode, no default port), so that a header can be compared with it as a
+    string.
+    """
+    if not isinstance(value, list):
+        raise Problem(f'must be a list of origins such as ["https://www.example.com"], or ["*"], got {value!r}')
+    if ANY_ORIGIN in value:
+        if value != [ANY_ORIGIN]:
+            raise Problem('"*" already allows every origin; list either "*" alone or origins')
+        return (ANY_ORIGIN,)
+    return tuple(_origin(entry) for entry in value)
+
+
+def _origin(entry: Any) -> str:
+    problem = f'{entry!r} is not an origin such as "https://www.example.com" (scheme and host, no path)'
+    if not isinstance(entry, str):
+        raise Problem(problem)
+    try:
+        url = URL(entry)
+    except ValueError:
+        raise Problem(problem) from None
+    if url.user is not None or url.password is not None:
+        raise Problem('an origin holds no user or password; write it as "https://www.example.com"')
+    host = url.raw_host or ""
+    if (
+        url.scheme not in ("http", "https")
+        or not _ORIGIN_HOST_RE.fullmatch(host)
+        or url.raw_path not in ("", "/")
+        or url.query_string
+        or url.fragment
+    ):
+        raise Problem(problem)
+    host = f"[{host}]" if ":" in host else host
+    port = "" if url.is_default_port() else f":{url.port}"
+    return f"{url.scheme}://{host}{port}"

@@ -1,0 +1,195 @@
+"""The Eagle Eye Networks configuration.
+
+The ``[een]`` account table, each ``een`` camera's section, and the cameras that
+``--een-esn`` adds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mjpeg_proxy.config.camera import CameraConfig, CameraTable, SourceConfig
+from mjpeg_proxy.config.checks import (
+    ConfigError,
+    boolean,
+    check_table,
+    check_url,
+    read_fields,
+    secret_from_env,
+    text_problem,
+)
+from mjpeg_proxy.config.live import Config
+from mjpeg_proxy.config.server import ServerConfig
+from mjpeg_proxy.sources.http_config import DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CHECK
+
+EEN_DEFAULT_BASE_URL = "https://login.eagleeyenetworks.com"
+EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
+"""The keys of the ``[een]`` table."""
+EEN_CAMERA_KEYS = frozenset({"esn", "max_frame_bytes"})
+"""The keys of an ``een`` camera's section."""
+# An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
+_ESN_RE = re.compile(r"[0-9a-fA-F]{8}")
+
+REFUSED_LOGIN_BACKOFF_S = (120.0, 600.0)
+"""After a refused login, the first wait and the longest, in seconds: accounts get locked
+by repeated failures."""
+FAILED_LOGIN_BACKOFF_S = (1.0, 60.0)
+"""After a login that failed otherwise (network, 5xx), the first wait and the longest, in seconds."""
+MIN_REQUEST_GAP_S = 0.25
+"""Least time, in seconds, between the starts of two requests for one camera. EEN's fastest
+preview rate is 4 a second, so this never delays a preview, but an answer that comes back at
+once (a 408, a repeated or unstamped preview) can never turn into a request flood."""
+
+
+@dataclass(frozen=True)
+class EenTiming:
+    """The waits of an EEN account's session and cameras, in seconds (not read from the file; tests shorten them).
+
+    ``refused_login_backoff_s`` and ``failed_login_backoff_s`` are (first, longest) waits
+    before the next login after a refused or a failed one; ``min_request_gap_s`` is the
+    least time between the starts of two requests for one camera.
+    """
+
+    refused_login_backoff_s: tuple[float, float] = REFUSED_LOGIN_BACKOFF_S
+    failed_login_backoff_s: tuple[float, float] = FAILED_LOGIN_BACKOFF_S
+    min_request_gap_s: float = MIN_REQUEST_GAP_S
+
+
+@dataclass(frozen=True)
+class EenConfig:
+    """The ``[een]`` table: the Eagle Eye Networks account every ``een`` camera uses.
+
+    ``username``, ``password`` and ``api_key`` are secrets (the latter two read from the
+    environment) and are kept out of ``repr``. ``base_url`` is where to log in;
+    with ``use_brand_subdomain``, later calls go to the account's branded host
+    (EEN API v1 docs, Authentication: "API calls should then use the branded subdomain").
+    """
+
+    username: str = field(repr=False)
+    password: str = field(repr=False)
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str = EEN_DEFAULT_BASE_URL
+    use_brand_subdomain: bool = True
+    timing: EenTiming = EenTiming()
+
+
+@dataclass(frozen=True)
+class EenCameraConfig(SourceConfig):
+    """An ``een`` camera's section.
+
+    ``esn``, the camera's ESN in lowercase, on the EEN ``account``; ``max_frame_bytes`` caps
+    one preview.
+    """
+
+    kind = "een"
+    esn: str
+    account: EenConfig
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+
+    def shared_key(self) -> Hashable:
+        """The account: its cameras share one session."""
+        return self.account
+
+    @classmethod
+    def parse(cls, table: CameraTable) -> EenCameraConfig:
+        """Read ``max_frame_bytes`` and ``esn``; the account is the file's ``[een]`` table.
+
+        Raises:
+            ConfigError: a wrong value, or no ``[een]`` table.
+        """
+        data, fail = table.data, table.fail
+        capped = read_fields(data, {"max_frame_bytes": MAX_FRAME_BYTES_CHECK}, fail)
+        esn = data.get("esn")
+        if esn is None:
+            raise fail("esn", 'missing; the camera\'s ESN from the EEN web app, such as "1006073b"')
+        if not isinstance(esn, str) or not _ESN_RE.fullmatch(esn):
+            raise fail("esn", f'must be 8 hexadecimal characters, such as "1006073b", got {esn!r}')
+        account = table.tables.get("een")
+        if not isinstance(account, EenConfig):
+            raise fail(
+                "source",
+                '"een" cameras need an [een] table with the account\'s username and password_env',
+            )
+        return cls(esn=esn.lower(), account=account, **capped)
+
+
+def parse_een(data: Any, path: str, environ: Mapping[str, str]) -> EenConfig:
+    """Check the ``[een]`` table of the file at ``path``; secrets come from ``environ``.
+
+    Raises:
+        ConfigError: a key is missing or unknown, or a value is wrong.
+    """
+    fail = check_table(data, path, "een", EEN_KEYS)
+    username = data.get("username")
+    if not isinstance(username, str) or not username:
+        raise fail("username", 'missing; the EEN user\'s login, such as "preview-user@example.com"')
+    if (problem := text_problem(username, secret=False)) is not None:
+        raise fail("username", problem)
+    if "password_env" not in data:
+        raise fail(
+            "password_env", 'missing; the name of the environment variable holding the password, e.g. "EEN_PASSWORD"'
+        )
+    password = secret_from_env(data, "password_env", environ, fail)
+    api_key = secret_from_env(data, "api_key_env", environ, fail)
+    base_url = check_url(data.get("base_url", EEN_DEFAULT_BASE_URL), fail, key="base_url")
+    brand = read_fields(data, {"use_brand_subdomain": boolean}, fail)
+    return EenConfig(username, password or "", api_key, base_url.rstrip("/"), **brand)
+
+
+def with_een_cameras(config: Config | None, esns: Sequence[str], environ: Mapping[str, str]) -> Config:
+    """Add one ``een`` camera per ESN (its id is the ESN) to ``config``, or to an empty one.
+
+    The account comes from ``config``'s ``[een]`` table, else from the environment
+    (``account_from_environment``).
+
+    Raises:
+        ConfigError: an ESN is not 8 hexadecimal characters, is already a camera id, or
+            no account is configured.
+    """
+    cameras = list(config.cameras) if config else []
+    ids = {camera.id for camera in cameras}
+    for esn in esns:
+        if not _ESN_RE.fullmatch(esn):
+            raise ConfigError(f"--een-esn: {esn!r} is not an ESN (8 hexadecimal characters, such as 1006073b)")
+        if esn.lower() in ids:
+            raise ConfigError(f"--een-esn: a camera with id {esn.lower()!r} is already configured")
+        ids.add(esn.lower())
+    account = config.tables.get("een") if config else None
+    if not isinstance(account, EenConfig):
+        account = account_from_environment(environ)
+    for esn in esns:
+        section = EenCameraConfig(esn=esn.lower(), account=account)
+        cameras.append(CameraConfig(id=esn.lower(), source=section, name=f"EEN camera {esn.lower()}"))
+    if config is None:
+        return Config(server=ServerConfig(), cameras=tuple(cameras), tables={"een": account})
+    return replace(config, cameras=tuple(cameras), tables={**config.tables, "een": account})
+
+
+def account_from_environment(environ: Mapping[str, str]) -> EenConfig:
+    """The EEN account that the environment gives, for ``--een-esn`` without ``[een]``.
+
+    The variables are ``EEN_USERNAME``, ``EEN_PASSWORD`` and, optionally, ``EEN_API_KEY``
+    and ``EEN_BASE_URL``.
+
+    Raises:
+        ConfigError: a variable is missing or its value could never log in.
+    """
+    missing = [name for name in ("EEN_USERNAME", "EEN_PASSWORD") if name not in environ]
+    if missing:
+        raise ConfigError(f"--een-esn needs the EEN account: set {' and '.join(missing)} in the environment")
+    for name, secret in (("EEN_USERNAME", False), ("EEN_PASSWORD", True), ("EEN_API_KEY", True)):
+        problem = text_problem(environ[name], secret=secret) if name in environ else None
+        if problem is not None:
+            raise ConfigError(f"--een-esn: environment variable {name} {problem}")
+    base_url = environ.get("EEN_BASE_URL") or EEN_DEFAULT_BASE_URL
+
+    def fail(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"--een-esn: environment variable EEN_BASE_URL: {problem}")
+
+    check_url(base_url, fail)
+    return EenConfig(
+        environ["EEN_USERNAME"], environ["EEN_PASSWORD"], environ.get("EEN_API_KEY") or None, base_url.rstrip("/")
+    )

@@ -1,0 +1,69 @@
+"""The upstream clients that cameras share.
+
+One HTTP session for plain cameras, the registry of their hosts, the fonts demo cameras draw
+with, and one client per account (an EEN session), kept while a camera in force uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from typing import Protocol, TypeVar, cast
+
+import aiohttp
+
+from mjpeg_proxy import __version__
+from mjpeg_proxy.config.camera import CameraConfig
+from mjpeg_proxy.pictures.fonts import TextFonts
+from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
+
+
+class SharedClient(Protocol):
+    """A client several cameras' sources use at once (an account's session)."""
+
+    async def close(self) -> None:
+        """Release its connections (and log out)."""
+
+
+C = TypeVar("C", bound=SharedClient)
+
+
+class Upstreams:
+    """The clients sources share; make it in a running event loop, ``close()`` it at the end.
+
+    ``http`` serves plain cameras (snapshot, MJPEG); ``hosts`` caps the requests to each
+    of their hosts at ``max_requests_per_host``; ``fonts`` are the demo cameras' (None for
+    ``fonts.shared_fonts()``). Sources of one account share one client (``shared``).
+    """
+
+    def __init__(self, max_requests_per_host: int, fonts: TextFonts | None = None) -> None:
+        self.http = aiohttp.ClientSession(
+            headers={"User-Agent": f"mjpeg-proxy/{__version__}"},
+            # No total limit (aiohttp's default is 100): each camera holds at most one
+            # connection, so a pool limit would only let silent MJPEG upstreams starve the
+            # other cameras. Requests per device are capped by `hosts` instead.
+            connector=aiohttp.TCPConnector(limit=0),
+        )
+        self.hosts = UpstreamHosts(max_requests_per_host)
+        self.fonts = fonts
+        self._shared: dict[Hashable, SharedClient] = {}
+
+    def shared(self, key: Hashable, make: Callable[[], C]) -> C:
+        """The client for ``key`` (a section's ``shared_key()``): made by ``make`` on first use."""
+        if key not in self._shared:
+            self._shared[key] = make()
+        return cast(C, self._shared[key])  # each key's client is made by one kind's `make`
+
+    async def keep_only(self, cameras: Iterable[CameraConfig]) -> None:
+        """Close the shared clients that none of ``cameras`` uses any more.
+
+        Called once the cameras run on their new sources, so a changed account's old
+        session logs out only after no source uses it.
+        """
+        used = {camera.source.shared_key() for camera in cameras}
+        for key in [key for key in self._shared if key not in used]:
+            await self._shared.pop(key).close()
+
+    async def close(self) -> None:
+        """Close every client."""
+        await self.keep_only(())
+        await self.http.close()
