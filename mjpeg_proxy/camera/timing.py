@@ -13,6 +13,12 @@ from dataclasses import dataclass, field
 
 from mjpeg_proxy.config import CameraConfig
 
+BACKOFF_S = (1.0, 60.0)
+"""First and largest step, in seconds, of the retry delay after an upstream error."""
+AUTH_BACKOFF_S = (120.0, 600.0)
+"""The same after refused credentials: many upstreams lock an account after a handful of
+failed logins."""
+
 
 @dataclass(frozen=True, slots=True)
 class Clock:
@@ -34,11 +40,10 @@ class Clock:
 class CameraTiming:
     """Delays and limits every camera uses, in seconds, and the ``clock`` it reads."""
 
-    backoff_s: tuple[float, float] = (1.0, 60.0)
+    backoff_s: tuple[float, float] = BACKOFF_S
     """First and largest step of the retry delay after an error (``Backoff``)."""
-    auth_backoff_s: tuple[float, float] = (120.0, 600.0)
-    """The same after refused credentials: many upstreams lock an account after a handful
-    of failed logins."""
+    auth_backoff_s: tuple[float, float] = AUTH_BACKOFF_S
+    """The same after refused credentials."""
     min_stall_timeout_s: float = 10.0
     """A camera is stalled after this long without a frame (or three frame intervals, if
     longer), unless its ``stall_timeout`` says otherwise."""

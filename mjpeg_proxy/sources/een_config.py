@@ -11,6 +11,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mjpeg_proxy.camera.timing import AUTH_BACKOFF_S, BACKOFF_S
 from mjpeg_proxy.config.camera import CameraConfig, CameraTable, SourceConfig
 from mjpeg_proxy.config.checks import (
     ConfigError,
@@ -33,11 +34,6 @@ EEN_CAMERA_KEYS = frozenset({"esn", "max_frame_bytes"})
 # An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
 _ESN_RE = re.compile(r"[0-9a-fA-F]{8}")
 
-REFUSED_LOGIN_BACKOFF_S = (120.0, 600.0)
-"""After a refused login, the first wait and the longest, in seconds: accounts get locked
-by repeated failures."""
-FAILED_LOGIN_BACKOFF_S = (1.0, 60.0)
-"""After a login that failed otherwise (network, 5xx), the first wait and the longest, in seconds."""
 MIN_REQUEST_GAP_S = 0.25
 """Least time, in seconds, between the starts of two requests for one camera. EEN's fastest
 preview rate is 4 a second, so this never delays a preview, but an answer that comes back at
@@ -49,12 +45,13 @@ class EenTiming:
     """The waits of an EEN account's session and cameras, in seconds (not read from the file; tests shorten them).
 
     ``refused_login_backoff_s`` and ``failed_login_backoff_s`` are (first, longest) waits
-    before the next login after a refused or a failed one; ``min_request_gap_s`` is the
+    before the next login after a refused or a failed one, the camera's own steps by
+    default (``camera.timing.AUTH_BACKOFF_S``, ``BACKOFF_S``); ``min_request_gap_s`` is the
     least time between the starts of two requests for one camera.
     """
 
-    refused_login_backoff_s: tuple[float, float] = REFUSED_LOGIN_BACKOFF_S
-    failed_login_backoff_s: tuple[float, float] = FAILED_LOGIN_BACKOFF_S
+    refused_login_backoff_s: tuple[float, float] = AUTH_BACKOFF_S
+    failed_login_backoff_s: tuple[float, float] = BACKOFF_S
     min_request_gap_s: float = MIN_REQUEST_GAP_S
 
 

@@ -322,9 +322,9 @@ async def snapshot(request: web.Request) -> web.Response:
     """``GET /cameras/{camera_id}/snapshot.jpg``: the latest frame as ``image/jpeg``.
 
     Starts the camera's upstream if it was idle. Before the camera's first frame, waits
-    up to ``Camera.snapshot_wait_s`` for it; answers 503 with ``Retry-After`` if none comes, or while viewers see the offline picture: an
-    ``<img>`` then gets that picture as the body, anyone else the reason in plain words
-    and since when.
+    up to ``Camera.snapshot_wait_s`` for it; answers 503 with ``Retry-After`` if none
+    comes, or while viewers see the offline picture: an ``<img>`` then gets that picture
+    as the body, anyone else the reason in plain words and since when.
 
     Raises:
         web.HTTPNotFound: no such camera.
