@@ -18,9 +18,8 @@ from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.web.clients import ClientKind, media_ranges
 from mjpeg_proxy.web.pages import ERROR_PICTURE_SIZE
 from tests.client_headers import BROWSER_IMAGE, BROWSER_PAGE, CLIENTS, TOOL, Client
-from tests.conftest import Proxy, push_camera
 from tests.down_cameras import down_cameras_fixture  # noqa: F401 (the down_cameras fixture)
-from tests.helpers import boundary_of, real_frames
+from tests.helpers import Proxy, boundary_of, push_camera, real_frames
 
 FRAMES = real_frames()
 # The client's own headers only: aiohttp would add its Accept and User-Agent.

@@ -13,9 +13,8 @@ import pytest
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.een import parse_een_timestamp
 from mjpeg_proxy.sources.een_config import EenCameraConfig, EenConfig, EenTiming
-from tests.conftest import Proxy
 from tests.fake_een import FakeEen
-from tests.helpers import MjpegViewer, eventually, is_subsequence, real_frames
+from tests.helpers import MjpegViewer, Proxy, eventually, is_subsequence, real_frames
 
 PETS = real_frames()
 RUNWAY = real_frames("axis-runway-webcam-640x480")

@@ -22,10 +22,9 @@ from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.pictures.drawing import render_placeholder
 from mjpeg_proxy.sources.mjpeg import MjpegConfig
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
-from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
 from tests.fake_mjpeg import GATE, HANG, FakeMjpegCamera, part
-from tests.helpers import MjpegViewer, ReadPart, StrictMjpegReader, boundary_of, eventually, real_frames
+from tests.helpers import MjpegViewer, Proxy, ReadPart, StrictMjpegReader, boundary_of, eventually, real_frames
 
 PETS = real_frames()
 RUNWAY = real_frames("axis-runway-webcam-640x480")
