@@ -1,10 +1,11 @@
-"""Shared fixtures: a running proxy whose cameras the test controls, mocked upstreams, a
-browser. The tools these use are in ``tests/helpers.py``."""
+"""Shared fixtures: a running proxy whose cameras the test controls, mocked upstreams,
+cameras that are down, a browser. The tools these use are in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -13,7 +14,9 @@ import pytest
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig, Config, ServerConfig
 from mjpeg_proxy.sources import build_source
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from mjpeg_proxy.web.app import create_app
+from tests.fake_camera import FakeSnapshotCamera, RefusingCamera
 from tests.helpers import (
     CHROMIUM_ARGS,
     FAST_RETRIES,
@@ -23,6 +26,7 @@ from tests.helpers import (
     PushSource,
     StartProxy,
     need_binary,
+    real_frames,
 )
 
 
@@ -92,3 +96,32 @@ async def browser() -> AsyncIterator[object]:
             yield chromium
         finally:
             await chromium.close()
+
+
+@pytest.fixture
+async def down_cameras(aiohttp_server) -> AsyncIterator[dict[str, CameraConfig]]:
+    """Snapshot cameras that are down, by the state each ends in: a refused port (bound but
+    not listening), a camera that refuses the proxy's password (401, Digest), and one that
+    forbids it (403)."""
+    password_camera = await aiohttp_server(FakeSnapshotCamera(real_frames(), username="admin", password="right").app())
+    forbidding_camera = await aiohttp_server(RefusingCamera(403).app())
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as refusing_port:
+        refusing_port.bind(("127.0.0.1", 0))
+        yield {
+            "offline": CameraConfig(
+                id="refused",
+                source=SnapshotConfig(url=f"http://127.0.0.1:{refusing_port.getsockname()[1]}/snapshot.jpg"),
+            ),
+            "auth_failed": CameraConfig(
+                id="wrong-password",
+                source=SnapshotConfig(
+                    url=str(password_camera.make_url("/snapshot.jpg")),
+                    username="admin",
+                    password="wrong",
+                    auth="digest",
+                ),
+            ),
+            "forbidden": CameraConfig(
+                id="forbidden", source=SnapshotConfig(url=str(forbidding_camera.make_url("/snapshot.jpg")))
+            ),
+        }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import io
 import ipaddress
 import os
 import random
@@ -23,6 +24,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
+from PIL import Image
 
 from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera.frame import Frame
@@ -130,6 +132,14 @@ class MjpegViewer:
 
     async def new_parts(self, count: int, timeout_s: float = 10.0) -> list[ReadPart]:
         return [await self.next_new_part(timeout_s) for _ in range(count)]
+
+
+def decoded(jpeg: bytes) -> Image.Image:
+    """The picture in ``jpeg``, decoded whole (fails on anything that is not a valid JPEG)."""
+    with Image.open(io.BytesIO(jpeg)) as image:
+        assert image.format == "JPEG"
+        image.load()
+        return image.convert("RGB")
 
 
 def is_subsequence(items: list[bytes], of: list[bytes]) -> bool:

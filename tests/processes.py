@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,16 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an http_proxy
+
+
+def http_get(url: str, timeout_s: float = 5.0) -> tuple[int, bytes]:
+    """GET ``url`` of a proxy process with a blocking client; its status and body (a blocked test
+    loop holds nothing up: the proxy runs in its own process)."""
+    with _DIRECT.open(url, timeout=timeout_s) as response:
+        return response.status, response.read()
 
 
 @dataclass

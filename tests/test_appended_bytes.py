@@ -31,9 +31,7 @@ ESN = "1006073b"
 BOUNDARY = b"--myboundary"
 
 
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    pass
+pytestmark = pytest.mark.usefixtures("fast_retries")  # camera retries within a fraction of a second
 
 
 def sent(*pairs: tuple[str, str]) -> list[tuple[bytes, bytes]]:

@@ -7,14 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from mjpeg_proxy.cli import main, new_event_loop
-from tests.processes import REPO_ROOT, proxy_process
+from tests.helpers import write
+from tests.processes import REPO_ROOT, http_get, proxy_process
 
 
 @pytest.fixture(autouse=True)
@@ -25,12 +23,6 @@ def _restore_root_logger():
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-
-
-def write(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "proxy.toml"
-    path.write_text(text, encoding="utf-8")
-    return str(path)
 
 
 def assert_one_line_without_traceback(stderr: str) -> str:
@@ -166,17 +158,9 @@ def test_run_py_with_bad_config_exits_2_with_one_line(tmp_path):
     assert result.stdout == ""
 
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an http_proxy
-
-
-def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    with _OPENER.open(url, timeout=timeout) as response:
-        return response.status, response.read()
-
-
 async def test_run_py_serves_the_demo_camera_and_stops_on_sigterm_with_viewers(tmp_path):
     async with proxy_process(tmp_path) as proxy:
-        status, jpeg = get(f"{proxy.base}/cameras/demo/snapshot.jpg", timeout=10)
+        status, jpeg = http_get(f"{proxy.base}/cameras/demo/snapshot.jpg", timeout_s=10)
         assert status == 200
         assert jpeg.startswith(b"\xff\xd8")
         assert jpeg.endswith(b"\xff\xd9")

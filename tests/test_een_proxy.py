@@ -25,9 +25,7 @@ FAST_FAILED_LOGINS = EenTiming(failed_login_backoff_s=(0.05, 0.2))
 """Failed (not refused) logins retried within a fraction of a second."""
 
 
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Camera retries within a fraction of a second."""
+pytestmark = pytest.mark.usefixtures("fast_retries")  # camera retries within a fraction of a second
 
 
 @pytest.fixture

@@ -76,9 +76,7 @@ MALFORMED_MJPEG_HEADS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    pass
+pytestmark = pytest.mark.usefixtures("fast_retries")  # camera retries within a fraction of a second
 
 
 @pytest.fixture

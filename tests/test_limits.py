@@ -8,7 +8,6 @@ import ipaddress
 import logging
 import socket
 import time
-import urllib.request
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -18,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mjpeg_proxy.config import LOOPBACK
 from mjpeg_proxy.config.loader import parse_config
 from tests.helpers import LOCALHOST, eventually, push_camera
-from tests.processes import proxy_process
+from tests.processes import http_get, proxy_process
 
 
 class Streams:
@@ -290,8 +289,6 @@ async def test_forwarded_for_is_ignored_from_an_untrusted_peer(start_proxy):
 
 # --- limits applied by run_app: a real process ---------------------------------------------
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an http_proxy
-
 
 def raw_exchange(port: int, request: bytes, timeout_s: float = 5.0) -> bytes:
     """Send ``request`` on a new connection; return the answer's first bytes."""
@@ -330,8 +327,7 @@ async def limited_server(tmp_path) -> AsyncIterator[int]:
 
 def test_max_header_bytes_and_request_timeout_in_a_real_process(limited_server):
     port = limited_server
-    with _OPENER.open(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-        assert response.status == 200
+    assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
 
     # A header field just under the limit passes; one over it is refused, as is a long request line.
     fits = raw_exchange(port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"a" * 900 + b"\r\n\r\n")
@@ -387,7 +383,6 @@ def test_max_header_bytes_and_request_timeout_in_a_real_process(limited_server):
         while time.monotonic() - start < 2.5:  # the demo camera sends 5 frames a second
             assert viewer.recv(65536), f"the stream ended after {time.monotonic() - start:.1f} s"
 
-    with _OPENER.open(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        counted = parse_refusals(response.read().decode())
+    counted = parse_refusals(http_get(f"http://127.0.0.1:{port}/metrics")[1].decode())
     assert counted["bad_request"] == bad_requests
     assert counted["client_limit"] == counted["camera_full"] == counted["server_full"] == 0

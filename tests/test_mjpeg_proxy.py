@@ -26,9 +26,7 @@ PETS = real_frames()
 CAPTURES = DATA / "captures"
 
 
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    pass
+pytestmark = pytest.mark.usefixtures("fast_retries")  # camera retries within a fraction of a second
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from yarl import URL
 
 from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.web.pages import ERROR_PICTURE_SIZE
-from tests.down_cameras import down_cameras_fixture  # noqa: F401 (the down_cameras fixture)
 from tests.helpers import LAN_HOST, Proxy, demo_camera, eventually, need_binary, push_camera, real_frames
 from tests.prefix_proxy import PREFIX, PrefixProxy
 from tests.processes import REPO_ROOT
