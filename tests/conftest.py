@@ -6,15 +6,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import pytest
+from pytest_aiohttp import AiohttpServer
 
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig, Config, ServerConfig
 from mjpeg_proxy.sources import build_source
+from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
+from mjpeg_proxy.sources.upstreams import Upstreams
 from mjpeg_proxy.web.app import create_app
 from tests.fake_camera import FakeSnapshotCamera, RefusingCamera
 from tests.helpers import (
@@ -31,7 +34,7 @@ from tests.helpers import (
 
 
 @pytest.fixture
-def start_proxy(aiohttp_server, request) -> StartProxy:
+def start_proxy(aiohttp_server: AiohttpServer, request: pytest.FixtureRequest) -> StartProxy:
     """Start a proxy. Cameras whose ``source`` is ``"push"`` get a PushSource the test feeds
     with ``proxy.push(id, jpeg)``; any other source is built as in production. The cameras'
     timing is ``FAST_RETRIES`` in a test that asks for ``fast_retries``, else the defaults."""
@@ -42,14 +45,14 @@ def start_proxy(aiohttp_server, request) -> StartProxy:
         on_demand: bool = False,
         timing: CameraTiming | None = None,
         app_options: Mapping[str, Any] | None = None,
-        **server_options,
+        **server_options: Any,
     ) -> Proxy:
         """``server_options`` are ServerConfig fields, ``app_options`` keyword arguments of
         ``create_app``, ``timing`` the cameras' timing instead of the test's default. Cameras
         are ``always_on`` unless ``on_demand``, so a test's frames flow before anyone watches."""
         pushed: dict[str, PushSource] = {}
 
-        def source_factory(camera: CameraConfig, upstreams):
+        def source_factory(camera: CameraConfig, upstreams: Upstreams) -> Source:
             if isinstance(camera.source, PushConfig):
                 pushed[camera.id] = PushSource()
                 return pushed[camera.id]
@@ -75,10 +78,11 @@ def fast_retries() -> CameraTiming:
 
 
 @pytest.fixture
-def upstream():
+def upstream() -> Iterator[MockedUpstream]:
     """Mocked HTTP upstreams for aiohttp client code (nothing reaches the network)."""
-    with MockedUpstream() as m:
-        yield m
+    mocked = MockedUpstream()
+    with mocked:
+        yield mocked
 
 
 @pytest.fixture
@@ -99,7 +103,7 @@ async def browser() -> AsyncIterator[object]:
 
 
 @pytest.fixture
-async def down_cameras(aiohttp_server) -> AsyncIterator[dict[str, CameraConfig]]:
+async def down_cameras(aiohttp_server: AiohttpServer) -> AsyncIterator[dict[str, CameraConfig]]:
     """Snapshot cameras that are down, by the state each ends in: a refused port (bound but
     not listening), a camera that refuses the proxy's password (401, Digest), and one that
     forbids it (403)."""

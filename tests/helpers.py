@@ -18,13 +18,14 @@ import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 from PIL import Image
+from yarl import URL
 
 from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera.frame import Frame
@@ -198,7 +199,7 @@ class PushConfig(SourceConfig):
     kind = "push"
 
 
-def push_camera(camera_id: str = "cam", **changes) -> CameraConfig:
+def push_camera(camera_id: str = "cam", **changes: Any) -> CameraConfig:
     """A camera fed by the test (see ``start_proxy``)."""
     return CameraConfig(id=camera_id, source=PushConfig(), **changes)
 
@@ -257,7 +258,7 @@ class _MockedResponse(aiohttp.ClientResponse):
     """aiohttp 3.14 made ``stream_writer`` a required argument that aioresponses 0.7.9
     does not pass (pnuckowski/aioresponses#289); a finished request needs only its size."""
 
-    def __init__(self, method, url, **kwargs):
+    def __init__(self, method: str, url: URL, **kwargs: Any) -> None:
         kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
         super().__init__(method, url, **kwargs)
 
@@ -265,9 +266,9 @@ class _MockedResponse(aiohttp.ClientResponse):
 class MockedUpstream(aioresponses):
     """``aioresponses`` that works with aiohttp 3.14: every mocked answer uses the class above."""
 
-    def add(self, url, method="GET", *args, **kwargs):
+    def add(self, url: str | URL | re.Pattern[str], method: str = "GET", *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("response_class", _MockedResponse)
-        return super().add(url, method, *args, **kwargs)
+        super().add(url, method, *args, **kwargs)
 
 
 # --- configuration ------------------------------------------------------------------------

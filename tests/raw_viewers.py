@@ -8,6 +8,8 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 
+from aiohttp.web_protocol import RequestHandler
+
 from tests.helpers import Proxy, ReadPart, StrictMjpegReader, boundary_of
 
 STREAM = "/cameras/cam/stream.mjpg"
@@ -47,9 +49,10 @@ class RawViewer:
         self.received += data
         return data
 
-    def server_side(self):
+    def server_side(self) -> RequestHandler | None:
         """The server's connection object for this socket, or None once the server closed it."""
         name = self.sock.getsockname()
+        assert self.proxy.server.runner is not None and self.proxy.server.runner.server is not None
         for connection in self.proxy.server.runner.server.connections:
             if connection.transport is not None and connection.transport.get_extra_info("peername") == name:
                 return connection
@@ -57,7 +60,9 @@ class RawViewer:
 
     def server_buffered(self) -> int:
         connection = self.server_side()
-        return connection.transport.get_write_buffer_size() if connection is not None else 0
+        if connection is None or connection.transport is None:
+            return 0
+        return connection.transport.get_write_buffer_size()
 
     async def parts(self) -> list[ReadPart]:
         """The whole parts received so far (a trailing partial part is left out)."""
