@@ -254,6 +254,9 @@ async def run_camera(
     return pushed_at
 
 
+# --- mocked upstreams for aiohttp client code ----------------------------------------------
+
+
 class _MockedResponse(aiohttp.ClientResponse):
     """aiohttp 3.14 made ``stream_writer`` a required argument that aioresponses 0.7.9
     does not pass (pnuckowski/aioresponses#289); a finished request needs only its size."""
