@@ -1,58 +1,40 @@
-"""Shared fixtures: a running proxy whose cameras the test controls."""
+"""Shared fixtures: a running proxy whose cameras the test controls, mocked upstreams,
+cameras that are down, a browser. The tools these use are in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
 import dataclasses
-import types
-from collections.abc import Awaitable, Callable, Mapping
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
-from aioresponses import aioresponses
+from pytest_aiohttp import AiohttpServer
 
-from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera.timing import CameraTiming
-from mjpeg_proxy.config import CameraConfig, Config, ServerConfig, SourceConfig
+from mjpeg_proxy.config import CameraConfig, Config, ServerConfig
 from mjpeg_proxy.sources import build_source
+from mjpeg_proxy.sources.base import Source
+from mjpeg_proxy.sources.snapshot import SnapshotConfig
+from mjpeg_proxy.sources.upstreams import Upstreams
 from mjpeg_proxy.web.app import create_app
-from mjpeg_proxy.web.appkeys import CAMERAS
-from tests.helpers import PushSource
-
-
-class Proxy:
-    """A proxy serving on 127.0.0.1 in this test's event loop."""
-
-    def __init__(self, server: TestServer, pushed: dict[str, PushSource]) -> None:
-        self.server = server
-        self.pushed = pushed
-
-    def url(self, path: str) -> str:
-        return str(self.server.make_url(path))
-
-    def camera(self, camera_id: str) -> Camera:
-        return self.server.app[CAMERAS][camera_id]
-
-    def push(self, camera_id: str, jpeg: bytes) -> None:
-        self.pushed[camera_id].push(jpeg)
-
-    async def publish(self, camera_id: str, jpeg: bytes) -> None:
-        """Push a frame and wait until the camera's hub has published it."""
-        hub = self.camera(camera_id).hub
-        after = hub.latest.frame.seq if hub.latest else 0
-        self.push(camera_id, jpeg)
-        assert await hub.next_part(after, 5) is not None
-
-
-StartProxy = Callable[..., Awaitable[Proxy]]
-
-FAST_RETRIES = CameraTiming(backoff_s=(0.05, 0.2), auth_backoff_s=(0.05, 0.2), min_stall_timeout_s=1.0)
-"""Retry delays shrunk and the stall floor lowered, so recoveries take a fraction of a second."""
+from tests.fake_camera import FakeSnapshotCamera, RefusingCamera
+from tests.helpers import (
+    CHROMIUM_ARGS,
+    FAST_RETRIES,
+    MockedUpstream,
+    Proxy,
+    PushConfig,
+    PushSource,
+    StartProxy,
+    need_binary,
+    real_frames,
+)
 
 
 @pytest.fixture
-def start_proxy(aiohttp_server, request) -> StartProxy:
+def start_proxy(aiohttp_server: AiohttpServer, request: pytest.FixtureRequest) -> StartProxy:
     """Start a proxy. Cameras whose ``source`` is ``"push"`` get a PushSource the test feeds
     with ``proxy.push(id, jpeg)``; any other source is built as in production. The cameras'
     timing is ``FAST_RETRIES`` in a test that asks for ``fast_retries``, else the defaults."""
@@ -63,14 +45,14 @@ def start_proxy(aiohttp_server, request) -> StartProxy:
         on_demand: bool = False,
         timing: CameraTiming | None = None,
         app_options: Mapping[str, Any] | None = None,
-        **server_options,
+        **server_options: Any,
     ) -> Proxy:
         """``server_options`` are ServerConfig fields, ``app_options`` keyword arguments of
         ``create_app``, ``timing`` the cameras' timing instead of the test's default. Cameras
         are ``always_on`` unless ``on_demand``, so a test's frames flow before anyone watches."""
         pushed: dict[str, PushSource] = {}
 
-        def source_factory(camera: CameraConfig, upstreams):
+        def source_factory(camera: CameraConfig, upstreams: Upstreams) -> Source:
             if isinstance(camera.source, PushConfig):
                 pushed[camera.id] = PushSource()
                 return pushed[camera.id]
@@ -95,37 +77,55 @@ def fast_retries() -> CameraTiming:
     return FAST_RETRIES
 
 
-@dataclasses.dataclass(frozen=True)
-class PushConfig(SourceConfig):
-    """The section of a camera fed by the test (see ``start_proxy``)."""
-
-    kind = "push"
-
-
-def push_camera(camera_id: str = "cam", **changes) -> CameraConfig:
-    """A camera fed by the test (see ``start_proxy``)."""
-    return CameraConfig(id=camera_id, source=PushConfig(), **changes)
-
-
-class _MockedResponse(aiohttp.ClientResponse):
-    """aiohttp 3.14 made ``stream_writer`` a required argument that aioresponses 0.7.9
-    does not pass (pnuckowski/aioresponses#289); a finished request needs only its size."""
-
-    def __init__(self, method, url, **kwargs):
-        kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
-
-
-class MockedUpstream(aioresponses):
-    """``aioresponses`` that works with aiohttp 3.14: every mocked answer uses the class above."""
-
-    def add(self, url, method="GET", *args, **kwargs):
-        kwargs.setdefault("response_class", _MockedResponse)
-        return super().add(url, method, *args, **kwargs)
+@pytest.fixture
+def upstream() -> Iterator[MockedUpstream]:
+    """Mocked HTTP upstreams for aiohttp client code (nothing reaches the network)."""
+    mocked = MockedUpstream()
+    with mocked:
+        yield mocked
 
 
 @pytest.fixture
-def upstream():
-    """Mocked HTTP upstreams for aiohttp client code (nothing reaches the network)."""
-    with MockedUpstream() as m:
-        yield m
+async def browser() -> AsyncIterator[object]:
+    executable = need_binary("chromium")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("playwright is not installed; it is in the 'test' extra")
+        pytest.skip("playwright is not installed")
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def down_cameras(aiohttp_server: AiohttpServer) -> AsyncIterator[dict[str, CameraConfig]]:
+    """Snapshot cameras that are down, by the state each ends in: a refused port (bound but
+    not listening), a camera that refuses the proxy's password (401, Digest), and one that
+    forbids it (403)."""
+    password_camera = await aiohttp_server(FakeSnapshotCamera(real_frames(), username="admin", password="right").app())
+    forbidding_camera = await aiohttp_server(RefusingCamera(403).app())
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as refusing_port:
+        refusing_port.bind(("127.0.0.1", 0))
+        yield {
+            "offline": CameraConfig(
+                id="refused",
+                source=SnapshotConfig(url=f"http://127.0.0.1:{refusing_port.getsockname()[1]}/snapshot.jpg"),
+            ),
+            "auth_failed": CameraConfig(
+                id="wrong-password",
+                source=SnapshotConfig(
+                    url=str(password_camera.make_url("/snapshot.jpg")),
+                    username="admin",
+                    password="wrong",
+                    auth="digest",
+                ),
+            ),
+            "forbidden": CameraConfig(
+                id="forbidden", source=SnapshotConfig(url=str(forbidding_camera.make_url("/snapshot.jpg")))
+            ),
+        }

@@ -1,4 +1,5 @@
-"""A fake IP camera on 127.0.0.1: serves real JPEGs at a snapshot URL, with HTTP Digest auth."""
+"""A fake IP camera on 127.0.0.1: serves real JPEGs at a snapshot URL, with HTTP Digest auth;
+and one that refuses every snapshot request."""
 
 from __future__ import annotations
 
@@ -84,3 +85,18 @@ class FakeSnapshotCamera:
         body = self.frames[len(self.served) % len(self.frames)]
         self.served.append(body)
         return web.Response(body=body, content_type="image/jpeg")
+
+
+class RefusingCamera:
+    """A camera web server that answers every snapshot request with ``status``."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/snapshot.jpg", self._refuse)
+        return app
+
+    async def _refuse(self, request: web.Request) -> web.Response:
+        return web.Response(status=self.status, text=f"<html>{self.status}</html>", content_type="text/html")

@@ -19,8 +19,7 @@ from aiohttp import web
 
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
-from tests.conftest import Proxy, push_camera
-from tests.helpers import StrictMjpegReader, boundary_of, eventually, real_frames
+from tests.helpers import Proxy, StrictMjpegReader, boundary_of, eventually, push_camera, real_frames
 
 FRAMES = real_frames()[:3]
 USERNAME = "viewer"

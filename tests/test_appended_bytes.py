@@ -21,20 +21,17 @@ from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.een_config import EenCameraConfig, EenConfig
 from mjpeg_proxy.sources.mjpeg import MjpegConfig
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
-from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
 from tests.fake_een import FakeEen
 from tests.fake_mjpeg import GATE, HANG, FakeMjpegCamera
-from tests.helpers import MjpegViewer, eventually
+from tests.helpers import MjpegViewer, Proxy, eventually
 from tests.jpeg_samples import JUNK, variants
 
 ESN = "1006073b"
 BOUNDARY = b"--myboundary"
 
 
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    pass
+pytestmark = pytest.mark.usefixtures("fast_retries")  # camera retries within a fraction of a second
 
 
 def sent(*pairs: tuple[str, str]) -> list[tuple[bytes, bytes]]:

@@ -3,7 +3,8 @@
 No module over ``MAX_MODULE_LINES`` lines; no import cycle between the package's modules;
 ``wire/`` imports nothing outside itself and the standard library; every module and
 package has a docstring; one module alone reads the headers that tell a browser from a
-player (``web/clients.py``). The checks read the source with ``ast`` (nothing is
+player (``web/clients.py``); no test module imports ``tests.conftest`` or a ``tests.test_*``
+module (shared helpers live in modules named for them). The checks read the source with ``ast`` (nothing is
 imported), so each also runs on a throwaway tree under ``tmp_path`` that breaks it, which
 shows that it can fail.
 """
@@ -233,6 +234,17 @@ def _is_headers(node: ast.expr) -> bool:
     )
 
 
+def imports_of_test_modules(tests_dir: Path, package: str = "tests") -> list[str]:
+    """``module: name`` for each import, by a module under ``tests_dir``, of ``conftest`` or a ``test_*`` module."""
+    found = []
+    for name, module in package_modules(tests_dir, package).items():
+        for imported in sorted(imported_names(module)):
+            parts = imported.split(".")
+            if parts[0] == package and len(parts) > 1 and (parts[1] == "conftest" or parts[1].startswith("test_")):
+                found.append(f"{name}: {imported}")
+    return found
+
+
 # The package as it is.
 
 MODULES = package_modules(PACKAGE_DIR)
@@ -266,6 +278,10 @@ def test_only_the_client_classifier_reads_the_headers_that_tell_browsers_from_pl
     readers = {name: reads for name, module in MODULES.items() if (reads := client_header_reads(module))}
     assert set(readers) <= {CLIENT_CLASSIFIER}, readers
     assert CLIENT_CLASSIFIER in readers  # the check sees the reads it is meant to see
+
+
+def test_no_test_module_imports_conftest_or_another_test_module():
+    assert imports_of_test_modules(Path(__file__).parent) == []
 
 
 # Each check on a throwaway tree that breaks it: proof that it can fail.
@@ -395,4 +411,24 @@ def test_a_second_place_that_reads_client_headers_is_found(tmp_path):
         "3: 'sec-fetch-dest' in request.headers",
         "5: request.headers['User-Agent']",
         "7: headers.getall('Accept', ())",
+    ]
+
+
+def test_an_import_of_conftest_or_a_test_module_is_found(tmp_path):
+    write_tree(
+        tmp_path,
+        {
+            "tests/__init__.py": "",
+            "tests/helpers.py": "from tests.fake_camera import FakeSnapshotCamera\n",
+            "tests/test_fine.py": "from tests.helpers import Proxy\nimport tests.fake_een\n",
+            "tests/test_a.py": "from tests.conftest import Proxy\n",
+            "tests/test_b.py": "def later():\n    from .test_a import helper\n",
+            "tests/test_c.py": "import tests.test_a\nfrom tests import test_b\n",
+        },
+    )
+    assert imports_of_test_modules(tmp_path / "tests") == [
+        "tests.test_a: tests.conftest.Proxy",
+        "tests.test_b: tests.test_a.helper",
+        "tests.test_c: tests.test_a",
+        "tests.test_c: tests.test_b",
     ]

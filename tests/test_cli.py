@@ -7,16 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from mjpeg_proxy.cli import main, new_event_loop
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import write
+from tests.processes import REPO_ROOT, http_get, proxy_process
 
 
 @pytest.fixture(autouse=True)
@@ -27,12 +23,6 @@ def _restore_root_logger():
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-
-
-def write(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "proxy.toml"
-    path.write_text(text, encoding="utf-8")
-    return str(path)
 
 
 def assert_one_line_without_traceback(stderr: str) -> str:
@@ -168,71 +158,33 @@ def test_run_py_with_bad_config_exits_2_with_one_line(tmp_path):
     assert result.stdout == ""
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an http_proxy
-
-
-def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    with _OPENER.open(url, timeout=timeout) as response:
-        return response.status, response.read()
-
-
-def test_run_py_serves_the_demo_camera_and_stops_on_sigterm_with_viewers():
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, "run.py", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        status = None
-        deadline = time.monotonic() + 15
-        while status is None and time.monotonic() < deadline:  # short retries, 15 s at most
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                status, _ = get(f"{base}/healthz", timeout=1)
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
-        assert status == 200, "server did not answer /healthz in time"
-
-        status, jpeg = get(f"{base}/cameras/demo/snapshot.jpg", timeout=10)
+async def test_run_py_serves_the_demo_camera_and_stops_on_sigterm_with_viewers(tmp_path):
+    async with proxy_process(tmp_path) as proxy:
+        status, jpeg = http_get(f"{proxy.base}/cameras/demo/snapshot.jpg", timeout_s=10)
         assert status == 200
         assert jpeg.startswith(b"\xff\xd8")
         assert jpeg.endswith(b"\xff\xd9")
 
         # A scanner's malformed requests get a 400, and no traceback in the log.
         for junk in (b"GET /\x01\x02 HTTP/1.1\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"):
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as junk_socket:
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as junk_socket:
                 junk_socket.sendall(junk)
                 assert b" 400 " in junk_socket.recv(100)
 
         # Two viewers watching when the server is told to stop.
-        viewers = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        viewers = [socket.create_connection(("127.0.0.1", proxy.port), timeout=10) for _ in range(2)]
         for viewer in viewers:
             viewer.sendall(b"GET /cameras/demo/stream.mjpg HTTP/1.0\r\n\r\n")
             assert viewer.recv(65536).startswith(b"HTTP/1.0 200")
-        stopping = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=10)
-        assert process.returncode == 0, stderr
-        assert time.monotonic() - stopping < 5, "the server must stop within 5 s even with viewers"
+        took = await proxy.stop(signal.SIGTERM)
+        stderr = proxy.stderr()
+        assert proxy.process.returncode == 0, stderr
+        assert took < 5, "the server must stop within 5 s even with viewers"
         assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
         for viewer in viewers:
             while viewer.recv(65536):  # the stream ends: EOF, not a hang
                 pass
             viewer.close()
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
 
 def test_een_esn_without_credentials_exits_2_with_one_line(capsys, monkeypatch):

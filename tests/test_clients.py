@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 from markupsafe import escape
-from PIL import Image
 
 from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.web.clients import ClientKind, media_ranges
 from mjpeg_proxy.web.pages import ERROR_PICTURE_SIZE
 from tests.client_headers import BROWSER_IMAGE, BROWSER_PAGE, CLIENTS, TOOL, Client
-from tests.conftest import Proxy, push_camera
-from tests.down_cameras import down_cameras_fixture  # noqa: F401 (the down_cameras fixture)
-from tests.helpers import boundary_of, real_frames
+from tests.helpers import Proxy, boundary_of, decoded, push_camera, real_frames
 
 FRAMES = real_frames()
 # The client's own headers only: aiohttp would add its Accept and User-Agent.
@@ -37,13 +33,6 @@ async def request(
         session.request(method, proxy.url(path), headers=headers, skip_auto_headers=AUTO_HEADERS) as response,
     ):
         yield response
-
-
-def decoded(jpeg: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(jpeg)) as image:
-        assert image.format == "JPEG"
-        image.load()
-        return image.convert("RGB")
 
 
 @pytest.mark.parametrize("client", CLIENTS, ids=lambda client: client.name)

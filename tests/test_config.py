@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from mjpeg_proxy.config import CameraConfig, ConfigError, ServerConfig
@@ -12,31 +10,9 @@ from mjpeg_proxy.config.server import DEFAULT_HOST, DEFAULT_PORT
 from mjpeg_proxy.sources.demo import DemoConfig
 from mjpeg_proxy.sources.een_config import with_een_cameras
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
+from tests.helpers import DEMO, assert_names, load_error, write
 
-DEMO = '[[cameras]]\nid = "demo"\nsource = "demo"\n'
 SNAPSHOT = '[[cameras]]\nid = "garage"\nsource = "snapshot"\nurl = "http://cam.example/snapshot.jpg"\n'
-
-
-def write(tmp_path: Path, text: str, name: str = "proxy.toml") -> str:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return str(path)
-
-
-def load_error(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> str:
-    """Load ``text`` as a config file; return the ConfigError message (the file path is checked)."""
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as info:
-        load_config(path, environ={} if environ is None else environ)
-    message = str(info.value)
-    assert path in message
-    assert "\n" not in message
-    return message
-
-
-def assert_names(message: str, camera: str, field: str) -> None:
-    assert camera in message
-    assert f"field '{field}'" in message
 
 
 # --- unknown keys and tables -------------------------------------------------------

@@ -9,9 +9,7 @@ from aiohttp import web
 
 from mjpeg_proxy.config import ConfigError
 from mjpeg_proxy.config.loader import parse_config
-from tests.conftest import push_camera
-from tests.helpers import real_frames
-from tests.test_real_clients import browser, demo_camera  # noqa: F401 (browser is a fixture)
+from tests.helpers import demo_camera, push_camera, real_frames
 
 FRAME = real_frames()[0]
 SITE = "https://shop.example"
@@ -186,7 +184,7 @@ READ_PIXELS_JS = """() => [...document.images].map(img => {
 })"""
 
 
-async def page_on_another_origin(aiohttp_server, browser):  # noqa: F811 (the fixture's value)
+async def page_on_another_origin(aiohttp_server, browser):
     """A Chromium page loaded from a site of its own on 127.0.0.1 (another port, so another origin)."""
 
     async def home(request: web.Request) -> web.Response:
@@ -203,7 +201,7 @@ async def page_on_another_origin(aiohttp_server, browser):  # noqa: F811 (the fi
 async def test_a_page_on_another_origin_fetches_the_api_and_draws_snapshot_and_stream_into_a_canvas(
     start_proxy,
     aiohttp_server,
-    browser,  # noqa: F811 (the fixture's value)
+    browser,
 ):
     proxy = await start_proxy(demo_camera("demo"))
     page, _ = await page_on_another_origin(aiohttp_server, browser)
@@ -222,7 +220,7 @@ async def test_a_page_on_another_origin_fetches_the_api_and_draws_snapshot_and_s
     assert await page.evaluate(READ_PIXELS_JS) == [True, True]
 
 
-async def test_a_page_on_an_origin_not_listed_cannot_read_the_api(start_proxy, aiohttp_server, browser):  # noqa: F811
+async def test_a_page_on_an_origin_not_listed_cannot_read_the_api(start_proxy, aiohttp_server, browser):
     page, page_origin = await page_on_another_origin(aiohttp_server, browser)
     proxy = await start_proxy(demo_camera("demo"), cors_origins=(SITE,))
     base = proxy.url("").rstrip("/")

@@ -13,9 +13,8 @@ import pytest
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.een import parse_een_timestamp
 from mjpeg_proxy.sources.een_config import EenCameraConfig, EenConfig, EenTiming
-from tests.conftest import Proxy
 from tests.fake_een import FakeEen
-from tests.helpers import MjpegViewer, eventually, is_subsequence, real_frames
+from tests.helpers import MjpegViewer, Proxy, eventually, is_subsequence, real_frames
 
 PETS = real_frames()
 RUNWAY = real_frames("axis-runway-webcam-640x480")
@@ -26,9 +25,7 @@ FAST_FAILED_LOGINS = EenTiming(failed_login_backoff_s=(0.05, 0.2))
 """Failed (not refused) logins retried within a fraction of a second."""
 
 
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Camera retries within a fraction of a second."""
+pytestmark = pytest.mark.usefixtures("fast_retries")  # camera retries within a fraction of a second
 
 
 @pytest.fixture

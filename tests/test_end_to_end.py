@@ -4,28 +4,15 @@ frames, relayed by the proxy, read by ffmpeg and by many viewers at once."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 
 import aiohttp
 import pytest
 
 from mjpeg_proxy.config.loader import parse_config
-from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
-from tests.helpers import StrictMjpegReader, boundary_of, is_subsequence, real_frames
+from tests.helpers import Proxy, StrictMjpegReader, boundary_of, is_subsequence, need_binary, real_frames
 
 FRAMES = real_frames()
-
-
-def need_binary(name: str) -> str:
-    """The path of ``name``; in CI a missing binary fails the test, elsewhere it skips."""
-    path = shutil.which(name)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed; .ci/run must install it")
-        pytest.skip(f"{name} is not installed")
-    return path
 
 
 @pytest.fixture

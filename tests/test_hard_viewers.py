@@ -9,70 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import io
 import json
 import logging
-import random
 import socket
 import struct
 import tracemalloc
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
 import pytest
 
-from tests.conftest import Proxy, push_camera
-from tests.helpers import ReadPart, StrictMjpegReader, boundary_of, eventually, real_frames
+from tests.helpers import (
+    BIG_FRAME_BYTES,
+    Proxy,
+    StrictMjpegReader,
+    big_frames,
+    boundary_of,
+    eventually,
+    push_camera,
+    real_frames,
+    run_camera,
+)
+from tests.raw_viewers import STREAM, RawViewer, raw_viewers
 
 FRAMES = real_frames()
-STREAM = "/cameras/cam/stream.mjpg"
-CAMERA_FPS = 15
-BIG_FRAME_BYTES = 200_000
 
 
 # --- frames and a paced camera ------------------------------------------------------------
 
 
-@functools.cache
-def big_frames(count: int = 61) -> tuple[bytes, ...]:
-    """``count`` distinct, valid JPEGs of about 200 KB: real frames with COM segments of
-    random bytes inserted after SOI (FF FE, a 2-byte big-endian length, <= 65533 bytes)."""
-    rng = random.Random(20240611)
-    frames = []
-    for index in range(count):
-        jpeg = FRAMES[index % len(FRAMES)]
-        segments = []
-        room = BIG_FRAME_BYTES - len(jpeg)
-        while room > 4:
-            payload = rng.randbytes(min(65533, room - 4))
-            segments.append(b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload)
-            room -= len(payload) + 4
-        frames.append(jpeg[:2] + b"".join(segments) + jpeg[2:])
-    assert len(set(frames)) == count
-    return tuple(frames)
-
-
 def index_of(frames: Sequence[bytes]) -> dict[bytes, int]:
     return {jpeg: index for index, jpeg in enumerate(frames)}
-
-
-async def run_camera(
-    proxy: Proxy, frames: Sequence[bytes], on_publish: Callable[[], None] | None = None
-) -> dict[bytes, float]:
-    """Be the camera: publish ``frames`` at 15 fps (a bounded, paced loop, not a wait).
-    Returns when each frame was pushed (event-loop time)."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    pushed_at = {}
-    for count, jpeg in enumerate(frames):
-        await asyncio.sleep(max(0.0, start + count / CAMERA_FPS - loop.time()))
-        pushed_at[jpeg] = loop.time()
-        await proxy.publish("cam", jpeg)
-        if on_publish is not None:
-            on_publish()
-    return pushed_at
 
 
 def test_padded_frames_are_whole_jpegs_of_about_200_kb():
@@ -87,81 +56,6 @@ def test_padded_frames_are_whole_jpegs_of_about_200_kb():
 
 
 # --- raw-socket viewers ------------------------------------------------------------------
-
-
-class RawViewer:
-    """A viewer on a plain socket that reads only when, and as much as, the test says."""
-
-    def __init__(self, proxy: Proxy, sock: socket.socket) -> None:
-        self.proxy = proxy
-        self.sock = sock
-        self.received = bytearray()
-        self.ended: str | None = None  # "eof" or "reset", once the server closed it
-
-    @classmethod
-    async def connect(cls, proxy: Proxy, path: str = STREAM, rcvbuf: int | None = None) -> RawViewer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:
-            # Set before connecting, so the advertised TCP window stays this small.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.setblocking(False)
-        loop = asyncio.get_running_loop()
-        await loop.sock_connect(sock, (proxy.server.host, proxy.server.port))
-        await loop.sock_sendall(sock, b"GET %s HTTP/1.0\r\n\r\n" % path.encode())
-        return cls(proxy, sock)
-
-    async def recv(self, size: int, timeout_s: float = 5.0) -> bytes:
-        """Read up to ``size`` bytes (what the socket has, waiting for at least one)."""
-        try:
-            data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(self.sock, size), timeout_s)
-        except ConnectionResetError:
-            self.ended = "reset"
-            return b""
-        if not data:
-            self.ended = "eof"
-        self.received += data
-        return data
-
-    def server_side(self):
-        """The server's connection object for this socket, or None once the server closed it."""
-        name = self.sock.getsockname()
-        for connection in self.proxy.server.runner.server.connections:
-            if connection.transport is not None and connection.transport.get_extra_info("peername") == name:
-                return connection
-        return None
-
-    def server_buffered(self) -> int:
-        connection = self.server_side()
-        return connection.transport.get_write_buffer_size() if connection is not None else 0
-
-    async def parts(self) -> list[ReadPart]:
-        """The whole parts received so far (a trailing partial part is left out)."""
-        reader = asyncio.StreamReader(limit=2**20)
-        reader.feed_data(bytes(self.received))
-        reader.feed_eof()
-        head = await reader.readuntil(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.0 200 OK\r\n"), head[:100]
-        content_type = next(
-            line.split(b": ", 1)[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-type:")
-        )
-        mjpeg = StrictMjpegReader(reader, boundary_of(content_type.decode()))
-        parts = []
-        with contextlib.suppress(asyncio.IncompleteReadError):
-            for _ in range(len(self.received) // 1000 + 1):  # bounded: a part is > 1000 bytes
-                parts.append(await mjpeg.read_part())
-        return parts
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@contextlib.asynccontextmanager
-async def raw_viewers(*viewers: RawViewer) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        for viewer in viewers:
-            viewer.close()
 
 
 @contextlib.asynccontextmanager

@@ -14,9 +14,8 @@ from mjpeg_proxy.camera.demand import Demand
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.mjpeg import MjpegConfig
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
-from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
-from tests.helpers import eventually, real_frames
+from tests.helpers import Proxy, eventually, real_frames
 
 PETS = real_frames()
 WATCH_S = 0.5

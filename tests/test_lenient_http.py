@@ -20,9 +20,8 @@ from mjpeg_proxy.sources.lenient_head import MAX_HEAD_BYTES, parse_head
 from mjpeg_proxy.sources.lenient_http import LenientFallback, lenient_get
 from mjpeg_proxy.sources.mjpeg import MjpegConfig
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
-from tests.conftest import Proxy
 from tests.fake_raw_camera import RawCamera
-from tests.helpers import MjpegViewer, eventually, real_frames
+from tests.helpers import MjpegViewer, Proxy, eventually, real_frames
 
 PETS = real_frames()
 LENIENT_LOG = "mjpeg_proxy.sources.lenient_http"
@@ -77,9 +76,7 @@ MALFORMED_MJPEG_HEADS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    pass
+pytestmark = pytest.mark.usefixtures("fast_retries")  # camera retries within a fraction of a second
 
 
 @pytest.fixture

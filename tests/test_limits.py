@@ -6,14 +6,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
-import selectors
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -21,11 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mjpeg_proxy.config import LOOPBACK
 from mjpeg_proxy.config.loader import parse_config
-from tests.conftest import push_camera
-from tests.helpers import eventually
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-LOCALHOST = (ipaddress.ip_network("127.0.0.1/32"),)
+from tests.helpers import LOCALHOST, eventually, push_camera
+from tests.processes import http_get, proxy_process
 
 
 class Streams:
@@ -297,31 +289,6 @@ async def test_forwarded_for_is_ignored_from_an_untrusted_peer(start_proxy):
 
 # --- limits applied by run_app: a real process ---------------------------------------------
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via an http_proxy
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_serving(process: subprocess.Popen, timeout_s: float = 15.0) -> bytes:
-    """Wait for the log line run_app prints once it listens (no polling); return what was
-    read of stderr until then."""
-    output = b""
-    deadline = time.monotonic() + timeout_s
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stderr, selectors.EVENT_READ)
-        while b" serving " not in output:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"the server did not start in {timeout_s} s: {output.decode(errors='replace')}"
-            if selector.select(remaining):
-                chunk = os.read(process.stderr.fileno(), 65536)
-                assert chunk, f"the server exited ({process.wait()}): {output.decode(errors='replace')}"
-                output += chunk
-    return output
-
 
 def raw_exchange(port: int, request: bytes, timeout_s: float = 5.0) -> bytes:
     """Send ``request`` on a new connection; return the answer's first bytes."""
@@ -347,32 +314,20 @@ def closed_by_server_after(sock: socket.socket, timeout_s: float) -> tuple[float
 
 
 @pytest.fixture
-def limited_server(tmp_path):
-    """``python -m mjpeg_proxy`` with max_header_bytes = 1024 and request_timeout = 1."""
+async def limited_server(tmp_path) -> AsyncIterator[int]:
+    """``python -m mjpeg_proxy`` with max_header_bytes = 1024 and request_timeout = 1; its port."""
     config = tmp_path / "proxy.toml"
     config.write_text(
         '[server]\nmax_header_bytes = 1024\nrequest_timeout = 1\n\n[[cameras]]\nid = "demo"\nsource = "demo"\n',
         encoding="utf-8",
     )
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mjpeg_proxy", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        wait_until_serving(process)
-        yield port
-    finally:
-        process.kill()
-        process.communicate(timeout=10)
+    async with proxy_process(tmp_path, "--config", str(config), entry=("-m", "mjpeg_proxy")) as proxy:
+        yield proxy.port
 
 
 def test_max_header_bytes_and_request_timeout_in_a_real_process(limited_server):
     port = limited_server
-    with _OPENER.open(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-        assert response.status == 200
+    assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
 
     # A header field just under the limit passes; one over it is refused, as is a long request line.
     fits = raw_exchange(port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"a" * 900 + b"\r\n\r\n")
@@ -428,7 +383,6 @@ def test_max_header_bytes_and_request_timeout_in_a_real_process(limited_server):
         while time.monotonic() - start < 2.5:  # the demo camera sends 5 frames a second
             assert viewer.recv(65536), f"the stream ended after {time.monotonic() - start:.1f} s"
 
-    with _OPENER.open(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        counted = parse_refusals(response.read().decode())
+    counted = parse_refusals(http_get(f"http://127.0.0.1:{port}/metrics")[1].decode())
     assert counted["bad_request"] == bad_requests
     assert counted["client_limit"] == counted["camera_full"] == counted["server_full"] == 0

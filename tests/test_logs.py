@@ -9,17 +9,14 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import aiohttp
 import pytest
 
-from tests.conftest import push_camera
-from tests.helpers import eventually
-from tests.test_hard_viewers import RawViewer, big_frames, raw_viewers, run_camera
-from tests.test_limits import LOCALHOST, REPO_ROOT, free_port, wait_until_serving
+from tests.helpers import LOCALHOST, big_frames, eventually, push_camera, run_camera
+from tests.processes import proxy_process
+from tests.raw_viewers import RawViewer, raw_viewers
 
 FIRST_LINE = re.compile(r"refused GET /\S+ from (?P<address>\S+) \((?P<reason>\w+)\): .+")
 SUMMARY_LINE = re.compile(
@@ -146,25 +143,23 @@ async def test_a_flood_that_goes_on_is_summarised_once_per_interval_until_a_quie
         viewer.close()
 
 
-def test_json_log_times_are_rfc3339_in_utc(tmp_path):
+async def test_json_log_times_are_rfc3339_in_utc(tmp_path):
     config = tmp_path / "proxy.toml"
     config.write_text('[[cameras]]\nid = "demo"\nsource = "demo"\n', encoding="utf-8")
-    port = str(free_port())
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mjpeg_proxy", "--config", str(config), "--port", port, "--log-format", "json"],
-        cwd=REPO_ROOT,
+    async with proxy_process(
+        tmp_path,
+        "--config",
+        str(config),
+        "--log-format",
+        "json",
+        entry=("-m", "mjpeg_proxy"),
         # A local time zone far from UTC (POSIX TZ: UTC+05:45), so local time cannot pass for UTC.
         env={**os.environ, "TZ": "MJP-5:45"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        stderr = wait_until_serving(process)
-    finally:
-        process.terminate()
-        stderr += process.communicate(timeout=10)[1]
+    ) as proxy:
+        await proxy.stop()
+    stderr = proxy.stderr()
     now = datetime.datetime.now(datetime.UTC)
-    lines = stderr.decode().splitlines()
+    lines = stderr.splitlines()
     assert lines
     for line in lines:
         text = json.loads(line)["time"]

@@ -14,7 +14,7 @@ from mjpeg_proxy.camera import errors
 from mjpeg_proxy.camera.errors import error_kinds
 from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.web import limits
-from tests.conftest import push_camera
+from tests.helpers import push_camera
 from tests.scripted_run import BASIC_CREDENTIALS, PASSWORD, scripted_run
 
 REASONS = ("bad_request", "camera_full", "client_limit", "server_full")

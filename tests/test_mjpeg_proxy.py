@@ -19,18 +19,14 @@ from PIL import Image
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.mjpeg import MjpegConfig
-from tests.conftest import Proxy
 from tests.fake_mjpeg import GATE, HANG, FakeMjpegCamera, Pause, part
-from tests.helpers import DATA, MjpegViewer, eventually, real_frames
-from tests.test_end_to_end import need_binary
+from tests.helpers import DATA, MjpegViewer, Proxy, eventually, need_binary, real_frames
 
 PETS = real_frames()
 CAPTURES = DATA / "captures"
 
 
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    pass
+pytestmark = pytest.mark.usefixtures("fast_retries")  # camera retries within a fraction of a second
 
 
 @pytest.fixture

@@ -16,9 +16,8 @@ from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig, ServerConfig
 from mjpeg_proxy.sources.mjpeg import MjpegConfig
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
-from tests.conftest import Proxy
 from tests.fake_nvr import FakeNvr
-from tests.helpers import MjpegViewer, eventually, real_frames
+from tests.helpers import MjpegViewer, Proxy, eventually, real_frames
 
 PETS = real_frames()
 CAP = ServerConfig.max_upstream_requests_per_host

@@ -7,14 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import io
 import socket
 import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from PIL import Image, ImageChops
+from PIL import ImageChops
 
 from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.camera.timing import CameraTiming, Clock
@@ -22,18 +21,15 @@ from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.pictures.drawing import render_placeholder
 from mjpeg_proxy.sources.mjpeg import MjpegConfig
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
-from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
 from tests.fake_mjpeg import GATE, HANG, FakeMjpegCamera, part
-from tests.helpers import MjpegViewer, ReadPart, StrictMjpegReader, boundary_of, eventually, real_frames
+from tests.helpers import MjpegViewer, Proxy, ReadPart, StrictMjpegReader, boundary_of, decoded, eventually, real_frames
 
 PETS = real_frames()
 RUNWAY = real_frames("axis-runway-webcam-640x480")
 
 
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    pass
+pytestmark = pytest.mark.usefixtures("fast_retries")  # camera retries within a fraction of a second
 
 
 @pytest.fixture
@@ -56,14 +52,6 @@ def refused_url():
 async def serve(aiohttp_server, fake: FakeMjpegCamera) -> str:
     server = await aiohttp_server(fake.app())
     return str(server.make_url("/video.mjpg"))
-
-
-def decoded(jpeg: bytes) -> Image.Image:
-    """The picture in ``jpeg``, decoded whole (fails on anything that is not a valid JPEG)."""
-    with Image.open(io.BytesIO(jpeg)) as image:
-        assert image.format == "JPEG"
-        image.load()
-        return image.convert("RGB")
 
 
 async def snapshot(proxy: Proxy, camera_id: str = "cam") -> tuple[int, dict[str, str], bytes]:

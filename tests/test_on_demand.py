@@ -15,10 +15,9 @@ from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.mjpeg import MjpegConfig
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
-from tests.conftest import Proxy
 from tests.fake_camera import FakeSnapshotCamera
 from tests.fake_mjpeg import HANG, FakeMjpegCamera, Pause, part
-from tests.helpers import MjpegViewer, eventually, is_subsequence, real_frames
+from tests.helpers import MjpegViewer, Proxy, eventually, is_subsequence, real_frames
 
 PETS = real_frames()
 RUNWAY = real_frames("axis-runway-webcam-640x480")

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import re
 import signal
-import socket
-import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,85 +24,7 @@ from aiohttp import web
 from tests.fake_camera import FakeSnapshotCamera
 from tests.fake_een import FakeEen
 from tests.helpers import boundary_of, real_frames
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-STOP_LIMIT_S = 5.0
-"""README: a clean stop "takes well under a second"; five is the most a test accepts."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class ProxyProcess:
-    process: asyncio.subprocess.Process
-    base: str
-    stdout_path: Path
-    stderr_path: Path
-
-    def stdout(self) -> str:
-        return self.stdout_path.read_text(encoding="utf-8", errors="replace")
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
-
-    async def stop(self, signum: int = signal.SIGTERM) -> float:
-        """Send ``signum``; return the seconds until the process exited (at most STOP_LIMIT_S)."""
-        sent = time.monotonic()
-        self.process.send_signal(signum)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(STOP_LIMIT_S):
-                await self.process.wait()
-        took = time.monotonic() - sent
-        assert self.process.returncode is not None, (
-            f"the server did not exit within {STOP_LIMIT_S} s of {signal.Signals(signum).name}"
-        )
-        return took
-
-
-@contextlib.asynccontextmanager
-async def proxy_process(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> AsyncIterator[ProxyProcess]:
-    """``python run.py --host 127.0.0.1 --port P *args``, answering /healthz; killed at the end if still running."""
-    port = free_port()
-    stdout_path, stderr_path = tmp_path / f"stdout-{port}.log", tmp_path / f"stderr-{port}.log"
-    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "run.py",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            *args,
-            cwd=REPO_ROOT,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            env=env,
-        )
-    proxy = ProxyProcess(process, f"http://127.0.0.1:{port}", stdout_path, stderr_path)
-    try:
-        async with aiohttp.ClientSession() as session:
-            deadline = time.monotonic() + 15
-            while True:  # short retries, 15 s at most
-                assert process.returncode is None, f"the server exited early:\n{proxy.stderr()}"
-                try:
-                    async with session.get(f"{proxy.base}/healthz", timeout=aiohttp.ClientTimeout(total=1)) as r:
-                        if r.status == 200:
-                            break
-                except (aiohttp.ClientError, TimeoutError):
-                    pass
-                assert time.monotonic() < deadline, f"no answer on /healthz within 15 s:\n{proxy.stderr()}"
-                await asyncio.sleep(0.05)
-        yield proxy
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
+from tests.processes import STOP_LIMIT_S, free_port, proxy_process
 
 # --- clean stops with viewers ------------------------------------------------------------
 
@@ -194,7 +112,7 @@ async def test_stop_signal_with_open_viewers_ends_every_stream_with_the_close_de
     if event_loop == "uvloop":
         pytest.importorskip("uvloop")
     async with proxy_process(tmp_path, "--event-loop", event_loop) as proxy:
-        port = int(proxy.base.rsplit(":", 1)[1])
+        port = proxy.port
         # A few HTTP/1.0 players (old tools), the rest HTTP/1.1 like curl and ffmpeg.
         players = [RawViewer(port, http10=index % 4 == 3) for index in range(viewers)]
         tasks = [asyncio.create_task(player.run()) for player in players]

@@ -9,8 +9,7 @@ import pytest
 
 from mjpeg_proxy.camera.timing import CameraTiming
 from tests.client_headers import BROWSER_PAGE
-from tests.conftest import push_camera
-from tests.helpers import eventually, real_frames
+from tests.helpers import eventually, push_camera, real_frames
 from tests.prefix_proxy import resolve
 
 FRAMES = real_frames()

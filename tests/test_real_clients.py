@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -17,31 +16,13 @@ import pytest
 from yarl import URL
 
 from mjpeg_proxy.camera.state import CameraState
-from mjpeg_proxy.config import CameraConfig
-from mjpeg_proxy.sources.demo import DemoConfig
 from mjpeg_proxy.web.pages import ERROR_PICTURE_SIZE
-from tests.conftest import Proxy, push_camera
-from tests.down_cameras import down_cameras_fixture  # noqa: F401 (the down_cameras fixture)
-from tests.helpers import eventually, real_frames
+from tests.helpers import LAN_HOST, Proxy, demo_camera, eventually, need_binary, push_camera, real_frames
 from tests.prefix_proxy import PREFIX, PrefixProxy
-from tests.test_end_to_end import need_binary
+from tests.processes import REPO_ROOT
 
 FRAMES = real_frames()
-LAN_HOST = "lan-camera.test"
-OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # CI runs as root
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    # Without these, Chromium keeps calling Google's hosts, which this network refuses.
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    # A LAN name for 127.0.0.1: pages there are plain http on a host that is not potentially
-    # trustworthy, so Chromium sends them no Sec-Fetch-* headers, as on a real LAN.
-    f"--host-resolver-rules=MAP {LAN_HOST} 127.0.0.1",
-]
+OUTPUT = REPO_ROOT / "test-output"
 # The pixels of the first <img> as a short hash, read through a canvas.
 IMAGE_HASH_JS = """() => {
   const img = document.querySelector("img");
@@ -55,27 +36,6 @@ IMAGE_HASH_JS = """() => {
   for (let i = 0; i < data.length; i += 97) hash = (hash * 31 + data[i]) | 0;
   return hash;
 }"""
-
-
-def demo_camera(camera_id: str, fps: float = 2.0) -> CameraConfig:
-    return CameraConfig(id=camera_id, source=DemoConfig(width=320, height=180), name=f"Demo {camera_id}", fps=fps)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    executable = need_binary("chromium")
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("playwright is not installed; it is in the 'test' extra")
-        pytest.skip("playwright is not installed")
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 ORIGINS = ["localhost", "plain-http-lan"]

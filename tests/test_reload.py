@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -17,10 +16,9 @@ from mjpeg_proxy.config import CameraConfig, Config, ServerConfig
 from mjpeg_proxy.sources.demo import DemoConfig
 from mjpeg_proxy.sources.een_config import EenCameraConfig, EenConfig
 from mjpeg_proxy.web.app import apply_config
-from tests.conftest import push_camera
 from tests.fake_een import FakeEen
-from tests.helpers import MjpegViewer, eventually, real_frames
-from tests.test_operations import REPO_ROOT, free_port, proxy_process
+from tests.helpers import MjpegViewer, eventually, push_camera, real_frames
+from tests.processes import proxy_process
 
 PETS = real_frames()
 FRONT = "1006073b"
@@ -185,25 +183,8 @@ async def test_a_changed_camera_shows_no_picture_of_its_old_source(start_proxy):
 
 @pytest.mark.parametrize("after_s", [0.07, 0.25])
 async def test_a_sighup_while_the_proxy_starts_does_not_kill_it(tmp_path: Path, after_s: float):
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "run.py", "--port", str(port), cwd=REPO_ROOT, stderr=asyncio.subprocess.DEVNULL
-    )
-    try:
+    async with proxy_process(tmp_path, serving=False) as proxy:
         await asyncio.sleep(after_s)  # into the start-up (imports take a tenth of a second or more)
-        process.send_signal(signal.SIGHUP)
-        async with aiohttp.ClientSession() as session, asyncio.timeout(15):
-            while True:
-                assert process.returncode is None, "the SIGHUP killed the proxy"
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 5) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        proxy.process.send_signal(signal.SIGHUP)
+        await proxy.until_serving()  # fails if the SIGHUP killed the proxy
+        assert await proxy.stop() < 5 and proxy.process.returncode == 0

@@ -19,10 +19,9 @@ from mjpeg_proxy.sources.een_config import EenCameraConfig, EenConfig
 from mjpeg_proxy.sources.mjpeg import MjpegConfig
 from mjpeg_proxy.sources.retry_after import MAX_RETRY_AFTER_S, retry_after_s
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
-from tests.conftest import Proxy
 from tests.fake_een import FakeEen
 from tests.fake_mjpeg import part
-from tests.helpers import MjpegViewer, eventually, real_frames
+from tests.helpers import MjpegViewer, Proxy, eventually, real_frames
 
 PETS = real_frames()
 FRONT = "1006073b"

@@ -9,8 +9,7 @@ import time
 
 import aiohttp
 
-from tests.conftest import push_camera
-from tests.helpers import eventually
+from tests.helpers import eventually, push_camera
 from tests.scripted_run import BASIC_CREDENTIALS, FRAMES, PASSWORD, scripted_run
 
 KEYS = {

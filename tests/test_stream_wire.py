@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from tests.conftest import push_camera
-from tests.helpers import StrictMjpegReader, boundary_of, real_frames
+from tests.helpers import StrictMjpegReader, boundary_of, push_camera, real_frames
 
 FRAMES = real_frames()
 

@@ -8,7 +8,6 @@ has; letters drawn with their glyphs look unlike it and unlike each other."""
 
 from __future__ import annotations
 
-import io
 import itertools
 import logging
 import os
@@ -29,7 +28,7 @@ from mjpeg_proxy.sources.demo import DemoConfig, DemoSource
 from mjpeg_proxy.sources.mjpeg import MjpegConfig
 from mjpeg_proxy.web.app import create_app
 from tests.fake_mjpeg import FakeMjpegCamera
-from tests.helpers import MjpegViewer
+from tests.helpers import MjpegViewer, decoded
 
 MISSING = "\U0010fffd"
 """A private-use code point: no font has a glyph for it, so it is drawn as the missing-glyph box."""
@@ -39,12 +38,6 @@ NAMES = ["Köln Hbf", "Αθήνα", "Москва", "Café Müller – Garage"]
 CJK_NAMES = ["東京駅", "서울", "大阪"]
 
 Render = Callable[[str], Image.Image]
-
-
-def decoded(jpeg: bytes) -> Image.Image:
-    with Image.open(io.BytesIO(jpeg)) as image:
-        assert image.format == "JPEG"
-        return image.convert("RGB")
 
 
 def offline_picture(fonts: TextFonts | None = None, size: tuple[int, int] = SIZE) -> Render:

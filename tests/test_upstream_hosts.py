@@ -11,7 +11,7 @@ import pytest
 from mjpeg_proxy.config import ServerConfig
 from mjpeg_proxy.config.loader import load_config
 from mjpeg_proxy.sources.upstream_hosts import RAISE_AFTER_SUCCESSES, START_GAP_S, Places, UpstreamHosts
-from tests.test_config import DEMO, assert_names, load_error, write
+from tests.helpers import DEMO, assert_names, load_error, write
 
 # --- hosts ---------------------------------------------------------------------------------
 

@@ -7,8 +7,7 @@ import socket
 
 import aiohttp
 
-from tests.conftest import push_camera
-from tests.helpers import StrictMjpegReader, boundary_of, eventually, real_frames
+from tests.helpers import StrictMjpegReader, boundary_of, eventually, push_camera, real_frames
 
 FRAMES = real_frames()
 
