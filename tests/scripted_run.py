@@ -67,7 +67,7 @@ class _CountingStream:
         return data
 
 
-class RawViewer:
+class PartCounter:
     """One stream viewer on a plain socket, with HTTP/1.0 so the body is the bare multipart
     bytes; counts the parts and the bytes it receives. ``browser=True`` asks as an
     ``<img>`` does (``Sec-Fetch-Dest: image``), which gets the browser framing."""
@@ -78,7 +78,7 @@ class RawViewer:
         self.browser = browser
         self.parts = 0
 
-    async def __aenter__(self) -> RawViewer:
+    async def __aenter__(self) -> PartCounter:
         reader, self._writer = await asyncio.open_connection(
             self.proxy.server.host, self.proxy.server.port, limit=1 << 20
         )
@@ -130,7 +130,7 @@ class RawViewer:
 class Run:
     proxy: Proxy
     upstream: FailingUpstream
-    viewers: tuple[RawViewer, RawViewer]
+    viewers: tuple[PartCounter, PartCounter]
     last_frame_pushed_at: float
     """time.monotonic() just before the last frame was pushed."""
     started_at: float
@@ -167,7 +167,7 @@ async def scripted_run(start_proxy, aiohttp_server, **server_options) -> AsyncIt
         **server_options,
     )
     hub = proxy.camera("cam").hub
-    async with RawViewer(proxy, "cam") as player, RawViewer(proxy, "cam", browser=True) as browser:
+    async with PartCounter(proxy, "cam") as player, PartCounter(proxy, "cam", browser=True) as browser:
         await eventually(lambda: hub.viewers == 2, 5)
         pushed_at = 0.0
         for jpeg in FRAMES:

@@ -30,7 +30,7 @@ from tests.processes import STOP_LIMIT_S, free_port, proxy_process
 
 
 @dataclass
-class RawViewer:
+class ReadToEnd:
     """A player on a raw socket: sends its request, then reads the whole answer to EOF."""
 
     port: int
@@ -114,7 +114,7 @@ async def test_stop_signal_with_open_viewers_ends_every_stream_with_the_close_de
     async with proxy_process(tmp_path, "--event-loop", event_loop) as proxy:
         port = proxy.port
         # A few HTTP/1.0 players (old tools), the rest HTTP/1.1 like curl and ffmpeg.
-        players = [RawViewer(port, http10=index % 4 == 3) for index in range(viewers)]
+        players = [ReadToEnd(port, http10=index % 4 == 3) for index in range(viewers)]
         tasks = [asyncio.create_task(player.run()) for player in players]
         try:
             async with asyncio.timeout(15):
