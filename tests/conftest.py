@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpServer
 
+from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig, Config, ServerConfig
 from mjpeg_proxy.sources import build_source
-from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from mjpeg_proxy.sources.upstreams import Upstreams
 from mjpeg_proxy.web.app import create_app

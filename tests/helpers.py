@@ -29,10 +29,10 @@ from yarl import URL
 
 from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig, ConfigError, SourceConfig
 from mjpeg_proxy.config.loader import load_config
-from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.demo import DemoConfig
 from mjpeg_proxy.web.appkeys import CAMERAS
 

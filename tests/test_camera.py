@@ -16,9 +16,9 @@ from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera.errors import AuthError, BadFrame, ForbiddenError, NotFoundError, UpstreamUnavailable
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.hub import FrameHub
+from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.camera.timing import CameraTiming, Clock
 from mjpeg_proxy.config import CameraConfig
-from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.demo import DemoConfig
 
 FRAMES_DIR = Path(__file__).parent / "data" / "frames" / "opencv-vtest-pets2009"

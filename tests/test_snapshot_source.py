@@ -19,7 +19,7 @@ from mjpeg_proxy.camera.errors import (
     NotFoundError,
     UpstreamUnavailable,
 )
-from mjpeg_proxy.sources.base import Pacer
+from mjpeg_proxy.sources.pacer import Pacer
 from mjpeg_proxy.sources.snapshot import SnapshotConfig, SnapshotSource
 from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
 

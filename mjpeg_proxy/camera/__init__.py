@@ -5,5 +5,5 @@ Frames come in from the camera's source (``sources/``); ``frame.Frame`` is one p
 (``web/streaming``); ``camera.Camera`` feeds the hub from the camera's source, on demand
 (``demand``), through ``fetch.FetchLoop`` (stalls, retries), with its ``state``, its
 ``offline`` picture and its ``stats``, timed by ``timing.CameraTiming``;
-``camera_set.CameraSet`` runs every configured camera.
+``source.Source`` is what a feed reads frames from (``sources/`` implements it).
 """

@@ -32,12 +32,12 @@ from mjpeg_proxy.camera.fetch import FetchLoop
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.hub import FrameHub, Subscriber
 from mjpeg_proxy.camera.offline import OfflinePicture
+from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.camera.state import CameraState, StateTracker
 from mjpeg_proxy.camera.stats import CameraStats, InputRate
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.pictures.fonts import TextFonts
-from mjpeg_proxy.sources.base import Source
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from typing import Protocol
 from mjpeg_proxy.camera.errors import SourceError, Stalled, UpstreamUnavailable
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.offline import OfflinePicture
+from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.camera.state import CameraState, StateTracker
 from mjpeg_proxy.camera.stats import CameraStats
-from mjpeg_proxy.sources.base import Source
 
 log = logging.getLogger(__name__)
 

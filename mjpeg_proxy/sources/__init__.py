@@ -1,12 +1,13 @@
-"""Sources: one module per upstream protocol, each yielding frames for one camera.
+"""Sources: where a camera's frames enter, one module per upstream protocol.
 
 Importing this package registers every source kind (``registry``), in the order the
-configuration's messages list them; a new source is one module and one line here.
+configuration's messages list them; a new source is one module and one name on the first
+import line here.
 """
 
-from mjpeg_proxy.sources import demo, snapshot, mjpeg, een  # noqa: I001 - the kinds' order
-from mjpeg_proxy.sources.base import Source
+# Imported for their registration, in the order of the kinds: not sorted, not used here.
+from mjpeg_proxy.sources import demo, snapshot, mjpeg, een  # noqa: F401, I001
 from mjpeg_proxy.sources.registry import KINDS, TABLES, SourceKind, build_source
 from mjpeg_proxy.sources.upstreams import Upstreams
 
-__all__ = ["KINDS", "TABLES", "Source", "SourceKind", "Upstreams", "build_source", "demo", "een", "mjpeg", "snapshot"]
+__all__ = ["KINDS", "TABLES", "SourceKind", "Upstreams", "build_source"]

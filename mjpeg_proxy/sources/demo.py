@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from PIL import Image, ImageDraw
 
 from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.config.camera import CameraConfig, CameraTable, SourceConfig
 from mjpeg_proxy.config.checks import integer_in, read_fields
 from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts
-from mjpeg_proxy.sources.base import Pacer, Source
+from mjpeg_proxy.sources.pacer import Pacer
 from mjpeg_proxy.sources.registry import SourceKind, register
 from mjpeg_proxy.sources.upstreams import Upstreams
 

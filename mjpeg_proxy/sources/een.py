@@ -10,8 +10,8 @@ import aiohttp
 
 from mjpeg_proxy.camera.errors import BadFrame, NotFoundError
 from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.config.camera import CameraConfig
-from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.een_config import EEN_CAMERA_KEYS, EenCameraConfig, parse_een
 from mjpeg_proxy.sources.een_session import EenSession
 from mjpeg_proxy.sources.http_answers import status_error

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 
 from mjpeg_proxy.camera.errors import UpstreamUnavailable
-from mjpeg_proxy.sources.base import Source
+from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.sources.http_answers import client_errors, raise_for_status
 from mjpeg_proxy.sources.http_config import HttpCameraConfig
 from mjpeg_proxy.sources.lenient_http import LenientFallback, LenientResponse

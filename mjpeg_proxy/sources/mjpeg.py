@@ -10,8 +10,8 @@ import aiohttp
 
 from mjpeg_proxy.camera.errors import UpstreamUnavailable
 from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.config.camera import CameraConfig
-from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.http_client import HttpCameraSource
 from mjpeg_proxy.sources.http_config import HTTP_CAMERA_KEYS, HttpCameraConfig
 from mjpeg_proxy.sources.registry import SourceKind, register

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.config.camera import CameraConfig, CameraTable, SourceConfig
-from mjpeg_proxy.sources.base import Source
 from mjpeg_proxy.sources.upstreams import Upstreams
 
 S = TypeVar("S", bound=SourceConfig)

@@ -9,11 +9,12 @@ import aiohttp
 
 from mjpeg_proxy.camera.errors import BadFrame
 from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.config.camera import CameraConfig
-from mjpeg_proxy.sources.base import Pacer, Source
 from mjpeg_proxy.sources.http_answers import read_capped
 from mjpeg_proxy.sources.http_client import HttpCameraSource
 from mjpeg_proxy.sources.http_config import HTTP_CAMERA_KEYS, HttpCameraConfig
+from mjpeg_proxy.sources.pacer import Pacer
 from mjpeg_proxy.sources.registry import SourceKind, register
 from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
 from mjpeg_proxy.sources.upstreams import Upstreams

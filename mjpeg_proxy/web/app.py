@@ -12,8 +12,8 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from mjpeg_proxy.camera.camera_set import CameraSet, SourceFactory
 from mjpeg_proxy.camera.timing import CameraTiming
+from mjpeg_proxy.camera_set import CameraSet, SourceFactory
 from mjpeg_proxy.config import Config, LiveConfig
 from mjpeg_proxy.logs import SUMMARY_INTERVAL_S, SummarisedLog
 from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts

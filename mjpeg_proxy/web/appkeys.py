@@ -7,7 +7,7 @@ import collections
 from aiohttp import web
 
 from mjpeg_proxy.camera.camera import Camera
-from mjpeg_proxy.camera.camera_set import CameraSet
+from mjpeg_proxy.camera_set import CameraSet
 from mjpeg_proxy.config import LiveConfig
 from mjpeg_proxy.logs import SummarisedLog
 from mjpeg_proxy.web.framings import Framings

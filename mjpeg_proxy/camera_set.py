@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.hub import FrameHub
+from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig, Config
 from mjpeg_proxy.pictures.fonts import TextFonts
-from mjpeg_proxy.sources import Source, Upstreams
+from mjpeg_proxy.sources import Upstreams
 
 log = logging.getLogger(__name__)
 
