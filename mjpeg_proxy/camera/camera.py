@@ -56,8 +56,9 @@ class Camera:
 
     In an error state (``CameraState.is_error``) viewers get the offline picture
     (``offline``): at once after a refusal or before any frame, else once the last frame
-    is ``stall_timeout_s`` old. The next frame replaces it. Retries and their backoff:
-    ``StateTracker``; stalls: ``FetchLoop``. ``timing`` holds the delays and the clock
+    is ``stall_timeout_s`` old. The next frame replaces it. The state, retries and their
+    backoff: ``tracker`` (a ``StateTracker``); stalls: ``feed`` (a ``FetchLoop`` unless
+    ``make_feed`` says otherwise). ``timing`` holds the delays and the clock
     (default: ``CameraTiming()``); ``fonts`` draw the offline picture's text (default:
     ``fonts.shared_fonts()``).
     """
