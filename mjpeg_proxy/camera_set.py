@@ -125,8 +125,8 @@ class CameraSet:
         return self._source_factory(camera, self._upstreams)
 
     async def _stop(self, camera: Camera) -> None:
-        """Cancel the camera's fetch task, wait for it, and close its source."""
+        """Cancel the camera's task, wait for it, and close its feed."""
         task = self._tasks.pop(camera.id)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await camera.source.close()
+        await camera.feed.close()

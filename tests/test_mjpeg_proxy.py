@@ -134,7 +134,7 @@ async def test_part_announcing_2_gb_is_refused_and_the_stream_goes_on(start_mjpe
     fake = FakeMjpegCamera(lambda n: [GATE, part(PETS[0]), huge, *junk, b"\r\n", part(PETS[2]), HANG])
     proxy = await start_mjpeg(fake, max_frame_bytes=1024 * 1024)
     assert await relayed(proxy, fake, 2) == [PETS[0], PETS[2]]
-    assert proxy.camera("cam").source.stats.dropped == 1
+    assert proxy.camera("cam").feed.source.stats.dropped == 1
 
 
 @pytest.mark.parametrize(
@@ -239,7 +239,7 @@ async def test_real_axis_captures_replayed_arrive_byte_exact(start_mjpeg, name, 
             part_ = await hub.next_part(received[-1][0] if received else 0)
             received.append((part_.frame.seq, part_.frame.jpeg))
     assert [jpeg for _, jpeg in received] == jpegs
-    stats = proxy.camera("cam").source.stats
+    stats = proxy.camera("cam").feed.source.stats
     assert (stats.frames, stats.resyncs) == (len(jpegs), 0)
 
 

@@ -2,7 +2,7 @@
 
 A camera's frames enter through its feed and leave through its hub::
 
-    feed (FetchLoop: source -> watchdog -> backoff) -> Camera.received -> FrameHub -> viewers
+    feed (FetchLoop: source -> watchdog -> backoff) -> Camera.received -> Camera.publish -> FrameHub -> viewers
 
 The parts, one job each: ``demand.Demand`` (whether to fetch: viewers, linger, always on),
 ``fetch.FetchLoop`` (the source's frames, stalls and retries), ``state.StateTracker``
@@ -10,14 +10,18 @@ The parts, one job each: ``demand.Demand`` (whether to fetch: viewers, linger, a
 state), ``stats`` (counters viewers update too, the input rate), all timed by one
 ``timing.CameraTiming``.
 
-The seam for frames from elsewhere (cluster mode, where a follower replica gets a
-camera's frames from another replica): the feed is the only part that knows where frames
-come from. It calls ``opened()`` and ``received(frame)`` (the ``fetch.FrameSink``) and
-reports failures to ``states``; everything downstream (hub, viewers, offline picture,
-counters, demand) is the same whatever the feed. ``Camera.run`` runs ``feed.run()`` while
-the camera is wanted; another feed is another object with that ``run``, chosen where
-``_new_feed`` makes the ``FetchLoop`` today. An owner replica keeps the ``FetchLoop`` and
-also hands each frame on, from ``received``.
+The seams for cluster mode (a follower replica gets a camera's frames from the replica
+that fetches it), each one spot:
+
+- Where frames come from: the ``feed.Feed``, made in ``Camera.make_feed`` (a
+  ``FetchLoop`` today). A feed calls ``opened()`` and ``received(frame)`` (the
+  ``feed.FrameSink``); ``received`` makes the camera live. Everything downstream (hub,
+  viewers, offline picture, counters, demand) is the same whatever the feed.
+- Where pictures go: ``Camera.publish`` is the one way anything reaches the hub, camera
+  frames and offline pictures (``Frame.placeholder``) alike, so an owner replica hands
+  every picture on from there.
+- Who wants the camera: ``Camera.interest`` (this process's viewers today), which
+  ``Demand`` asks; cluster mode adds the other replicas' interest there.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import logging
 from collections.abc import Iterator
 
 from mjpeg_proxy.camera.demand import Demand
+from mjpeg_proxy.camera.feed import Feed
 from mjpeg_proxy.camera.fetch import FetchLoop
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.hub import FrameHub, Subscriber
@@ -51,8 +56,9 @@ class Camera:
 
     In an error state (``CameraState.is_error``) viewers get the offline picture
     (``offline``): at once after a refusal or before any frame, else once the last frame
-    is ``stall_timeout_s`` old. The next frame replaces it. Retries and their backoff:
-    ``StateTracker``; stalls: ``FetchLoop``. ``timing`` holds the delays and the clock
+    is ``stall_timeout_s`` old. The next frame replaces it. The state, retries and their
+    backoff: ``tracker`` (a ``StateTracker``); stalls: ``feed`` (a ``FetchLoop`` unless
+    ``make_feed`` says otherwise). ``timing`` holds the delays and the clock
     (default: ``CameraTiming()``); ``fonts`` draw the offline picture's text (default:
     ``fonts.shared_fonts()``).
     """
@@ -72,15 +78,26 @@ class Camera:
         self.stats = CameraStats()
         self.last_frame: Frame | None = None
         """The latest frame from the upstream (never an offline picture)."""
-        self.states = StateTracker(config.id, self._timing)
-        self.offline = OfflinePicture(config, hub, self.states, lambda: self.last_frame, self._timing, fonts)
-        self.demand = Demand(lambda: self.hub.viewers, always_on=config.always_on)
+        self.tracker = StateTracker(config.id, self._timing)
+        self.offline = OfflinePicture(
+            config, hub, self.tracker, self.publish, lambda: self.last_frame, self._timing, fonts
+        )
+        self.demand = Demand(self.interest, always_on=config.always_on)
         self._rate = InputRate(self._timing.input_fps_window_s, self._timing.clock.monotonic)
-        self.feed = self._new_feed(source)
+        self.feed = self.make_feed(source)
 
-    def _new_feed(self, source: Source) -> FetchLoop:
-        stall_timeout_s = self._timing.stall_timeout_for(self.config)
-        return FetchLoop(source, self, self.states, self.offline, self.stats, stall_timeout_s)
+    def make_feed(self, source: Source) -> Feed:
+        """The feed of this camera's frames: its own ``source``, fetched (the seam for frames from elsewhere)."""
+        timing = self._timing
+        return FetchLoop(
+            source,
+            self,
+            self.tracker,
+            self.offline,
+            self.stats,
+            stall_timeout_s=timing.stall_timeout_for(self.config),
+            clock=timing.clock,
+        )
 
     def reconfigure(self, config: CameraConfig, source: Source) -> None:
         """Take a changed configuration and its new ``source`` (a reload), while the feed is stopped.
@@ -91,9 +108,9 @@ class Camera:
         self.config = config
         self.demand.always_on = config.always_on
         self.last_frame = None
-        self.states.reset()
+        self.tracker.reset()
         self.offline.reconfigure(config)
-        self.feed = self._new_feed(source)
+        self.feed = self.make_feed(source)
 
     @property
     def id(self) -> str:
@@ -101,24 +118,19 @@ class Camera:
         return self.config.id
 
     @property
-    def source(self) -> Source:
-        """Where the camera's frames come from."""
-        return self.feed.source
-
-    @property
     def state(self) -> CameraState:
         """The camera's state now."""
-        return self.states.state
+        return self.tracker.state
 
     @property
     def state_since(self) -> float:
         """When the state last changed, in seconds since the epoch."""
-        return self.states.since
+        return self.tracker.since
 
     @property
     def error_since(self) -> float:
         """When the latest error state began, in seconds since the epoch (kept across idle periods)."""
-        return self.states.error_since
+        return self.tracker.error_since
 
     @property
     def input_fps(self) -> float:
@@ -133,8 +145,8 @@ class Camera:
 
     @property
     def upstream_requests(self) -> int:
-        """Requests made to the upstream so far (see ``Source.upstream_requests``)."""
-        return self.source.upstream_requests
+        """Requests made to the upstream so far (``Feed.upstream_requests``)."""
+        return self.feed.upstream_requests
 
     @property
     def snapshot_wait_s(self) -> float:
@@ -155,23 +167,41 @@ class Camera:
         """Someone asked for a snapshot: fetch for ``linger_seconds``, and at least ``snapshot_wait_s``, from now."""
         self.demand.hold(max(self.config.linger_seconds, self.snapshot_wait_s))
 
+    def interest(self) -> int:
+        """How many want the camera's frames now (``Demand`` fetches while above zero): its viewers here.
+
+        Cluster mode adds the other replicas' viewers here, and calls ``demand.changed()``
+        when they change.
+        """
+        return self.hub.viewers
+
     def opened(self) -> None:
         """The feed opened the upstream: the input rate counts from now (``FrameSink``)."""
         self._rate.opened()
 
     def received(self, frame: Frame) -> None:
-        """Publish a frame from the upstream to the viewers and count it (``FrameSink``)."""
-        self.hub.publish(frame)
+        """Take a frame from the upstream (``FrameSink``): the camera is live; publish the frame and count it."""
+        if self.tracker.state is not CameraState.LIVE:
+            self.tracker.recovered()
+        self.publish(frame)
         self.last_frame = frame
         self.stats.frames_received += 1
         self.stats.frames_trimmed += frame.trimmed
         self._rate.arrived(frame.received_monotonic)
 
+    def publish(self, frame: Frame) -> None:
+        """Hand ``frame`` to the viewers: the one way anything reaches the hub.
+
+        Camera frames (from ``received``) and offline pictures (``Frame.placeholder``,
+        from ``offline``) alike.
+        """
+        self.hub.publish(frame)
+
     async def run(self) -> None:
         """Run the feed while wanted, for ever; ends only when cancelled."""
         while True:
             await self.demand.wait(True)
-            wait = self.states.wake()
+            wait = self.tracker.wake()
             if wait:
                 log.info("camera %s: wanted (%d watching); next attempt in %.1f s", self.id, self.hub.viewers, wait)
             else:
@@ -187,5 +217,5 @@ class Camera:
                 # Also when cancelled (a reload stops the camera): a viewer arriving later
                 # must not see a picture from now, nor a status page "live".
                 self.hub.forget()
-                self.states.set(CameraState.IDLE)
+                self.tracker.set(CameraState.IDLE)
             log.info("camera %s: idle (no viewer for %g s); upstream closed", self.id, self.config.linger_seconds)

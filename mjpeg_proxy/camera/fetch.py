@@ -1,34 +1,26 @@
 """The fetch loop: a camera's own source, through a stall watchdog and backoff, to its sink.
 
-``FetchLoop`` is how a camera gets its frames today. It opens the source, hands each frame
-to the ``FrameSink`` (the Camera: hub, counters, input rate), turns each failure into a
-state and a pause (``StateTracker``, ``OfflinePicture.pause``), and opens the source again.
+``FetchLoop`` is how a camera gets its frames today (a ``feed.Feed``). It opens the
+source, hands each frame to the ``feed.FrameSink`` (the Camera: state, hub, counters,
+input rate), turns each failure into a state and a pause (``StateTracker``), shows the
+offline picture when due during that pause (``OfflinePicture.show``), and opens the
+source again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
 
 from mjpeg_proxy.camera.errors import SourceError, Stalled, UpstreamUnavailable
-from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.camera.feed import FrameSink
 from mjpeg_proxy.camera.offline import OfflinePicture
 from mjpeg_proxy.camera.source import Source
-from mjpeg_proxy.camera.state import CameraState, StateTracker
+from mjpeg_proxy.camera.state import StateTracker
 from mjpeg_proxy.camera.stats import CameraStats
+from mjpeg_proxy.camera.timing import Clock
 
 log = logging.getLogger(__name__)
-
-
-class FrameSink(Protocol):
-    """Where a camera's frames go, whatever brings them: the Camera."""
-
-    def opened(self) -> None:
-        """Frames start anew (the upstream was opened): rates count from now."""
-
-    def received(self, frame: Frame) -> None:
-        """Take one frame from the upstream: publish it, count it."""
 
 
 class FetchLoop:
@@ -39,31 +31,44 @@ class FetchLoop:
     turn at its upstream (``Source.on_held_back``). A source's iterator is always closed
     before the next is opened. An exception other than ``SourceError`` (a bug in a
     source) is logged and counted as ``UpstreamUnavailable``: it never ends the loop.
-    Each error is counted in ``stats`` by its ``kind``.
+    Each error is counted in ``stats`` by its ``kind``; the pauses between attempts are
+    slept on ``clock``.
     """
 
     def __init__(
         self,
         source: Source,
         sink: FrameSink,
-        states: StateTracker,
+        tracker: StateTracker,
         offline: OfflinePicture,
         stats: CameraStats,
+        *,
         stall_timeout_s: float,
+        clock: Clock,
     ) -> None:
         self.source = source
         self.stall_timeout_s = stall_timeout_s
         self._sink = sink
         self._stats = stats
-        self._states = states
+        self._tracker = tracker
         self._offline = offline
+        self._clock = clock
         self._watchdog: asyncio.Timeout | None = None  # the stall watchdog of the frame awaited
+
+    @property
+    def upstream_requests(self) -> int:
+        """Requests made to the upstream so far (``Source.upstream_requests``)."""
+        return self.source.upstream_requests
+
+    async def close(self) -> None:
+        """Close the source (``Source.close``)."""
+        await self.source.close()
 
     async def run(self) -> None:
         """Fetch for ever, first waiting out a retry still due from before; ends only when cancelled."""
-        wait = self._states.retry_wait_s()
+        wait = self._tracker.retry_wait_s()
         if wait:
-            await self._offline.pause(wait, self.stall_timeout_s)
+            await self._pause(wait)
         while True:
             try:
                 await self._pump()
@@ -71,14 +76,28 @@ class FetchLoop:
             except SourceError as error:
                 delay = self._failed(error)
             except Exception as error:  # a bug in a source must not end the camera
-                log.exception("camera %s: unexpected error in source", self._states.name)
+                log.exception("camera %s: unexpected error in source", self._tracker.name)
                 delay = self._failed(UpstreamUnavailable(f"internal error: {type(error).__name__}"))
-            await self._offline.pause(delay, self.stall_timeout_s)
+            await self._pause(delay)
 
     def _failed(self, error: SourceError) -> float:
         self._stats.errors[error.kind] += 1
         self._stats.last_error = str(error)
-        return self._states.failed(error)
+        return self._tracker.failed(error)
+
+    async def _pause(self, delay: float) -> None:
+        """Sleep ``delay`` seconds between attempts, showing the offline picture when it is due.
+
+        Due as ``OfflinePicture.due_in`` says: a brief reconnect keeps the last good picture
+        on screen until it is ``stall_timeout_s`` old.
+        """
+        until_due = self._offline.due_in(self.stall_timeout_s)
+        if until_due <= delay:
+            if until_due:
+                await self._clock.sleep(until_due)
+                delay -= until_due
+            await self._offline.show()
+        await self._clock.sleep(delay)
 
     async def _pump(self) -> None:
         self._sink.opened()
@@ -95,8 +114,6 @@ class FetchLoop:
                     raise Stalled(f"no complete frame for {self.stall_timeout_s:g} s") from None
                 finally:
                     self._watchdog = None
-                if self._states.state is not CameraState.LIVE:
-                    self._states.recovered()
                 self._sink.received(frame)
         finally:
             aclose = getattr(frames, "aclose", None)  # async generators hold resources until closed

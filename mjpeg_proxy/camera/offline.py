@@ -3,7 +3,8 @@
 It shows the camera's name, the error state in plain words (``CameraState.reason``) and
 since when, at the size of the camera's last frame. It is drawn in a thread, cached while
 its text is the same, drawn again while viewers wait (its "since ... ago" moves on) and
-published to the camera's hub like a frame (``Frame.placeholder``).
+published like a frame (``Frame.placeholder``), through the camera's one way to its hub
+(``Camera.publish``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from mjpeg_proxy.pictures.fonts import TextFonts
 
 
 class OfflinePicture:
-    """Draws and publishes the offline picture of the camera whose ``hub`` and ``states`` these are.
+    """Draws the offline picture of the camera whose ``hub`` and ``tracker`` these are, and publishes it.
+
+    ``publish`` is the camera's way to its hub (``Camera.publish``); ``hub`` is only read
+    (what viewers have, how many watch).
 
     ``config`` is the camera's configuration (its display name; its picture size before
     any frame); ``last_frame`` gives the camera's latest frame from the upstream, whose
@@ -32,14 +36,16 @@ class OfflinePicture:
         self,
         config: CameraConfig,
         hub: FrameHub,
-        states: StateTracker,
+        tracker: StateTracker,
+        publish: Callable[[Frame], None],
         last_frame: Callable[[], Frame | None],
         timing: CameraTiming,
         fonts: TextFonts | None = None,
     ) -> None:
         self.config = config
         self._hub = hub
-        self._states = states
+        self._tracker = tracker
+        self._publish = publish
         self._last_frame = last_frame
         self._timing = timing
         self._clock = timing.clock
@@ -63,10 +69,10 @@ class OfflinePicture:
         Drawn (in a thread) only when its text has changed since the last drawing; callers
         that come while it is being drawn share that drawing.
         """
-        state = self._states.state
+        state = self._tracker.state
         if state.reason is None:
             return None
-        now, since = self._clock.wall(), self._states.error_since
+        now, since = self._clock.wall(), self._tracker.error_since
         text = (self.config.display_name, state.reason, since, ago_text(now - since))
         if self._cached is not None and self._cached[0] == text:
             return self._cached[1]
@@ -93,11 +99,11 @@ class OfflinePicture:
         """
         frame = await self.picture()
         latest = self._hub.latest
-        if frame is None or not self._states.state.is_error:
+        if frame is None or not self._tracker.state.is_error:
             return
         if latest is not None and (latest.frame.jpeg is frame.jpeg or not (over_frames or latest.frame.placeholder)):
             return
-        self._hub.publish(frame)
+        self._publish(frame)
 
     def redraw(self) -> None:
         """Draw the picture again if viewers have had it for ``CameraTiming.offline_refresh_s``.
@@ -108,7 +114,7 @@ class OfflinePicture:
         latest = self._hub.latest
         if (
             self._hub.viewers
-            and self._states.state.is_error
+            and self._tracker.state.is_error
             and latest is not None
             and latest.frame.placeholder
             and self._clock.monotonic() - latest.frame.received_monotonic >= self._timing.offline_refresh_s
@@ -117,8 +123,8 @@ class OfflinePicture:
             name = f"camera {self.config.id} offline picture"
             self._redraw = asyncio.create_task(self.show(over_frames=False), name=name)
 
-    async def pause(self, delay: float, stall_timeout_s: float) -> None:
-        """Sleep ``delay`` seconds between attempts, showing the picture when due.
+    def due_in(self, stall_timeout_s: float) -> float:
+        """Seconds from now until the picture is due after a failed attempt (0: at once).
 
         Due at once in a final state (``CameraState.is_final``) or while viewers have no
         camera picture (none yet, or the offline picture already); else once the picture
@@ -126,12 +132,6 @@ class OfflinePicture:
         picture on screen.
         """
         latest = self._hub.latest
-        if self._states.state.is_final or latest is None or latest.frame.placeholder:
-            await self.show()
-        else:
-            until_due = stall_timeout_s - (self._clock.monotonic() - latest.frame.received_monotonic)
-            if until_due <= delay:
-                await self._clock.sleep(until_due)
-                delay -= until_due
-                await self.show()
-        await self._clock.sleep(delay)
+        if self._tracker.state.is_final or latest is None or latest.frame.placeholder:
+            return 0.0
+        return max(0.0, stall_timeout_s - (self._clock.monotonic() - latest.frame.received_monotonic))

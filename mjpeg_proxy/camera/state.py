@@ -1,17 +1,19 @@
 """A camera's state, what each state means, and the error and backoff state behind it.
 
 Each ``CameraState`` says whether it is an error, whether a retry is unlikely to clear it
-soon (final), and why in plain words; ``CameraState.of_error`` maps an error to its state.
-A new state is one member here.
+soon (final), and why in plain words. ``ERROR_RULES`` says, by the error's class, which
+state an error puts a camera in and how long it waits before the next attempt. A new
+state is one member here; a new error class with its own state is one row.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+from typing import NamedTuple
 
 from mjpeg_proxy.camera.backoff import Backoff
-from mjpeg_proxy.camera.errors import AuthError, SourceError, Stalled
+from mjpeg_proxy.camera.errors import AuthError, ForbiddenError, NotFoundError, SourceError, Stalled
 from mjpeg_proxy.camera.timing import CameraTiming
 
 log = logging.getLogger(__name__)
@@ -51,27 +53,44 @@ class CameraState(enum.StrEnum):
         """True in a state in which viewers get the offline picture."""
         return self.reason is not None
 
-    @classmethod
-    def of_error(cls, error: SourceError) -> CameraState:
-        """The state ``error`` puts a camera in: the error state whose value is its ``kind``, else ``OFFLINE``.
 
-        So ``AuthError`` is ``AUTH_FAILED``, ``Stalled`` is ``STALLED``, and ``BadFrame``
-        or ``UpstreamUnavailable`` (kinds that name no state) are ``OFFLINE``.
-        """
-        try:
-            state = cls(error.kind)
-        except ValueError:
-            return cls.OFFLINE
-        return state if state.is_error else cls.OFFLINE
+class Retry(enum.Enum):
+    """How long a camera waits after an error before its next attempt."""
+
+    AT_ONCE = "at once"  # a stall took the stall timeout already
+    BACKOFF = "backoff"  # the steps of ``CameraTiming.backoff_s``
+    AUTH_BACKOFF = "auth backoff"  # the steps of ``CameraTiming.auth_backoff_s``
+
+
+class ErrorRule(NamedTuple):
+    """What an error class does to a camera: the ``state`` it enters, its ``retry``."""
+
+    state: CameraState
+    retry: Retry
+
+
+ERROR_RULES: dict[type[SourceError], ErrorRule] = {
+    SourceError: ErrorRule(CameraState.OFFLINE, Retry.BACKOFF),
+    AuthError: ErrorRule(CameraState.AUTH_FAILED, Retry.AUTH_BACKOFF),
+    ForbiddenError: ErrorRule(CameraState.FORBIDDEN, Retry.BACKOFF),
+    NotFoundError: ErrorRule(CameraState.NOT_FOUND, Retry.BACKOFF),
+    Stalled: ErrorRule(CameraState.STALLED, Retry.AT_ONCE),
+}
+"""Each error class's rule; a class without a row takes its nearest base class's."""
+
+
+def rule_of(error: SourceError) -> ErrorRule:
+    """The rule of ``error``'s class, or of the nearest base class in ``ERROR_RULES`` (its MRO)."""
+    return next(ERROR_RULES[cls] for cls in type(error).__mro__ if cls in ERROR_RULES)
 
 
 class StateTracker:
     """A camera's state, and its error and backoff state across idle periods.
 
-    Errors (``SourceError``) back off exponentially with jitter (``Backoff``) in steps
-    from ``CameraTiming.backoff_s``; after an ``AuthError`` the steps are
-    ``CameraTiming.auth_backoff_s`` (so at least a minute between failed logins with the
-    defaults). A stall retries at once. An error that names its wait (``retry_after_s``,
+    An error's state and wait follow its class (``ERROR_RULES``): errors back off
+    exponentially with jitter (``Backoff``) in steps from ``CameraTiming.backoff_s``;
+    refused logins in the longer steps of ``CameraTiming.auth_backoff_s``; a stall
+    retries at once. An error that names its wait (``retry_after_s``,
     such as the upstream's ``Retry-After``) waits that long instead, plus up to
     ``backoff.NAMED_WAIT_SPREAD`` more. Each burst of errors is logged once when it
     starts and once when it ends. ``name`` is the camera's id, for the log.
@@ -117,10 +136,11 @@ class StateTracker:
     def failed(self, error: SourceError) -> float:
         """Enter ``error``'s state, and return the seconds to wait before the next attempt."""
         previous = self.state
-        self.set(CameraState.of_error(error))
+        rule = rule_of(error)
+        self.set(rule.state)
         if self.state is not self.error_state:
             self.error_state, self.error_since = self.state, self.since
-        delay = self._delay(error)
+        delay = self._delay(error, rule.retry)
         self._failures_in_burst += 1
         # One line when a burst starts or the state changes; the rest of a burst at debug level.
         level = logging.WARNING if self._failures_in_burst == 1 or self.state != previous else logging.DEBUG
@@ -129,12 +149,12 @@ class StateTracker:
         self._retry_at = self._clock.monotonic() + delay
         return delay
 
-    def _delay(self, error: SourceError) -> float:
-        if isinstance(error, Stalled):
+    def _delay(self, error: SourceError, retry: Retry) -> float:
+        if retry is Retry.AT_ONCE:
             # The stall itself took the stall timeout: reconnect at once, and keep the error
             # backoff as it was, so a camera that comes back is seen without delay.
             return 0.0
-        if isinstance(error, AuthError):
+        if retry is Retry.AUTH_BACKOFF:
             backoff = self._auth_backoff
         else:
             backoff = self._backoff

@@ -34,10 +34,14 @@ class CameraStats:
     """The latest upstream error in words (never a secret), None before the first."""
 
 
+MIN_SPAN_S = 1.0
+"""The shortest span, in seconds, that ``InputRate`` divides by (just after the upstream opened)."""
+
+
 class InputRate:
     """Frames received per second, over the last ``window_s`` seconds.
 
-    Or since the upstream was opened when that is more recent (at least 1 s). Times are
+    Or since the upstream was opened when that is more recent (at least ``MIN_SPAN_S``). Times are
     ``monotonic()`` seconds (``Frame.received_monotonic``).
     """
 
@@ -63,7 +67,7 @@ class InputRate:
         self._forget(now)
         if not self._arrivals:
             return 0.0
-        return len(self._arrivals) / min(self._window_s, max(1.0, now - self._opened))
+        return len(self._arrivals) / min(self._window_s, max(MIN_SPAN_S, now - self._opened))
 
     def _forget(self, now: float) -> None:
         while self._arrivals and self._arrivals[0] < now - self._window_s:

@@ -71,7 +71,9 @@ class ProxyCollector(Collector):
             "mjpeg_proxy_frame_age_seconds", "Seconds since the latest frame arrived from the upstream", labels=label
         )
         fps = GaugeMetricFamily(
-            "mjpeg_proxy_input_frames_per_second", "Frames received per second over the last 10 seconds", labels=label
+            "mjpeg_proxy_input_frames_per_second",
+            "Frames received per second, averaged over the last few seconds",
+            labels=label,
         )
         errors = CounterMetricFamily(
             "mjpeg_proxy_upstream_errors", "Upstream errors by kind", labels=["camera", "kind"]
