@@ -65,14 +65,41 @@ TABLES: dict[str, TableParser] = {}
 """Every registered top-level table's parser, by the table's name."""
 
 
+DEFAULT_CAMERAS: list[CameraConfig] = []
+"""The cameras served without a configuration file, in the order registered."""
+
+
 def register(kind: SourceKind[Any]) -> None:
-    """Make ``kind`` known to the configuration loader and to ``build_source``."""
+    """Make ``kind`` known to the configuration loader and to ``build_source``.
+
+    Raises:
+        ValueError: a kind of that name is already registered.
+    """
+    if kind.name in KINDS:
+        raise ValueError(f"source kind {kind.name!r} is already registered")
     KINDS[kind.name] = kind
 
 
 def register_table(name: str, parse: TableParser) -> None:
-    """Make the top-level table ``[name]`` known to the configuration loader."""
+    """Make the top-level table ``[name]`` known to the configuration loader.
+
+    Raises:
+        ValueError: a table of that name is already registered.
+    """
+    if name in TABLES:
+        raise ValueError(f"table [{name}] is already registered")
     TABLES[name] = parse
+
+
+def register_default_camera(camera: CameraConfig) -> None:
+    """Serve ``camera`` when no configuration file is given (``config.loader.default_config``).
+
+    Raises:
+        ValueError: a default camera with that id is already registered.
+    """
+    if any(other.id == camera.id for other in DEFAULT_CAMERAS):
+        raise ValueError(f"a default camera with id {camera.id!r} is already registered")
+    DEFAULT_CAMERAS.append(camera)
 
 
 def build_source(camera: CameraConfig, upstreams: Upstreams) -> Source:
