@@ -11,6 +11,7 @@ import pytest
 from mjpeg_proxy.config import CameraConfig, SourceConfig
 from mjpeg_proxy.config.loader import default_config
 from mjpeg_proxy.sources import KINDS, TABLES
+from mjpeg_proxy.sources.een_config import EenCameraConfig, EenConfig, EenTiming
 from mjpeg_proxy.sources.registry import DEFAULT_CAMERAS, register, register_default_camera, register_table
 from mjpeg_proxy.sources.upstreams import Upstreams
 
@@ -98,3 +99,11 @@ async def test_a_shared_client_of_another_type_is_refused():
             upstreams.shared(AccountA(), OtherClient, OtherClient)
     finally:
         await upstreams.close()
+
+
+def test_een_timing_is_no_part_of_the_account_its_cameras_share():
+    account = EenConfig("user@example.com", "pw")
+    shortened = EenConfig("user@example.com", "pw", timing=EenTiming(min_request_gap_s=0))
+
+    assert EenCameraConfig("1006073b", account).shared_key() == EenCameraConfig("100d4c41", shortened).shared_key()
+    assert EenConfig("user@example.com", "another pw") != account
