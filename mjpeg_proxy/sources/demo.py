@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.camera.timing import Clock
-from mjpeg_proxy.config.camera import CameraConfig, CameraTable, SourceConfig
+from mjpeg_proxy.config.camera import DEFAULT_PICTURE_SIZE, CameraConfig, CameraTable, SourceConfig
 from mjpeg_proxy.config.checks import integer_in, read_fields
 from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts
 from mjpeg_proxy.sources.pacer import Pacer
@@ -27,6 +27,8 @@ _BARS = ((192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 19
 DEFAULT_FPS = 5.0
 """Frames per second of a demo camera without ``fps``."""
 _SIZE_CHECK = integer_in(16, 3840, "an integer number of pixels")
+SWEEP_PERIOD_S = 4.0
+"""Seconds the demo's marker takes to sweep left to right and back."""
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,8 @@ class DemoConfig(SourceConfig):
     """A demo camera's section: the size of its pictures, ``width`` x ``height`` pixels."""
 
     kind = "demo"
-    width: int = 640
-    height: int = 360
+    width: int = DEFAULT_PICTURE_SIZE[0]
+    height: int = DEFAULT_PICTURE_SIZE[1]
 
     @property
     def picture_size(self) -> tuple[int, int]:
@@ -100,8 +102,7 @@ class DemoSource(Source):
         image = self._background.copy()
         draw = ImageDraw.Draw(image)
         w, h = self.width, self.height
-        # A marker that sweeps left to right and back every 4 seconds.
-        phase = (wall_time % 4.0) / 4.0
+        phase = (wall_time % SWEEP_PERIOD_S) / SWEEP_PERIOD_S
         x = int((0.5 - 0.5 * math.cos(2 * math.pi * phase)) * (w - h // 6))
         draw.rectangle((x, h * 2 // 3, x + h // 6, h * 2 // 3 + h // 6), fill=(255, 255, 255))
         stamp = datetime.fromtimestamp(wall_time, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"

@@ -52,6 +52,7 @@ _LOGIN_ERRORS = dict.fromkeys(_LOGIN_REFUSALS, AuthError)
 _GET_REFUSALS = {403: "this user lacks rights to the camera", 404: "unknown camera, or no image"}
 _SUBDOMAIN_RE = re.compile(r"[a-z0-9-]{1,63}")
 MAX_REDIRECTS = 3
+"""Redirects followed for one GET (an asset moved to another archiver), at most."""
 
 
 def _again(error: SourceError, retry_after_s: float) -> SourceError:

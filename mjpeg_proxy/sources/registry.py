@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from mjpeg_proxy.camera.source import Source
-from mjpeg_proxy.config.camera import CameraConfig, CameraTable, SourceConfig
+from mjpeg_proxy.config.camera import DEFAULT_FPS, CameraConfig, CameraTable, SourceConfig
 from mjpeg_proxy.sources.upstreams import Upstreams
 
 S = TypeVar("S", bound=SourceConfig)
@@ -37,7 +37,7 @@ class SourceKind(Generic[S]):
     keys: frozenset[str]
     parse: Callable[[CameraTable], S]
     build: Callable[[CameraConfig, S, Upstreams], Source]
-    default_fps: float = 1.0
+    default_fps: float = DEFAULT_FPS
 
     @property
     def name(self) -> str:
