@@ -22,9 +22,10 @@ from mjpeg_proxy.camera.errors import (
     SourceError,
     UpstreamUnavailable,
 )
+from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.sources import een_session
 from mjpeg_proxy.sources.een import EenPreviewSource, parse_een_timestamp
-from mjpeg_proxy.sources.een_config import EenConfig, EenTiming
+from mjpeg_proxy.sources.een_config import MIN_REQUEST_GAP_S, EenConfig, EenTiming
 from mjpeg_proxy.sources.een_session import EenSession
 
 FRAMES_DIR = Path(__file__).parent / "data" / "frames" / "opencv-vtest-pets2009"
@@ -603,6 +604,29 @@ async def test_preview_with_the_last_timestamp_is_skipped(upstream, make_session
 
     assert (first.jpeg, second.jpeg) == (jpegs[0], jpegs[2])
     assert len(calls(upstream, "GET", image_url("next"))) == 2
+
+
+async def test_preview_requests_start_the_least_gap_apart_on_the_given_clock(upstream, make_session, jpegs):
+    mock_login(upstream)
+    mock_image(upstream, jpegs[0], "prev", stamp=STAMP_A)
+    mock_image(upstream, jpegs[1], "next", stamp=STAMP_A)
+    mock_image(upstream, jpegs[2], "next", stamp=STAMP_B)
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    clock = Clock(monotonic=lambda: 100.0, sleep=sleep)
+    frames = EenPreviewSource(make_session(), ESN, CAP, clock).frames()
+
+    try:
+        await anext(frames)
+        await anext(frames)
+    finally:
+        await frames.aclose()
+
+    assert sleeps[0] <= 0, "the first request starts at once"
+    assert sleeps[1:] == [MIN_REQUEST_GAP_S, MIN_REQUEST_GAP_S]
 
 
 async def test_preview_timeout_means_no_frame_yet(upstream, make_session, jpegs):
