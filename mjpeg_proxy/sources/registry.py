@@ -6,7 +6,9 @@ scheme, so a new source touches no other module.
 A kind is the name a ``[[cameras]]`` table gives in ``source``, the keys it reads beside
 ``config.camera.COMMON_KEYS``, how it reads them into its typed section, and how it builds a
 camera's Source from that section. A kind may also read a table of its own at the top of
-the file (``[een]``: ``register_table``), which its cameras' sections then refer to.
+the file (``[een]``: ``register_table``), which its cameras' sections then refer to, and
+give the cameras served without a file (``register_default_camera``). Every name is
+registered once: a second registration raises.
 """
 
 from __future__ import annotations
