@@ -74,7 +74,7 @@ class CameraSet:
 
     async def start(self, config: Config) -> None:
         """Make the shared clients and start every camera of ``config``."""
-        self._upstreams = Upstreams(config.server.max_upstream_requests_per_host, self._fonts)
+        self._upstreams = Upstreams(config.server.max_upstream_requests_per_host, self._fonts, clock=self._timing.clock)
         await self.apply(config)
 
     async def apply(self, config: Config) -> Changes:

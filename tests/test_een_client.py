@@ -22,9 +22,10 @@ from mjpeg_proxy.camera.errors import (
     SourceError,
     UpstreamUnavailable,
 )
+from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.sources import een_session
 from mjpeg_proxy.sources.een import EenPreviewSource, parse_een_timestamp
-from mjpeg_proxy.sources.een_config import EenConfig, EenTiming
+from mjpeg_proxy.sources.een_config import MIN_REQUEST_GAP_S, EenConfig, EenTiming
 from mjpeg_proxy.sources.een_session import EenSession
 
 FRAMES_DIR = Path(__file__).parent / "data" / "frames" / "opencv-vtest-pets2009"
@@ -409,7 +410,7 @@ async def test_refused_login_is_retried_after_its_backoff(upstream, make_session
 
     assert (status, body) == (200, jpegs[0])
     assert count_authenticate(upstream) == 2
-    assert session.logins == 1
+    assert len(calls(upstream, "POST", f"{LOGIN}/g/aaa/authorize")) == 1, "one login went through"
 
 
 async def test_failed_login_is_retried_after_its_backoff(upstream, make_session, jpegs):
@@ -445,7 +446,6 @@ async def test_401_logs_in_again_and_retries_with_the_new_auth_key(upstream, mak
     first, retried = calls(upstream, "GET", image_url("prev"))
     assert sent_headers(first)["cookie"] == f"auth_key={AUTH_KEY}"
     assert sent_headers(retried)["cookie"] == f"auth_key={AUTH_KEY_2}"
-    assert session.logins == 2
 
 
 async def test_401_after_a_fresh_login_is_an_auth_error(upstream, make_session):
@@ -537,7 +537,7 @@ async def test_concurrent_first_requests_share_one_login(upstream, make_session,
 
     assert [status for status, _, _ in results] == [200, 200]
     assert count_authenticate(upstream) == 1
-    assert session.logins == 1
+    assert len(calls(upstream, "POST", f"{LOGIN}/g/aaa/authorize")) == 1
 
 
 # --- EenPreviewSource --------------------------------------------------------------------
@@ -604,6 +604,29 @@ async def test_preview_with_the_last_timestamp_is_skipped(upstream, make_session
 
     assert (first.jpeg, second.jpeg) == (jpegs[0], jpegs[2])
     assert len(calls(upstream, "GET", image_url("next"))) == 2
+
+
+async def test_preview_requests_start_the_least_gap_apart_on_the_given_clock(upstream, make_session, jpegs):
+    mock_login(upstream)
+    mock_image(upstream, jpegs[0], "prev", stamp=STAMP_A)
+    mock_image(upstream, jpegs[1], "next", stamp=STAMP_A)
+    mock_image(upstream, jpegs[2], "next", stamp=STAMP_B)
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    clock = Clock(monotonic=lambda: 100.0, sleep=sleep)
+    frames = EenPreviewSource(make_session(), ESN, CAP, clock).frames()
+
+    try:
+        await anext(frames)
+        await anext(frames)
+    finally:
+        await frames.aclose()
+
+    assert sleeps[0] <= 0, "the first request starts at once"
+    assert sleeps[1:] == [MIN_REQUEST_GAP_S, MIN_REQUEST_GAP_S]
 
 
 async def test_preview_timeout_means_no_frame_yet(upstream, make_session, jpegs):

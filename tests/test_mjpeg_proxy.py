@@ -239,8 +239,8 @@ async def test_real_axis_captures_replayed_arrive_byte_exact(start_mjpeg, name, 
             part_ = await hub.next_part(received[-1][0] if received else 0)
             received.append((part_.frame.seq, part_.frame.jpeg))
     assert [jpeg for _, jpeg in received] == jpegs
-    stats = proxy.camera("cam").feed.source.stats
-    assert (stats.frames, stats.resyncs) == (len(jpegs), 0)
+    camera = proxy.camera("cam")
+    assert (camera.stats.frames_received, camera.feed.source.stats.resyncs) == (len(jpegs), 0)
 
 
 async def test_ffmpeg_reads_a_relayed_upstream_without_warnings(start_mjpeg):

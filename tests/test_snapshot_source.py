@@ -19,6 +19,7 @@ from mjpeg_proxy.camera.errors import (
     NotFoundError,
     UpstreamUnavailable,
 )
+from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.sources.pacer import Pacer
 from mjpeg_proxy.sources.snapshot import SnapshotConfig, SnapshotSource
 from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
@@ -302,7 +303,7 @@ class FakeClock:
         self.now += seconds
 
     def pacer(self, fps: float) -> Pacer:
-        return Pacer(fps, clock=self.monotonic, sleep=self.sleep)
+        return Pacer(fps, Clock(monotonic=self.monotonic, sleep=self.sleep))
 
 
 @pytest.fixture

@@ -14,7 +14,10 @@ from mjpeg_proxy.config.checks import Check, Fail, boolean, number_in, text
 
 MIN_FPS, MAX_FPS = 1 / 16, 30.0
 """Frames per second a camera may be set to: EEN previews come every 0.25 to 16 s (EEN API
-v1 docs, Asset), and camera streams rarely exceed 30."""
+v1 docs, Asset), and camera streams rarely run faster than ``MAX_FPS``."""
+DEFAULT_FPS = 1.0
+"""Frames per second of a camera without ``fps``, unless its source kind says otherwise
+(``sources.registry.SourceKind.default_fps``)."""
 DEFAULT_PICTURE_SIZE = (640, 360)
 """Width and height, in pixels, of a picture drawn before a camera's first frame came."""
 COMMON_KEYS = frozenset({"id", "name", "source", "fps", "stall_timeout", "linger_seconds", "always_on"})
@@ -66,7 +69,7 @@ class CameraConfig:
     id: str
     source: SourceConfig
     name: str = ""
-    fps: float = 1.0
+    fps: float = DEFAULT_FPS
     stall_timeout: float | None = None
     linger_seconds: float = 30.0
     always_on: bool = False

@@ -16,18 +16,17 @@ from mjpeg_proxy.config.camera import COMMON_CHECKS, COMMON_KEYS, CameraConfig, 
 from mjpeg_proxy.config.checks import ConfigError, Fail, read_fields
 from mjpeg_proxy.config.live import Config
 from mjpeg_proxy.config.server import ServerConfig, parse_server
-from mjpeg_proxy.sources import KINDS, TABLES, SourceKind
-from mjpeg_proxy.sources.demo import DemoConfig
+from mjpeg_proxy.sources import DEFAULT_CAMERAS, KINDS, TABLES, SourceKind
 
 _CAMERA_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
 
 
 def default_config() -> Config:
-    """The configuration used without ``--config``: one demo camera with id ``demo``."""
-    return Config(
-        server=ServerConfig(),
-        cameras=(CameraConfig(id="demo", source=DemoConfig(), name="Demo camera", fps=5.0),),
-    )
+    """The configuration used without ``--config``: the cameras source kinds registered for it.
+
+    Those are ``sources.registry.DEFAULT_CAMERAS``.
+    """
+    return Config(server=ServerConfig(), cameras=tuple(DEFAULT_CAMERAS))
 
 
 def load_config(path: str, environ: Mapping[str, str] = os.environ, *, require_cameras: bool = True) -> Config:

@@ -57,8 +57,9 @@ class ServerConfig:
 
     ``max_upstream_requests_per_host``: short requests to one upstream host (scheme, host,
     port) in progress at once: snapshots, and MJPEG streams until their first frame.
-    The default stays below the 6 users at once that small Dahua cameras allow, so
-    the device's own web page still gets in, and starts a wall of 16 channels in 4 rounds.
+    The default stays below the 6 users at once that small Dahua cameras allow
+    (``sources.upstream_hosts``), so the device's own web page still gets in; a wall of
+    cameras on one device starts in rounds of that many.
     """
 
     host: str = DEFAULT_HOST

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -11,6 +10,7 @@ import aiohttp
 from mjpeg_proxy.camera.errors import BadFrame, NotFoundError
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.source import Source
+from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.config.camera import CameraConfig
 from mjpeg_proxy.sources.een_config import EEN_CAMERA_KEYS, EenCameraConfig, parse_een
 from mjpeg_proxy.sources.een_session import EenSession
@@ -26,8 +26,8 @@ PREVIEW_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=3
 
 
 def _build(camera: CameraConfig, section: EenCameraConfig, upstreams: Upstreams) -> Source:
-    session = upstreams.shared(section.shared_key(), lambda: EenSession(section.account))
-    return EenPreviewSource(session, section.esn, section.max_frame_bytes)
+    session = upstreams.shared(section, EenSession, lambda: EenSession(section.account, upstreams.clock))
+    return EenPreviewSource(session, section.esn, section.max_frame_bytes, upstreams.clock)
 
 
 register_table("een", parse_een)
@@ -58,7 +58,7 @@ class EenPreviewSource(Source):
     again and again; each blocks until the next preview exists. One request at a time.
     A preview whose ``x-ee-timestamp`` equals the last one yielded is skipped (``prev``
     after a reconnect returns the picture we already have). Requests start at least
-    ``session.timing.min_request_gap_s`` seconds apart (``EenTiming``).
+    ``session.timing.min_request_gap_s`` seconds apart (``EenTiming``) on ``clock``.
 
     Raises (from ``frames()``): the errors of ``EenSession.get``; UpstreamUnavailable
     for another non-2xx answer (with ``retry_after_s`` for a 429 or 503 that says when
@@ -66,13 +66,14 @@ class EenPreviewSource(Source):
     its end marker are cut off, ``mjpeg_proxy.wire.jpeg.cut_jpeg``).
     """
 
-    def __init__(self, session: EenSession, esn: str, max_frame_bytes: int) -> None:
+    def __init__(self, session: EenSession, esn: str, max_frame_bytes: int, clock: Clock | None = None) -> None:
         self.session = session
         self.esn = esn
         self._max_frame_bytes = max_frame_bytes
         self._last_stamp: str | None = None
         self._min_gap_s = session.timing.min_request_gap_s
         self._last_start = -self._min_gap_s
+        self._clock = clock or Clock()
 
     async def frames(self) -> AsyncIterator[Frame]:
         """Yield each new preview: ``prev`` once, then ``next`` again and again."""
@@ -86,9 +87,8 @@ class EenPreviewSource(Source):
     async def _fetch(self, which: str) -> Frame | None:
         path = f"/asset/{which}/image.jpeg"
         params = {"id": self.esn, "timestamp": "now", "asset_class": "pre"}
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(self._last_start + self._min_gap_s - loop.time())
-        self._last_start = loop.time()
+        await self._clock.sleep(self._last_start + self._min_gap_s - self._clock.monotonic())
+        self._last_start = self._clock.monotonic()
         self.upstream_requests += 1
         try:
             status, body, headers = await self.session.get(path, params, PREVIEW_TIMEOUT, self._max_frame_bytes)

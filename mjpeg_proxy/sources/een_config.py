@@ -27,6 +27,7 @@ from mjpeg_proxy.config.server import ServerConfig
 from mjpeg_proxy.sources.http_config import DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CHECK
 
 EEN_DEFAULT_BASE_URL = "https://login.eagleeyenetworks.com"
+"""Where an account logs in without ``base_url`` (EEN API v1 docs, Authentication)."""
 EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
 """The keys of the ``[een]`` table."""
 EEN_CAMERA_KEYS = frozenset({"esn", "max_frame_bytes"})
@@ -63,6 +64,9 @@ class EenConfig:
     environment) and are kept out of ``repr``. ``base_url`` is where to log in;
     with ``use_brand_subdomain``, later calls go to the account's branded host
     (EEN API v1 docs, Authentication: "API calls should then use the branded subdomain").
+    ``timing`` is not the account's: it takes no part in comparing two accounts, so the
+    cameras of one account share one session (``EenCameraConfig.shared_key``) whatever
+    timing a test gives them.
     """
 
     username: str = field(repr=False)
@@ -70,7 +74,7 @@ class EenConfig:
     api_key: str | None = field(default=None, repr=False)
     base_url: str = EEN_DEFAULT_BASE_URL
     use_brand_subdomain: bool = True
-    timing: EenTiming = EenTiming()
+    timing: EenTiming = field(default=EenTiming(), compare=False)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
@@ -28,6 +27,7 @@ from yarl import URL
 from mjpeg_proxy import __version__
 from mjpeg_proxy.camera.backoff import Backoff
 from mjpeg_proxy.camera.errors import AuthError, SourceError, UpstreamUnavailable
+from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.sources.een_config import EenConfig
 from mjpeg_proxy.sources.http_answers import client_errors, read_capped, status_error
 
@@ -52,6 +52,7 @@ _LOGIN_ERRORS = dict.fromkeys(_LOGIN_REFUSALS, AuthError)
 _GET_REFUSALS = {403: "this user lacks rights to the camera", 404: "unknown camera, or no image"}
 _SUBDOMAIN_RE = re.compile(r"[a-z0-9-]{1,63}")
 MAX_REDIRECTS = 3
+"""Redirects followed for one GET (an asset moved to another archiver), at most."""
 
 
 def _again(error: SourceError, retry_after_s: float) -> SourceError:
@@ -67,14 +68,15 @@ class EenSession:
     every request fails fast with the same error until the next attempt is due
     (``config.timing``: ``refused_login_backoff_s`` for a refusal,
     ``failed_login_backoff_s`` otherwise, doubling each time), so many cameras never
-    multiply login attempts.
+    multiply login attempts. Those waits are timed on ``clock``'s ``monotonic`` seconds.
 
     The username, password, API key and ``auth_key`` never appear in a log line or
     an error message.
     """
 
-    def __init__(self, config: EenConfig) -> None:
+    def __init__(self, config: EenConfig, clock: Clock | None = None) -> None:
         self._config = config
+        self._clock = clock or Clock()
         self.timing = config.timing
         # Our own session without a cookie jar: the auth_key is sent explicitly, so it
         # reaches the branded host (and a test server on 127.0.0.1) and nothing else.
@@ -95,8 +97,6 @@ class EenSession:
         self._next_login_at = 0.0
         self._last_login_error: SourceError | None = None
         self._login_task: asyncio.Task[None] | None = None
-        self.logins = 0
-        """Successful logins so far."""
 
     async def get(
         self, path: str, params: dict[str, str], timeout: aiohttp.ClientTimeout, max_bytes: int
@@ -201,7 +201,7 @@ class EenSession:
                 if stale_generation is not None and self._auth_key is not None:
                     log.info("EEN: session expired; logging in again")
                 self._auth_key = None
-                wait_s = self._next_login_at - time.monotonic()
+                wait_s = self._next_login_at - self._clock.monotonic()
                 if self._last_login_error is not None and wait_s > 0:
                     raise _again(self._last_login_error, wait_s)
                 self._login_task = asyncio.create_task(self._login_once(), name="EEN login")
@@ -223,7 +223,7 @@ class EenSession:
             else:
                 backoff = self._refused_backoff if isinstance(failure, AuthError) else self._failed_backoff
                 delay = backoff.next_delay()
-            self._next_login_at = time.monotonic() + delay
+            self._next_login_at = self._clock.monotonic() + delay
             self._last_login_error = failure
             log.error("EEN: login failed: %s; next attempt in %.0f s", failure, delay)
             if failure is not error:
@@ -234,7 +234,6 @@ class EenSession:
             self._failed_backoff.reset()
             self._last_login_error = None
             self._generation += 1
-            self.logins += 1
         finally:
             self._login_task = None
 

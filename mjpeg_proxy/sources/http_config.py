@@ -12,9 +12,14 @@ from mjpeg_proxy.config.camera import CameraTable, SourceConfig
 from mjpeg_proxy.config.checks import Fail, check_url, integer_in, read_fields, secret_from_env, text_problem
 
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
-MAX_FRAME_BYTES_CHECK = integer_in(1024, 1024**3, "an integer number of bytes")
-"""The check of a camera's ``max_frame_bytes``: from 1 KiB to 1 GiB."""
+"""Largest upstream frame, in bytes, of a camera without ``max_frame_bytes``."""
+MAX_FRAME_BYTES_RANGE = (1024, 1024**3)
+"""Least and largest ``max_frame_bytes`` a camera may set, in bytes: below the smallest
+useful JPEG there is nothing to show; above the largest, one frame could take the memory."""
+MAX_FRAME_BYTES_CHECK = integer_in(*MAX_FRAME_BYTES_RANGE, "an integer number of bytes")
+"""The check of a camera's ``max_frame_bytes`` (``MAX_FRAME_BYTES_RANGE``)."""
 HTTP_CAMERA_KEYS = frozenset({"url", "username", "password_env", "auth", "max_frame_bytes"})
+"""The keys of a snapshot or MJPEG camera's section."""
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
+from mjpeg_proxy.camera.timing import Clock
 
 
 class Pacer:
@@ -12,19 +10,15 @@ class Pacer:
 
     A tick whose slot has passed (because the work between ticks took too long) is
     skipped, never made up, so the rate never rises above ``fps`` and an overloaded
-    upstream is never asked back-to-back. ``clock`` gives monotonic seconds and ``sleep``
-    waits seconds (defaults ``time.monotonic`` and ``asyncio.sleep``).
+    upstream is never asked back-to-back. ``clock`` gives the time (its ``monotonic``
+    seconds) and the waits (its ``sleep``).
     """
 
-    def __init__(
-        self,
-        fps: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
+    def __init__(self, fps: float, clock: Clock | None = None) -> None:
         self.interval_s = 1.0 / fps
-        self._clock = clock
-        self._sleep = sleep
+        clock = clock or Clock()
+        self._clock = clock.monotonic
+        self._sleep = clock.sleep
         self._next: float | None = None
         self._last: float | None = None  # the slot of the latest tick
 

@@ -6,7 +6,9 @@ scheme, so a new source touches no other module.
 A kind is the name a ``[[cameras]]`` table gives in ``source``, the keys it reads beside
 ``config.camera.COMMON_KEYS``, how it reads them into its typed section, and how it builds a
 camera's Source from that section. A kind may also read a table of its own at the top of
-the file (``[een]``: ``register_table``), which its cameras' sections then refer to.
+the file (``[een]``: ``register_table``), which its cameras' sections then refer to, and
+give the cameras served without a file (``register_default_camera``). Every name is
+registered once: a second registration raises.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from mjpeg_proxy.camera.source import Source
-from mjpeg_proxy.config.camera import CameraConfig, CameraTable, SourceConfig
+from mjpeg_proxy.config.camera import DEFAULT_FPS, CameraConfig, CameraTable, SourceConfig
 from mjpeg_proxy.sources.upstreams import Upstreams
 
 S = TypeVar("S", bound=SourceConfig)
@@ -37,7 +39,7 @@ class SourceKind(Generic[S]):
     keys: frozenset[str]
     parse: Callable[[CameraTable], S]
     build: Callable[[CameraConfig, S, Upstreams], Source]
-    default_fps: float = 1.0
+    default_fps: float = DEFAULT_FPS
 
     @property
     def name(self) -> str:
@@ -65,14 +67,41 @@ TABLES: dict[str, TableParser] = {}
 """Every registered top-level table's parser, by the table's name."""
 
 
+DEFAULT_CAMERAS: list[CameraConfig] = []
+"""The cameras served without a configuration file, in the order registered."""
+
+
 def register(kind: SourceKind[Any]) -> None:
-    """Make ``kind`` known to the configuration loader and to ``build_source``."""
+    """Make ``kind`` known to the configuration loader and to ``build_source``.
+
+    Raises:
+        ValueError: a kind of that name is already registered.
+    """
+    if kind.name in KINDS:
+        raise ValueError(f"source kind {kind.name!r} is already registered")
     KINDS[kind.name] = kind
 
 
 def register_table(name: str, parse: TableParser) -> None:
-    """Make the top-level table ``[name]`` known to the configuration loader."""
+    """Make the top-level table ``[name]`` known to the configuration loader.
+
+    Raises:
+        ValueError: a table of that name is already registered.
+    """
+    if name in TABLES:
+        raise ValueError(f"table [{name}] is already registered")
     TABLES[name] = parse
+
+
+def register_default_camera(camera: CameraConfig) -> None:
+    """Serve ``camera`` when no configuration file is given (``config.loader.default_config``).
+
+    Raises:
+        ValueError: a default camera with that id is already registered.
+    """
+    if any(other.id == camera.id for other in DEFAULT_CAMERAS):
+        raise ValueError(f"a default camera with id {camera.id!r} is already registered")
+    DEFAULT_CAMERAS.append(camera)
 
 
 def build_source(camera: CameraConfig, upstreams: Upstreams) -> Source:

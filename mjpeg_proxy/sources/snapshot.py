@@ -33,7 +33,7 @@ class SnapshotConfig(HttpCameraConfig):
 
 
 def _build(camera: CameraConfig, section: SnapshotConfig, upstreams: Upstreams) -> Source:
-    return SnapshotSource(section, Pacer(camera.fps), upstreams.http, upstreams.hosts)
+    return SnapshotSource(section, Pacer(camera.fps, upstreams.clock), upstreams.http, upstreams.hosts)
 
 
 register(SourceKind(SnapshotConfig, HTTP_CAMERA_KEYS, SnapshotConfig.parse, _build))

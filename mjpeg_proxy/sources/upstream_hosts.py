@@ -15,11 +15,12 @@ import collections
 import contextlib
 import hashlib
 import random
-import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
 
 from yarl import URL
+
+from mjpeg_proxy.camera.timing import Clock
 
 START_GAP_S = 0.05
 """Largest gap, in seconds, between two cameras starting on one host; each gap is drawn
@@ -49,14 +50,18 @@ class UpstreamHosts:
 
     A host is a URL's scheme, host name and port; ``host(url)`` gives its
     ``UpstreamHost``, which lets at most ``max_requests_per_host`` short requests be in
-    progress at once. ``rand`` (values in [0, 1)) draws the gaps between start-ups.
+    progress at once. ``rand`` (values in [0, 1)) draws the gaps between start-ups;
+    ``clock`` gives the time and the waits.
     """
 
-    def __init__(self, max_requests_per_host: int, rand: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self, max_requests_per_host: int, rand: Callable[[], float] = random.random, clock: Clock | None = None
+    ) -> None:
         if max_requests_per_host < 1:
             raise ValueError("need max_requests_per_host >= 1")
         self.max_requests_per_host = max_requests_per_host
         self._rand = rand
+        self._clock = clock or Clock()
         self._hosts: dict[tuple[str, str, int | None], UpstreamHost] = {}
 
     def host(self, url: str) -> UpstreamHost:
@@ -64,7 +69,7 @@ class UpstreamHosts:
         parsed = URL(url)
         key = (parsed.scheme, parsed.host or "", parsed.port)  # yarl gives the scheme's default port
         if key not in self._hosts:
-            self._hosts[key] = UpstreamHost(self.max_requests_per_host, self._rand)
+            self._hosts[key] = UpstreamHost(self.max_requests_per_host, self._rand, self._clock)
         return self._hosts[key]
 
 
@@ -74,23 +79,24 @@ class UpstreamHost:
     Made by ``UpstreamHosts.host``.
     """
 
-    def __init__(self, max_requests: int, rand: Callable[[], float]) -> None:
+    def __init__(self, max_requests: int, rand: Callable[[], float], clock: Clock) -> None:
         self._places = Places(max_requests)
         self._rand = rand
-        self._next_start = 0.0  # loop time before which no other camera starts here
+        self._clock = clock
+        self._next_start = 0.0  # monotonic time before which no other camera starts here
         self._credentials: dict[str, Credentials] = {}
         self._answered_at = -HOST_SILENT_S  # monotonic time of the last answer's head
 
     def answered(self) -> None:
         """The host answered a request (any status: it is alive)."""
-        self._answered_at = time.monotonic()
+        self._answered_at = self._clock.monotonic()
 
     def answering(self) -> bool:
         """Whether the host has answered a request within ``HOST_SILENT_S``.
 
         Requests waiting for a place there wait on the proxy's cap, not on a dead device.
         """
-        return time.monotonic() - self._answered_at < HOST_SILENT_S
+        return self._clock.monotonic() - self._answered_at < HOST_SILENT_S
 
     async def turn(self) -> None:
         """Wait for this camera's turn to start (or restart after an error) on the host.
@@ -98,11 +104,10 @@ class UpstreamHost:
         Start-ups are ``START_GAP_S / 2`` to ``START_GAP_S`` seconds apart; a camera that
         starts alone does not wait.
         """
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = self._clock.monotonic()
         start = max(now, self._next_start)
         self._next_start = start + START_GAP_S * (1 + self._rand()) / 2
-        await asyncio.sleep(start - now)
+        await self._clock.sleep(start - now)
 
     def place(self) -> RequestPlace:
         """A place for one short request; ``async with`` it around the request."""
@@ -113,7 +118,7 @@ class UpstreamHost:
         # Keyed by a digest, so the registry holds no copy of a password.
         key = hashlib.sha256(f"{username}\0{password}".encode()).hexdigest()
         if key not in self._credentials:
-            self._credentials[key] = Credentials()
+            self._credentials[key] = Credentials(self._clock)
         return self._credentials[key]
 
 
@@ -234,10 +239,11 @@ class Credentials:
     connection limit, not a refusal: ``working_for_another`` tells them apart. When the
     device is asked by several cameras at once (a wall starting), the 401s may come before
     the first acceptance does, so the verdict waits for the answers of the requests still
-    in flight with the same credentials (``asking``).
+    in flight with the same credentials (``asking``). ``clock`` gives the time.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         self._open: collections.Counter[object] = collections.Counter()
         self._last_accepted: dict[object, float] = {}
         self._asking: collections.Counter[object] = collections.Counter()
@@ -285,7 +291,7 @@ class Credentials:
             self._open[by] -= 1
             if not self._open[by]:
                 del self._open[by]
-            now = time.monotonic()
+            now = self._clock.monotonic()
             self._last_accepted[by] = now
             # Forget cameras whose success is too old to count, so a source that a reload
             # replaced is not held for ever.
@@ -314,7 +320,7 @@ class Credentials:
         return any(camera is not me for camera in self._asking)
 
     def _accepted_for_another(self, me: object) -> bool:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         return any(camera is not me for camera in self._open) or any(
             now - at < CREDENTIALS_TRUSTED_S for camera, at in self._last_accepted.items() if camera is not me
         )

@@ -53,17 +53,14 @@ def boundary_from_content_type(content_type: str) -> str | None:
 
 @dataclass
 class ReaderStats:
-    """What a reader has seen, in counts since it was made.
+    """What went wrong in a reader's stream, in counts since it was made.
 
-    ``frames`` given out, parts ``dropped`` (not a complete JPEG, or too large),
-    ``resyncs`` (framing lost and found again by scanning for the next delimiter), and
-    ``bytes_in`` fed.
+    Parts ``dropped`` (not a complete JPEG, or too large) and ``resyncs`` (framing lost
+    and found again by scanning for the next delimiter).
     """
 
-    frames: int = 0
     dropped: int = 0
     resyncs: int = 0
-    bytes_in: int = 0
 
 
 class _State(enum.Enum):
@@ -105,7 +102,6 @@ class MultipartReader:
 
     def feed(self, data: bytes) -> list[CutJpeg]:
         """Take the next bytes of the stream; return the JPEGs completed by them, in order."""
-        self.stats.bytes_in += len(data)
         self._buf += data
         frames: list[CutJpeg] = []
         while self._step(frames):
@@ -193,7 +189,7 @@ class MultipartReader:
             if jpeg is not None and not (jpeg.trimmed and self._delimiter_may_start(len(jpeg.jpeg), length)):
                 # Given out at once, without waiting for the delimiter that should follow:
                 # some servers send it only with the next frame, a frame late.
-                self._emit(frames, jpeg)
+                frames.append(jpeg)
                 del buf[:length]
                 self._state = _State.AFTER_BODY
                 return True
@@ -224,7 +220,7 @@ class MultipartReader:
                 return False
             self.stats.dropped += 1
         else:
-            self._emit(frames, jpeg)
+            frames.append(jpeg)
         del buf[:end]
         self._after_delimiter()
         return True
@@ -267,10 +263,6 @@ class MultipartReader:
         return True
 
     # --- helpers ------------------------------------------------------------------------
-
-    def _emit(self, frames: list[CutJpeg], jpeg: CutJpeg) -> None:
-        self.stats.frames += 1
-        frames.append(jpeg)
 
     def _after_delimiter(self) -> None:
         self._state = _State.HEADERS
