@@ -270,3 +270,18 @@ async def test_a_viewer_whose_connection_closed_is_finished_and_written_no_more(
     t.transport.closing = True
     t.tick()
     assert t.viewer.finished.is_set()
+
+
+async def test_nothing_follows_the_close_delimiter(make):
+    # A reload removes a camera: its hub closes the stream, and the care round of the same
+    # loop pass, or a frame published before the fetch task is cancelled, must not add a
+    # picture after the delimiter.
+    s = make()
+    s.publish()
+    s.hub.close()
+    written = len(s.transport.writes)
+    s.clock.now += RESEND_S  # a re-send is due
+    s.tick()
+    s.viewer.offer(s.hub.publish(Frame(SMALL)))
+    assert len(s.transport.writes) == written
+    assert s.stats.frames_sent == 1

@@ -125,6 +125,8 @@ class StreamViewer:
     def offer(self, part: Part[StreamPart]) -> None:
         """Send ``part`` now, or skip it if the viewer is behind or its ``?fps=`` slot has not come."""
         transport = self.transport
+        if self.finished.is_set():
+            return  # the stream has ended (close delimiter, timeout): nothing may follow
         if transport.is_closing():
             self.finished.set()
         elif self._behind(transport.get_write_buffer_size(), part):
@@ -137,6 +139,8 @@ class StreamViewer:
     def tick(self, resend_s: float, write_timeout_s: float) -> None:
         """Periodic care: the write timeout, catching up, and re-sends while idle (seconds)."""
         transport = self.transport
+        if self.finished.is_set():
+            return
         if transport.is_closing():
             self.finished.set()
             return
