@@ -197,6 +197,21 @@ async def test_stall_shows_the_offline_picture_then_the_same_viewer_gets_live_fr
     assert fake.connections == 2 and fake.max_open_connections == 1
 
 
+async def test_a_stall_that_cuts_a_picture_short_blames_no_part_on_the_upstream(start_mjpeg, caplog):
+    half = part(PETS[1])[: len(part(PETS[1])) // 2]
+    fake = FakeMjpegCamera(lambda n: [GATE, part(PETS[0]), half, HANG] if n == 0 else [part(PETS[2]), HANG])
+    proxy = await start_mjpeg(fake, stall_timeout=1.0)
+    camera = proxy.camera("cam")
+    async with MjpegViewer(proxy.url("/cameras/cam/stream.mjpg")) as viewer:
+        await eventually(lambda: camera.hub.viewers == 1, 10)
+        fake.gate.set()
+        assert (await viewer.next_new_part()).jpeg == PETS[0]
+        await eventually(lambda: camera.stats.frames_received == 2, 10)  # after the stall, reconnected
+    assert camera.stats.errors["stalled"] == 1
+    assert camera.feed.source.stats.dropped == 0
+    assert not [r for r in caplog.records if r.name == "mjpeg_proxy.sources.mjpeg"]
+
+
 async def test_many_viewers_share_one_upstream_connection(start_mjpeg):
     frames = PETS[:6]
     fake = FakeMjpegCamera(lambda n: [GATE, *(x for j in frames for x in (part(j), Pause(0.05))), HANG])

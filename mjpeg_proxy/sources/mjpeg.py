@@ -85,8 +85,10 @@ class MjpegSource(HttpCameraSource):
                     for cut in reader.feed(chunk):
                         self.started()  # an established stream holds no place in the host's cap
                         yield Frame(cut.jpeg, trimmed=cut.trimmed)
-            finally:
+                # Only the upstream ending its stream leaves a part unfinished by its fault;
+                # a stall, an idle camera or a reload cutting a picture short is ours.
                 reader.close()
+            finally:
                 if self.stats.dropped > dropped or self.stats.resyncs > resyncs:
                     log.warning(
                         "%s: %d parts dropped (not one complete JPEG, or over max_frame_bytes), "
