@@ -66,7 +66,8 @@ class CameraSet:
     ) -> None:
         self.by_id = by_id
         self._fonts = fonts
-        self._timing = timing
+        self.timing = timing
+        """Every camera's delays and clock."""
         self._source_factory = source_factory
         self._build_part = build_part
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -74,7 +75,7 @@ class CameraSet:
 
     async def start(self, config: Config) -> None:
         """Make the shared clients and start every camera of ``config``."""
-        self._upstreams = Upstreams(config.server.max_upstream_requests_per_host, self._fonts, clock=self._timing.clock)
+        self._upstreams = Upstreams(config.server.max_upstream_requests_per_host, self._fonts, clock=self.timing.clock)
         await self.apply(config)
 
     async def apply(self, config: Config) -> Changes:
@@ -95,7 +96,7 @@ class CameraSet:
             if camera is None:
                 source = self._new_source(camera_config)
                 camera = Camera(
-                    camera_config, source, FrameHub(self._build_part), timing=self._timing, fonts=self._fonts
+                    camera_config, source, FrameHub(self._build_part), timing=self.timing, fonts=self._fonts
                 )
                 changes.added.append(camera.id)
             elif camera.config != camera_config:

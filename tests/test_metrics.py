@@ -13,6 +13,7 @@ from mjpeg_proxy import __version__
 from mjpeg_proxy.camera import errors
 from mjpeg_proxy.camera.errors import error_kinds
 from mjpeg_proxy.camera.state import CameraState
+from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.web import limits
 from tests.helpers import push_camera
 from tests.scripted_run import BASIC_CREDENTIALS, PASSWORD, scripted_run
@@ -191,3 +192,12 @@ def test_error_kinds_are_read_from_the_classes():
     del Throttled
     gc.collect()  # the class is gone: no stray kind in later tests' metrics
     assert set(error_kinds()) == KINDS
+
+
+async def test_the_input_rate_help_names_the_window_in_force(start_proxy):
+    timing = CameraTiming(input_fps_window_s=4.0)
+    proxy = await start_proxy(push_camera("cam"), timing=timing)
+    async with aiohttp.ClientSession() as session:
+        _, text = await scrape(session, proxy.url("/metrics"))
+    help_line = next(line for line in text.splitlines() if line.startswith("# HELP mjpeg_proxy_input_frames_per"))
+    assert help_line.endswith("Frames received per second over the last 4 seconds")

@@ -25,7 +25,8 @@ from prometheus_client.registry import Collector
 from mjpeg_proxy import __version__
 from mjpeg_proxy.camera.errors import error_kinds
 from mjpeg_proxy.camera.state import CameraState
-from mjpeg_proxy.web.appkeys import CAMERAS, REFUSALS
+from mjpeg_proxy.camera.timing import CameraTiming
+from mjpeg_proxy.web.appkeys import CAMERA_SET, CAMERAS, REFUSALS
 
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 
@@ -70,9 +71,11 @@ class ProxyCollector(Collector):
         age = GaugeMetricFamily(
             "mjpeg_proxy_frame_age_seconds", "Seconds since the latest frame arrived from the upstream", labels=label
         )
+        camera_set = self.app.get(CAMERA_SET)
+        window_s = (camera_set.timing if camera_set is not None else CameraTiming()).input_fps_window_s
         fps = GaugeMetricFamily(
             "mjpeg_proxy_input_frames_per_second",
-            "Frames received per second, averaged over the last few seconds",
+            f"Frames received per second over the last {window_s:g} seconds",
             labels=label,
         )
         errors = CounterMetricFamily(
