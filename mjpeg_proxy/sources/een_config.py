@@ -24,6 +24,7 @@ from mjpeg_proxy.config.checks import (
 )
 from mjpeg_proxy.config.live import Config
 from mjpeg_proxy.config.server import ServerConfig
+from mjpeg_proxy.sources.een_v3_config import EEN_V3_KEYS, V3_NOT_SERVED_YET, EenV3Config, parse_een_v3
 from mjpeg_proxy.sources.http_config import DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CHECK
 
 EEN_DEFAULT_BASE_URL = "https://login.eagleeyenetworks.com"
@@ -109,6 +110,8 @@ class EenCameraConfig(SourceConfig):
         if not isinstance(esn, str) or not _ESN_RE.fullmatch(esn):
             raise fail("esn", f'must be 8 hexadecimal characters, such as "1006073b", got {esn!r}')
         account = table.tables.get("een")
+        if isinstance(account, EenV3Config):
+            raise fail("source", V3_NOT_SERVED_YET)
         if not isinstance(account, EenConfig):
             raise fail(
                 "source",
@@ -117,12 +120,37 @@ class EenCameraConfig(SourceConfig):
         return cls(esn=esn.lower(), account=account, **capped)
 
 
-def parse_een(data: Any, path: str, environ: Mapping[str, str]) -> EenConfig:
+def parse_een(data: Any, path: str, environ: Mapping[str, str]) -> EenConfig | EenV3Config:
     """Check the ``[een]`` table of the file at ``path``; secrets come from ``environ``.
 
+    ``api`` chooses the account's kind: ``"v1"`` (the default: username and password) or
+    ``"v3"`` (OAuth2 client and token file, ``een_v3_config``); the other API's keys are
+    refused.
+
     Raises:
-        ConfigError: a key is missing or unknown, or a value is wrong.
+        ConfigError: a key is missing, unknown or the other API's, or a value is wrong.
     """
+    if isinstance(data, dict) and "api" in data:
+        api = data["api"]
+        fail = check_table(data, path, "een", EEN_KEYS | EEN_V3_KEYS | {"api"})
+        if api not in ("v1", "v3"):
+            raise fail("api", f'must be "v1" or "v3", got {api!r}')
+        data = {key: value for key, value in data.items() if key != "api"}
+        if api == "v3":
+            for key in data:
+                if key in EEN_KEYS:
+                    raise fail(key, f'is an API v1 key; with api = "v3" use {", ".join(sorted(EEN_V3_KEYS))}')
+            return parse_een_v3(data, path, environ, fail)
+    return _parse_een_v1(data, path, environ)
+
+
+def _parse_een_v1(data: Any, path: str, environ: Mapping[str, str]) -> EenConfig:
+    """Check an API v1 ``[een]`` table (``parse_een``)."""
+    if isinstance(data, dict):
+        for key in data:
+            if key in EEN_V3_KEYS:
+                reason = 'is an API v3 key; add api = "v3" to [een], or remove it for API v1'
+                raise ConfigError(f"{path}: [een]: field {key!r}: {reason}")
     fail = check_table(data, path, "een", EEN_KEYS)
     username = data.get("username")
     if not isinstance(username, str) or not username:
@@ -159,6 +187,8 @@ def with_een_cameras(config: Config | None, esns: Sequence[str], environ: Mappin
             raise ConfigError(f"--een-esn: a camera with id {esn.lower()!r} is already configured")
         ids.add(esn.lower())
     account = config.tables.get("een") if config else None
+    if isinstance(account, EenV3Config):
+        raise ConfigError(f"--een-esn: {V3_NOT_SERVED_YET}")
     if not isinstance(account, EenConfig):
         account = account_from_environment(environ)
     for esn in esns:
