@@ -1,0 +1,264 @@
+"""The EEN API v3 token file: one account's OAuth2 tokens, shared by every process that uses it.
+
+JSON with the access token, the refresh token, the access token's expiry (seconds since the
+epoch) and the API host (``httpsBaseUrl``, EEN-API.md 3.1-3.2). ``mjpeg-proxy een-login``
+writes it; the proxy reads it and writes each refresh's tokens back.
+
+Refresh tokens rotate (EEN-API.md 3.1: the old refresh token and its access token die at
+once), so two processes refreshing the same token log each other out. The protocol that
+prevents it (issue 13, item 8)::
+
+    async with token_lock(path):          # one refresher at a time, across processes
+        record = read_tokens(path)        # re-read: another process may have refreshed
+        if record.access_token != the one that failed:
+            use record                    # someone else refreshed; no refresh
+        else:
+            new = refresh(record.refresh_token)
+            write_tokens(path, new)       # stored before it is used
+
+``refresh_once`` is that protocol, with the refresh request given by the caller.
+
+``write_tokens`` is atomic (a temporary file in the same folder, fsync, rename, fsync of the
+folder), so a reader sees the old record or the new one, never a torn file, and a crash
+keeps the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import stat
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+FILE_MODE = 0o600
+"""The token file's mode: the tokens open the account's cameras to whoever reads them."""
+LOCK_SUFFIX = ".lock"
+"""The lock file sits beside the token file, named like it with this suffix."""
+
+
+class TokenFileError(Exception):
+    """The token file cannot be read or written; the message is one line, with no token in it."""
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """One account's tokens.
+
+    ``expires_at`` is when the access token expires, in seconds since the epoch;
+    ``api_host`` and ``api_port`` are the ``httpsBaseUrl`` where the account's API calls
+    go. The tokens are secrets, kept out of ``repr``.
+    """
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_at: float
+    api_host: str
+    api_port: int = 443
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the file holds it."""
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "expires_at": self.expires_at,
+            "httpsBaseUrl": {"hostname": self.api_host, "port": self.api_port},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> TokenRecord:
+        """Read a record as ``to_json`` writes it.
+
+        Raises:
+            ValueError: a field is missing or of the wrong type (the message names it, never a value).
+        """
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        for key in ("access_token", "refresh_token"):
+            if not isinstance(data.get(key), str) or not data[key]:
+                raise ValueError(f"{key} missing or not a string")
+        expires_at = data.get("expires_at")
+        if not isinstance(expires_at, int | float) or isinstance(expires_at, bool):
+            raise ValueError("expires_at missing or not a number")
+        base = data.get("httpsBaseUrl")
+        if not isinstance(base, dict) or not isinstance(base.get("hostname"), str) or not base["hostname"]:
+            raise ValueError("httpsBaseUrl.hostname missing or not a string")
+        port = base.get("port", 443)
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise ValueError("httpsBaseUrl.port not a port number")
+        return cls(data["access_token"], data["refresh_token"], float(expires_at), base["hostname"], port)
+
+
+def read_tokens(path: str | os.PathLike[str]) -> TokenRecord | None:
+    """The record in the token file at ``path``; None when there is no file (no login yet).
+
+    Logs a warning when the file is readable or writable by its group or others.
+
+    Raises:
+        TokenFileError: the file cannot be read, or holds no record.
+    """
+    try:
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            raw = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise TokenFileError(f"{path}: cannot read the EEN token file: {e.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning(
+            "%s: the EEN token file is readable by others (mode %o); chmod 600 it: its tokens open the account",
+            path,
+            stat.S_IMODE(mode),
+        )
+    try:
+        return TokenRecord.from_json(json.loads(raw))
+    except (ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError; its text quotes no value
+        raise TokenFileError(f"{path}: not an EEN token file ({e}); run mjpeg-proxy een-login again") from None
+
+
+def write_tokens(path: str | os.PathLike[str], record: TokenRecord) -> None:
+    """Replace the token file at ``path`` with ``record``, atomically, with mode 0600.
+
+    Raises:
+        TokenFileError: the folder is missing or not writable, or the disk is full.
+    """
+    commit_tokens(stage_tokens(path, record), path)
+
+
+def stage_tokens(path: str | os.PathLike[str], record: TokenRecord) -> Path:
+    """Write ``record`` to a new temporary file beside ``path`` (mode 0600, fsynced); return it.
+
+    The first half of ``write_tokens``: until ``commit_tokens`` renames it, ``path`` is untouched.
+
+    Raises:
+        TokenFileError: the temporary file cannot be written.
+    """
+    target = Path(path)
+    body = json.dumps(record.to_json(), indent=2).encode() + b"\n"
+    try:
+        # mkstemp creates the file with mode 0600, so no other user ever sees the tokens.
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as e:
+        raise TokenFileError(f"{path}: cannot write the EEN token file: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise TokenFileError(f"{path}: cannot write the EEN token file: {e.strerror}") from None
+    return Path(name)
+
+
+def commit_tokens(staged: Path, path: str | os.PathLike[str]) -> None:
+    """Rename ``staged`` (from ``stage_tokens``) over ``path`` and fsync the folder, so the rename survives a crash.
+
+    Raises:
+        TokenFileError: the rename failed (``staged`` is removed).
+    """
+    try:
+        os.replace(staged, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(staged)
+        raise TokenFileError(f"{path}: cannot write the EEN token file: {e.strerror}") from None
+    folder = os.open(Path(path).parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file of the token file at ``path``: beside it, ``LOCK_SUFFIX`` added.
+
+    A separate file, because ``write_tokens`` replaces the token file (a lock on it would
+    stay on the old inode).
+    """
+    return Path(f"{os.fspath(path)}{LOCK_SUFFIX}")
+
+
+@contextlib.contextmanager
+def token_lock_blocking(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the token file's refresh lock (``fcntl.flock``, exclusive), waiting for it; see the module's protocol.
+
+    Each holder opens the lock file anew, so two holders in one process exclude each other
+    as two processes do. The kernel drops the lock when the holder dies.
+
+    Raises:
+        TokenFileError: the lock file cannot be opened.
+    """
+    try:
+        fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    except OSError as e:
+        raise TokenFileError(f"{lock_path(path)}: cannot open the EEN token lock: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock
+
+
+@contextlib.asynccontextmanager
+async def token_lock(path: str | os.PathLike[str]) -> AsyncIterator[None]:
+    """``token_lock_blocking`` for a task: the wait runs in a thread, the event loop goes on.
+
+    A task cancelled while waiting leaves no lock held: the thread's lock, when it comes,
+    is released at once.
+
+    Raises:
+        TokenFileError: the lock file cannot be opened.
+    """
+    try:
+        fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    except OSError as e:
+        raise TokenFileError(f"{lock_path(path)}: cannot open the EEN token lock: {e.strerror}") from None
+    waiting = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
+    try:
+        await asyncio.shield(waiting)
+    except BaseException:
+        # Cancelled while the thread still waits: close once it has the lock (or fails).
+        waiting.add_done_callback(lambda _: os.close(fd))
+        raise
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+async def refresh_once(
+    path: str | os.PathLike[str], failed_access_token: str, refresh: Callable[[TokenRecord], Awaitable[TokenRecord]]
+) -> TokenRecord:
+    """The tokens to use after ``failed_access_token`` was refused or is due; see the module's protocol.
+
+    Under the lock, the file is read again: when it already holds another access token
+    (another task or process refreshed), that record is returned and ``refresh`` not
+    called; otherwise ``refresh(record)`` gets new tokens, which are written before they
+    are returned.
+
+    Raises:
+        TokenFileError: no token file (no login), or it cannot be read or written.
+        Exception: whatever ``refresh`` raises (the file is then left as it was).
+    """
+    async with token_lock(path):
+        record = read_tokens(path)
+        if record is None:
+            raise TokenFileError(f"{path}: no EEN token file; run mjpeg-proxy een-login")
+        if record.access_token != failed_access_token:
+            return record
+        new = await refresh(record)
+        write_tokens(path, new)
+        return new
