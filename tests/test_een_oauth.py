@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import json
 
+import aiohttp
 import pytest
+from yarl import URL
 
 from mjpeg_proxy.sources.een_oauth import (
+    DISCOVERY_URL,
     Client,
     LoginError,
+    LoginRefused,
     NotTheAnswer,
     authorize_url,
     code_from_pasted,
     query_values,
-    token_record,
+    refresh,
 )
 
 STATE = "st4te"
@@ -73,10 +77,51 @@ def test_query_values_keep_the_first_of_a_name():
     assert query_values("a=1&a=2&b") == {"a": "1", "b": ""}
 
 
-def test_a_token_answer_becomes_a_record():
-    record = token_record(json.dumps(ANSWER).encode(), 1000.0)
+AUTH = "https://auth.eagleeyenetworks.com"
+CLIENT = Client("client-1", "secret-1", AUTH)
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def test_a_refresh_answer_becomes_a_record_with_its_issue_time(http, upstream):
+    upstream.post(f"{AUTH}/oauth2/token", payload=ANSWER)
+    record = await refresh(http, CLIENT, "r-0", lambda: 1000.0)
+    (call,) = upstream.requests[("POST", URL(f"{AUTH}/oauth2/token"))]
     assert (record.access_token, record.refresh_token, record.expires_at) == ("a.b.c", "r-1", 44198.0)
-    assert (record.api_host, record.api_port) == ("api.c001.eagleeyenetworks.com", 443)
+    assert (record.issued_at, record.api_host, record.api_port) == (1000.0, "api.c001.eagleeyenetworks.com", 443)
+    assert call.kwargs["data"] == {"grant_type": "refresh_token", "scope": "vms.all", "refresh_token": "r-0"}
+    assert call.kwargs["headers"]["Authorization"] == aiohttp.encode_basic_auth("client-1", "secret-1")
+
+
+async def test_a_token_answer_without_its_host_asks_client_settings_with_the_new_token(http, upstream):
+    upstream.post(f"{AUTH}/oauth2/token", payload={**ANSWER, "httpsBaseUrl": None})
+    upstream.get(
+        f"{DISCOVERY_URL}/api/v3.0/clientSettings",
+        payload={"httpsBaseUrl": {"hostname": "api.c009.x", "port": 8443}},
+    )
+    record = await refresh(http, CLIENT, "r-0", lambda: 0.0)
+    (call,) = upstream.requests[("GET", URL(f"{DISCOVERY_URL}/api/v3.0/clientSettings"))]
+    assert (record.api_host, record.api_port) == ("api.c009.x", 8443)
+    assert call.kwargs["headers"]["Authorization"] == "Bearer a.b.c"
+
+
+@pytest.mark.parametrize("status", [400, 401, 403])
+async def test_a_refused_refresh_says_to_log_in_again_and_names_no_token(http, upstream, status):
+    upstream.post(f"{AUTH}/oauth2/token", status=status, payload={"code": status, "status": "unauthenticated"})
+    with pytest.raises(LoginRefused, match="run mjpeg-proxy een-login") as info:
+        await refresh(http, CLIENT, "r-secret-0", lambda: 0.0)
+    assert "r-secret-0" not in str(info.value) and "secret-1" not in str(info.value)
+
+
+async def test_a_busy_token_endpoint_is_no_refusal_and_says_when_to_come_back(http, upstream):
+    upstream.post(f"{AUTH}/oauth2/token", status=429, headers={"Retry-After": "7"})
+    with pytest.raises(LoginError) as info:
+        await refresh(http, CLIENT, "r-0", lambda: 0.0)
+    assert not isinstance(info.value, LoginRefused) and info.value.retry_after_s == 7
 
 
 @pytest.mark.parametrize(
@@ -84,12 +129,21 @@ def test_a_token_answer_becomes_a_record():
     [
         ({**ANSWER, "refresh_token": None}, "confidential"),
         ({**ANSWER, "expires_in": "soon"}, "expires_in"),
-        ({**ANSWER, "httpsBaseUrl": None}, "httpsBaseUrl"),
+        ({**ANSWER, "httpsBaseUrl": {"port": 443}}, "httpsBaseUrl"),
         ({**ANSWER, "access_token": ""}, "access_token"),
         ([], "not a JSON object"),
     ],
 )
-def test_a_token_answer_without_what_is_needed_is_refused_without_its_tokens(answer, expected):
+async def test_a_token_answer_without_what_is_needed_is_refused_without_its_tokens(http, upstream, answer, expected):
+    upstream.post(f"{AUTH}/oauth2/token", body=json.dumps(answer))
     with pytest.raises(LoginError, match=expected) as info:
-        token_record(json.dumps(answer).encode(), 0.0)
+        await refresh(http, CLIENT, "r-0", lambda: 0.0)
     assert "a.b.c" not in str(info.value) and "r-1" not in str(info.value)
+
+
+def test_a_loopback_http_auth_host_keeps_api_hosts_on_plain_http():
+    local = Client("c", "s", "http://127.0.0.1:8080")
+    assert str(local.api_url("127.0.0.1", 8081)) == "http://127.0.0.1:8081"
+    assert local.discovery_url == "http://127.0.0.1:8080"
+    assert str(CLIENT.api_url("api.c001.eagleeyenetworks.com", 443)) == "https://api.c001.eagleeyenetworks.com"
+    assert CLIENT.discovery_url == DISCOVERY_URL

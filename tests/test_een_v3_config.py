@@ -11,7 +11,7 @@ import pytest
 
 from mjpeg_proxy.config.checks import ConfigError
 from mjpeg_proxy.config.loader import load_config, load_table
-from mjpeg_proxy.sources.een_config import with_een_cameras
+from mjpeg_proxy.sources.een_config import EenCameraConfig, with_een_cameras
 from mjpeg_proxy.sources.een_v3_config import EenV3Config
 from tests.helpers import assert_names, load_error, write
 
@@ -36,16 +36,35 @@ def test_v3_token_file_absolute_and_auth_url_on_loopback_kept(tmp_path):
     assert (account.token_file, account.auth_url) == (f"{tmp_path}/x/t.json", "http://127.0.0.1:8123")
 
 
-def test_v3_cameras_are_refused_until_the_v3_source_exists(tmp_path):
-    message = load_error(tmp_path, V3 + CAMERA, V3_ENV)
-    assert_names(message, "camera 'front-door'", "source")
-    assert "v3 previews are not served yet" in message
+def test_v3_cameras_read_with_their_preview_mode_multipart_by_default(tmp_path):
+    text = V3 + CAMERA + CAMERA.replace("front-door", "gate").replace("1006073B", "1006073c") + 'preview = "image"\n'
+    config = load_config(write(tmp_path, text), V3_ENV)
+    front, gate = (camera.source for camera in config.cameras)
+    assert isinstance(front, EenCameraConfig) and isinstance(gate, EenCameraConfig)
+    assert (front.esn, front.preview, gate.preview) == ("1006073b", "multipart", "image")
+    assert front.account == gate.account == config.tables["een"]
 
 
-def test_een_esn_with_a_v3_account_is_refused_too(tmp_path):
+@pytest.mark.parametrize(
+    "account, preview, expected",
+    [
+        (V3, '"mjpeg"', 'must be "multipart" or "image"'),
+        (V3, "1", 'must be "multipart" or "image"'),
+        ('[een]\nusername = "u@example.com"\npassword_env = "P"\n', '"image"', "is for API v3 accounts"),
+    ],
+)
+def test_a_wrong_preview_mode_is_refused_with_the_camera_and_key(tmp_path, account, preview, expected):
+    message = load_error(tmp_path, account + CAMERA + f"preview = {preview}\n", {**V3_ENV, "P": "pw"})
+    assert_names(message, "camera 'front-door'", "preview")
+    assert expected in message
+
+
+def test_een_esn_works_with_a_v3_account(tmp_path):
     base = load_config(write(tmp_path, V3), V3_ENV, require_cameras=False)
-    with pytest.raises(ConfigError, match="v3 previews are not served yet"):
-        with_een_cameras(base, ["1006073b"], {})
+    config = with_een_cameras(base, ["1006073B"], {})
+    (camera,) = config.cameras
+    assert isinstance(camera.source, EenCameraConfig)
+    assert (camera.id, camera.source.account, camera.source.preview) == ("1006073b", base.tables["een"], "multipart")
 
 
 def test_v1_files_and_api_v1_read_as_before(tmp_path):

@@ -10,11 +10,15 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
+from yarl import URL
 
 from mjpeg_proxy.sources.een_tokens import TokenRecord
+from mjpeg_proxy.sources.http_answers import describe
+from mjpeg_proxy.sources.retry_after import retry_after_s
 
 SCOPE = "vms.all"
 """The scope every call asks for (EEN-API.md 3.1)."""
@@ -22,12 +26,25 @@ DEFAULT_REDIRECT_URI = "http://127.0.0.1:3333/callback"
 """The redirect URI EEN's own command-line tool registers (EEN-API.md 3.1)."""
 TOKEN_TIMEOUT_S = 30.0
 """The longest, in seconds, a token request may take."""
+DISCOVERY_URL = "https://api.eagleeyenetworks.com"
+"""The host that answers ``/api/v3.0/clientSettings`` for any token (EEN-API.md 3.2)."""
 MAX_ANSWER_BYTES = 64 * 1024
 """The most of a token answer read: a token response is a few kilobytes."""
 
 
 class LoginError(Exception):
-    """The login cannot go on; the message is one line for the user, with no secret in it."""
+    """The login cannot go on; the message is one line for the user, with no secret in it.
+
+    ``retry_after_s``: the wait the auth host asked for (``Retry-After`` of a 429 or 503), if any.
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class LoginRefused(LoginError):
+    """The auth host refused the code or refresh token (HTTP 400, 401 or 403): only a new browser login helps."""
 
 
 class NotTheAnswer(Exception):
@@ -36,7 +53,12 @@ class NotTheAnswer(Exception):
 
 @dataclass(frozen=True)
 class Client:
-    """An EEN OAuth2 confidential client: its id, its secret (kept out of ``repr``), and the auth host's URL."""
+    """An EEN OAuth2 confidential client: its id, its secret (kept out of ``repr``), and the auth host's URL.
+
+    With an ``auth_url`` of plain ``http://`` (only a loopback one passes the configuration:
+    tests, development), the API hosts it discovers are reached over plain http too, and
+    ``clientSettings`` is asked of the auth host itself.
+    """
 
     client_id: str
     client_secret: str
@@ -44,6 +66,20 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client(client_id={self.client_id!r}, auth_url={self.auth_url!r})"
+
+    @property
+    def plain_http(self) -> bool:
+        """Whether API hosts are reached over plain http (a loopback ``auth_url``)."""
+        return self.auth_url.startswith("http://")
+
+    def api_url(self, host: str, port: int) -> URL:
+        """The origin of an ``httpsBaseUrl`` (EEN-API.md 3.2): https, or http under ``plain_http``."""
+        return URL.build(scheme="http" if self.plain_http else "https", host=host, port=port)
+
+    @property
+    def discovery_url(self) -> str:
+        """Where ``clientSettings`` is asked when a token answer names no host (EEN-API.md 3.2)."""
+        return self.auth_url if self.plain_http else DISCOVERY_URL
 
 
 def new_state() -> str:
@@ -115,39 +151,135 @@ async def exchange_code(
     ``wall_clock`` gives seconds since the epoch, for the record's ``expires_at``.
 
     Raises:
-        LoginError: the code or the client was refused, or the auth host could not be
-            reached or gave no usable answer.
+        LoginRefused: the code or the client was refused.
+        LoginError: the auth host could not be reached or gave no usable answer.
     """
     form = {"grant_type": "authorization_code", "scope": SCOPE, "code": code, "redirect_uri": redirect_uri}
-    try:
-        async with session.post(
+    return await _token_request(session, client, form, wall_clock, _code_refusal)
+
+
+async def refresh(
+    session: aiohttp.ClientSession, client: Client, refresh_token: str, wall_clock: Callable[[], float]
+) -> TokenRecord:
+    """Trade ``refresh_token`` for new tokens at ``/oauth2/token`` (EEN-API.md 3.1, "Refresh").
+
+    Refresh tokens rotate: once this is sent, ``refresh_token`` and the access token issued
+    with it are dead, whatever the answer; store the new record before using it.
+
+    Raises:
+        LoginRefused: the refresh token was refused (14 days unused, 90 days old, revoked):
+            the user must log in in the browser again.
+        LoginError: the auth host could not be reached or gave no usable answer.
+    """
+    form = {"grant_type": "refresh_token", "scope": SCOPE, "refresh_token": refresh_token}
+    return await _token_request(session, client, form, wall_clock, _refresh_refusal)
+
+
+async def _token_request(
+    session: aiohttp.ClientSession,
+    client: Client,
+    form: dict[str, str],
+    wall_clock: Callable[[], float],
+    refusal: Callable[[int, str], str],
+) -> TokenRecord:
+    """POST ``form`` to ``/oauth2/token`` and read the answer into a record; ``refusal`` words a 400-403."""
+    status, body, headers = await _call(
+        session.post(
             f"{client.auth_url}/oauth2/token",
             data=form,
             headers={"Authorization": aiohttp.encode_basic_auth(client.client_id, client.client_secret)},
             timeout=aiohttp.ClientTimeout(total=TOKEN_TIMEOUT_S),
             allow_redirects=False,
-        ) as response:
-            status = response.status
-            body = await response.content.read(MAX_ANSWER_BYTES)
-    except (aiohttp.ClientError, TimeoutError) as e:
-        raise LoginError(f"cannot reach {client.auth_url}: {type(e).__name__}: {str(e)[:200]}") from None
+        ),
+        client.auth_url,
+    )
+    if status in (400, 401, 403):
+        raise LoginRefused(refusal(status, _error_text(body)))
     if status != 200:
-        raise LoginError(_refusal(status, body))
-    return token_record(body, wall_clock())
-
-
-def _refusal(status: int, body: bytes) -> str:
-    """Why the token endpoint refused, and what to do."""
-    said = _error_text(body)
-    what = f"EEN refused the code (HTTP {status}{': ' + said if said else ''})"
-    if status in (400, 401):
-        return (
-            f"{what}: a code works once and for 5 minutes, so run een-login again; if it persists, "
-            "check client_id, the client secret and that the redirect URI is the registered one"
+        said = _error_text(body)
+        raise LoginError(
+            f"EEN's token endpoint answered HTTP {status}{': ' + said if said else ''}; try again later",
+            retry_after_s(status, headers),
         )
+    now = wall_clock()
+    data = _token_answer(body)
+    if not isinstance(data.get("httpsBaseUrl"), dict):
+        data["httpsBaseUrl"] = await client_settings(session, client, data["access_token"])
+    try:
+        return TokenRecord.from_json(
+            {
+                "access_token": data["access_token"],
+                "refresh_token": data["refresh_token"],
+                "expires_at": now + data["expires_in"],
+                "issued_at": now,
+                "httpsBaseUrl": data["httpsBaseUrl"],
+            }
+        )
+    except ValueError as e:
+        raise LoginError(f"EEN's token answer is incomplete ({e}); try again later") from None
+
+
+async def client_settings(session: aiohttp.ClientSession, client: Client, access_token: str) -> dict[str, Any]:
+    """The account's ``httpsBaseUrl`` from ``/api/v3.0/clientSettings`` (EEN-API.md 3.2).
+
+    Raises:
+        LoginError: no usable answer.
+    """
+    status, body, headers = await _call(
+        session.get(
+            f"{client.discovery_url}/api/v3.0/clientSettings",
+            headers={"Authorization": f"Bearer {access_token}"},
+            timeout=aiohttp.ClientTimeout(total=TOKEN_TIMEOUT_S),
+            allow_redirects=False,
+        ),
+        client.discovery_url,
+    )
+    if status != 200:
+        said = _error_text(body)
+        raise LoginError(
+            f"EEN's clientSettings answered HTTP {status}{': ' + said if said else ''}; try again later",
+            retry_after_s(status, headers),
+        )
+    try:
+        base = json.loads(body).get("httpsBaseUrl")
+    except (ValueError, AttributeError):
+        base = None
+    if not isinstance(base, dict):
+        raise LoginError("EEN's clientSettings named no httpsBaseUrl; try again later")
+    return base
+
+
+async def _call(request: Any, where: str) -> tuple[int, bytes, Mapping[str, str]]:
+    """Send ``request`` (an aiohttp request not yet awaited); return (status, the body's first bytes, headers).
+
+    Raises:
+        LoginError: ``where`` could not be reached or did not answer in time.
+    """
+    try:
+        async with request as response:
+            return response.status, await response.content.read(MAX_ANSWER_BYTES), response.headers
+    except (aiohttp.ClientError, TimeoutError) as e:
+        what = describe(e) if isinstance(e, aiohttp.ClientError) else "no answer in time"
+        raise LoginError(f"cannot reach {where}: {what}") from None
+
+
+def _code_refusal(status: int, said: str) -> str:
+    """Why the token endpoint refused a code, and what to do."""
+    what = f"EEN refused the code (HTTP {status}{': ' + said if said else ''})"
     if status == 403:
         return f"{what}: the client may not use this account; check the application in the EEN developer portal"
-    return f"{what}; try again later"
+    return (
+        f"{what}: a code works once and for 5 minutes, so run een-login again; if it persists, "
+        "check client_id, the client secret and that the redirect URI is the registered one"
+    )
+
+
+def _refresh_refusal(status: int, said: str) -> str:
+    """Why the token endpoint refused a refresh token, and what to do."""
+    return (
+        f"EEN refused the refresh token (HTTP {status}{': ' + said if said else ''}): "
+        "the login has expired or was revoked; run mjpeg-proxy een-login"
+    )
 
 
 def _error_text(body: bytes) -> str:
@@ -163,8 +295,8 @@ def _error_text(body: bytes) -> str:
     return " ".join(text.split())[:200]
 
 
-def token_record(body: bytes, now: float) -> TokenRecord:
-    """The record of a token response (EEN-API.md 3.1) received at ``now`` (seconds since the epoch).
+def _token_answer(body: bytes) -> dict[str, Any]:
+    """The fields of a token response (EEN-API.md 3.1), checked.
 
     Raises:
         LoginError: the answer is no token response, or has no refresh token (a public client).
@@ -180,17 +312,9 @@ def token_record(body: bytes, now: float) -> TokenRecord:
             "EEN gave no refresh token: only confidential clients get one; "
             "use the credentials of a confidential client (EEN developer portal)"
         )
+    if not isinstance(data.get("access_token"), str) or not data["access_token"]:
+        raise LoginError("EEN's token answer has no access_token; try again later")
     expires_in = data.get("expires_in")
     if not isinstance(expires_in, int | float) or isinstance(expires_in, bool) or expires_in <= 0:
         raise LoginError("EEN's token answer has no expires_in; try again later")
-    try:
-        return TokenRecord.from_json(
-            {
-                "access_token": data.get("access_token"),
-                "refresh_token": data["refresh_token"],
-                "expires_at": now + expires_in,
-                "httpsBaseUrl": data.get("httpsBaseUrl"),
-            }
-        )
-    except ValueError as e:
-        raise LoginError(f"EEN's token answer is incomplete ({e}); try again later") from None
+    return data

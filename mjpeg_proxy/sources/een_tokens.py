@@ -54,9 +54,10 @@ class TokenFileError(Exception):
 class TokenRecord:
     """One account's tokens.
 
-    ``expires_at`` is when the access token expires, in seconds since the epoch;
-    ``api_host`` and ``api_port`` are the ``httpsBaseUrl`` where the account's API calls
-    go. The tokens are secrets, kept out of ``repr``.
+    ``expires_at`` is when the access token expires, in seconds since the epoch, and
+    ``issued_at`` when it was issued (None when unknown); ``api_host`` and ``api_port``
+    are the ``httpsBaseUrl`` where the account's API calls go. The tokens are secrets,
+    kept out of ``repr``.
     """
 
     access_token: str = field(repr=False)
@@ -64,15 +65,29 @@ class TokenRecord:
     expires_at: float
     api_host: str
     api_port: int = 443
+    issued_at: float | None = None
+
+    def refresh_at(self, margin_s: float) -> float:
+        """When to refresh the access token, in seconds since the epoch.
+
+        ``margin_s`` before it expires, or at half its lifetime when that comes later (a
+        short-lived token).
+        """
+        if self.issued_at is None:
+            return self.expires_at - margin_s
+        return self.expires_at - min(margin_s, (self.expires_at - self.issued_at) / 2)
 
     def to_json(self) -> dict[str, Any]:
         """The record as the file holds it."""
-        return {
+        data: dict[str, Any] = {
             "access_token": self.access_token,
             "refresh_token": self.refresh_token,
             "expires_at": self.expires_at,
             "httpsBaseUrl": {"hostname": self.api_host, "port": self.api_port},
         }
+        if self.issued_at is not None:
+            data["issued_at"] = self.issued_at
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> TokenRecord:
@@ -95,7 +110,17 @@ class TokenRecord:
         port = base.get("port", 443)
         if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
             raise ValueError("httpsBaseUrl.port not a port number")
-        return cls(data["access_token"], data["refresh_token"], float(expires_at), base["hostname"], port)
+        issued_at = data.get("issued_at")
+        if issued_at is not None and (not isinstance(issued_at, int | float) or isinstance(issued_at, bool)):
+            raise ValueError("issued_at not a number")
+        return cls(
+            data["access_token"],
+            data["refresh_token"],
+            float(expires_at),
+            base["hostname"],
+            port,
+            None if issued_at is None else float(issued_at),
+        )
 
 
 def read_tokens(path: str | os.PathLike[str]) -> TokenRecord | None:
@@ -124,6 +149,22 @@ def read_tokens(path: str | os.PathLike[str]) -> TokenRecord | None:
         return TokenRecord.from_json(json.loads(raw))
     except (ValueError, UnicodeDecodeError) as e:  # json.JSONDecodeError is a ValueError; its text quotes no value
         raise TokenFileError(f"{path}: not an EEN token file ({e}); run mjpeg-proxy een-login again") from None
+
+
+FileSignature = tuple[int, int, int, int] | None
+"""What tells one version of a file from another: (device, inode, size, mtime in ns); None when it is missing."""
+
+
+def file_signature(path: str | os.PathLike[str]) -> FileSignature:
+    """The token file's ``FileSignature``: it changes when ``write_tokens`` (or ``een-login``) replaces the file.
+
+    A ``stat``: no read, so it can be asked every few seconds.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def write_tokens(path: str | os.PathLike[str], record: TokenRecord) -> None:

@@ -16,16 +16,12 @@ from typing import Any
 from yarl import URL
 
 from mjpeg_proxy.config.checks import Fail, check_url, secret_from_env, text_problem
+from mjpeg_proxy.sources.een_timing import EenTiming
 
 EEN_V3_DEFAULT_AUTH_URL = "https://auth.eagleeyenetworks.com"
 """Where a v3 account authorizes and gets its tokens without ``auth_url`` (EEN-API.md 3.1)."""
 EEN_V3_KEYS = frozenset({"client_id", "client_secret_env", "token_file", "auth_url"})
 """The keys of ``[een]`` that only ``api = "v3"`` takes."""
-V3_NOT_SERVED_YET = (
-    'EEN API v3 previews are not served yet ([een] api = "v3"); '
-    "mjpeg-proxy een-login works already, the cameras come in a later version"
-)
-"""Why a configuration whose ``een`` cameras use v3 is refused for now (issue 13)."""
 
 
 @dataclass(frozen=True)
@@ -34,13 +30,16 @@ class EenV3Config:
 
     ``client_secret`` (read from the environment variable ``client_secret_env``) is a secret
     and kept out of ``repr``. ``token_file`` is an absolute path, relative ones taken from
-    the configuration file's folder. ``auth_url`` has no trailing slash.
+    the configuration file's folder. ``auth_url`` has no trailing slash. ``timing`` is not
+    the account's (not read from the file; tests shorten it) and takes no part in
+    comparing two accounts, so the cameras of one account share one login.
     """
 
     client_id: str
     client_secret: str = field(repr=False)
     token_file: str
     auth_url: str = EEN_V3_DEFAULT_AUTH_URL
+    timing: EenTiming = field(default=EenTiming(), compare=False)
 
 
 def parse_een_v3(data: Mapping[str, Any], path: str, environ: Mapping[str, str], fail: Fail) -> EenV3Config:
