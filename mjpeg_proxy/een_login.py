@@ -33,6 +33,7 @@ from mjpeg_proxy.sources.een_oauth import (
     Client,
     LoginError,
     NotTheAnswer,
+    account_name,
     authorize_url,
     code_from_pasted,
     code_from_redirect,
@@ -244,12 +245,14 @@ async def _finish(
     try:
         async with aiohttp.ClientSession() as session:
             record = await exchange_code(session, client, code, redirect_uri, wall_clock)
-        write_tokens(token_file, record)
+            write_tokens(token_file, record)
+            account = await account_name(session, client, record)
     except (LoginError, TokenFileError) as error:
         print(f"mjpeg-proxy een-login: {error}", file=err)
         return 1
     port = "" if record.api_port == 443 else f":{record.api_port}"
-    print(f"Logged in. The account's API host is {record.api_host}{port}.", file=out)
+    reached = f"account {account}" if account else "the account (its name could not be read)"
+    print(f"Logged in to {reached}; its API host is {record.api_host}{port}.", file=out)
     print(f"Tokens written to {token_file} (mode 0600); the proxy reads them from there.", file=out, flush=True)
     return 0
 

@@ -130,8 +130,20 @@ async def test_the_browser_redirect_reaches_the_listener_and_the_tokens_are_writ
     assert stat.S_IMODE(os.stat(account.token_file).st_mode) == 0o600
     port = urlsplit(fake_url).port
     assert f"API host is 127.0.0.1:{port}" in out and account.token_file in out
+    assert "Logged in to account Fake Preview Account (id 00001a2b)" in out
     assert fake.token_requests["authorization_code"] == 1
     assert_no_secret(fake, out, err)
+
+
+async def test_an_account_whose_name_cannot_be_read_still_logs_in(
+    fake, fake_url, tmp_path, redirect_uri, browser_session
+):
+    fake.fail("/api/v3.0/accounts/self", 503)
+    account = account_of(fake, fake_url, tmp_path)
+    status, out, err, _ = await login(account, redirect_uri, Browser(follow(browser_session, [])))
+    assert (status, err) == (0, "")
+    assert "Logged in to the account (its name could not be read)" in out
+    assert read_tokens(account.token_file) is not None
 
 
 async def test_the_authorize_address_carries_the_redirect_uri_unencoded_and_a_random_state(

@@ -249,6 +249,35 @@ async def client_settings(session: aiohttp.ClientSession, client: Client, access
     return base
 
 
+async def account_name(session: aiohttp.ClientSession, client: Client, record: TokenRecord) -> str | None:
+    """Which account ``record`` logged in to: ``name (id)`` from ``/api/v3.0/accounts/self``, or None.
+
+    ``getSelfAccount`` of EEN's v3 OpenAPI ("Account") returns the logged-in account object,
+    with its ``id`` and ``name``. Only said to the user, so any failure is None.
+    """
+    url = client.api_url(record.api_host, record.api_port).with_path("/api/v3.0/accounts/self")
+    try:
+        status, body, _ = await _call(
+            session.get(
+                url,
+                headers={"Authorization": f"Bearer {record.access_token}", "Accept": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=TOKEN_TIMEOUT_S),
+                allow_redirects=False,
+            ),
+            str(url.origin()),
+        )
+        account = json.loads(body) if status == 200 else None
+    except (LoginError, ValueError):
+        return None
+    if not isinstance(account, dict):
+        return None
+    words = [str(account[key]) for key in ("name", "id") if isinstance(account.get(key), str | int)]
+    if not words:
+        return None
+    said = words[0] if len(words) == 1 else f"{words[0]} (id {words[1]})"
+    return " ".join(said.split())[:120]
+
+
 async def _call(request: Any, where: str) -> tuple[int, bytes, Mapping[str, str]]:
     """Send ``request`` (an aiohttp request not yet awaited); return (status, the body's first bytes, headers).
 
