@@ -246,3 +246,25 @@ async def test_a_failed_refresh_leaves_the_file_as_it_was(tmp_path):
     assert read_tokens(path) == OLD
     with pytest.raises(TokenFileError, match="een-login"):
         await refresh_once(tmp_path / "none.json", "x", refused)
+
+
+@pytest.mark.parametrize(
+    "lifetime_s, issued, refresh_after_s",
+    [
+        (43198.0, True, 43198.0 - 300),  # a 12-hour token: 5 minutes before it expires
+        (600.0, True, 300.0),  # 10 minutes: 5 minutes before is also half its lifetime
+        (120.0, True, 60.0),  # a short one: at half its lifetime
+        (43198.0, False, 43198.0 - 300),  # issue time unknown: the margin alone
+    ],
+)
+def test_the_access_token_is_refreshed_minutes_before_expiry_or_at_half_its_lifetime(
+    lifetime_s, issued, refresh_after_s
+):
+    record = TokenRecord("a", "r", 1000.0 + lifetime_s, "h", issued_at=1000.0 if issued else None)
+    assert record.refresh_at(300.0) == 1000.0 + refresh_after_s
+
+
+def test_the_issue_time_is_kept_in_the_file(tmp_path):
+    record = TokenRecord("a", "r", 2000.0, "h", 443, issued_at=1000.0)
+    write_tokens(tmp_path / "t.json", record)
+    assert read_tokens(tmp_path / "t.json") == record
