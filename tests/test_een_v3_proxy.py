@@ -21,6 +21,8 @@ from mjpeg_proxy.sources.een_timing import EenTiming
 from mjpeg_proxy.sources.een_tokens import read_tokens, write_tokens
 from mjpeg_proxy.sources.een_v3 import parse_v3_timestamp
 from mjpeg_proxy.sources.een_v3_config import EenV3Config
+from mjpeg_proxy.web.app import apply_config
+from mjpeg_proxy.web.appkeys import CONFIG
 from tests.fake_een_v3 import FakeEenV3
 from tests.helpers import MjpegViewer, Proxy, eventually, real_frames
 
@@ -295,3 +297,30 @@ def test_v3_timestamps_read_iso_8601_with_an_offset():
     assert parse_v3_timestamp("2022-08-08T07:57:37") is None  # no zone: not trusted
     assert parse_v3_timestamp("preview-20180917213405.700") is None
     assert parse_v3_timestamp(None) is None
+
+
+async def test_a_renewal_that_fails_while_the_token_is_still_valid_does_not_stop_the_cameras(logged_in, start_v3, fake):
+    fake.access_token_ttl_s = 4.0  # renewed after 2 s, valid for 2 s more
+    await log_in_again_with_short_tokens(fake, logged_in)
+    fake.fail("/oauth2/token", 503, count=3)
+    proxy = await start_v3(FRONT, preview="image")
+    async with MjpegViewer(proxy.url(f"/cameras/{FRONT}/stream.mjpg")) as viewer:
+        await viewer.next_new_part()
+        await fake.until(lambda: fake.tokens_issued["access"] == 3)  # the login's, the test's, the renewal's
+        await viewer.new_parts(2)
+    assert fake.token_requests["refresh_token"] >= 1 and fake.requests["/oauth2/token"] >= 5
+    assert proxy.camera(FRONT).stats.errors.get("unavailable", 0) == 0
+
+
+async def test_a_reload_tries_an_expired_login_once_more_without_a_storm(logged_in, start_v3, fake):
+    proxy = await start_v3(FRONT, preview="image")
+    await eventually(lambda: proxy.camera(FRONT).state == "live")
+    fake.refuse_refreshes = 1
+    fake.expire_access_tokens()
+    await eventually(lambda: proxy.camera(FRONT).state == "login_expired")
+    await apply_config(proxy.server.app, proxy.server.app[CONFIG].current)  # what SIGHUP does, with the same file
+    await fake.until(lambda: fake.token_requests["refresh_token"] == 2)  # one more try, refused: its token is dead
+    before = sum(fake.requests.values())
+    await eventually(lambda: proxy.camera(FRONT).stats.errors["login_expired"] >= 5)
+    assert sum(fake.requests.values()) == before
+    assert proxy.camera(FRONT).state == "login_expired"

@@ -160,6 +160,9 @@ class EenSession:
         url = base.with_path(base.path.rstrip("/") + path)
         return url.with_query(params) if params else url
 
+    def reloaded(self) -> None:
+        """Nothing to drop: a refused login's wait protects the account from a lockout, even across reloads."""
+
     async def close(self) -> None:
         """Log out (``POST /g/aaa/logout``) if logged in, and close the connections."""
         if self._auth_key is not None:

@@ -47,7 +47,19 @@ LOCK_SUFFIX = ".lock"
 
 
 class TokenFileError(Exception):
-    """The token file cannot be read or written; the message is one line, with no token in it."""
+    """The token file cannot be read or written; the message is one line, with no token in it.
+
+    ``unsaved``: new tokens that EEN issued but that could not be written (the old ones are
+    dead already), for the caller to keep in memory; None otherwise.
+    """
+
+    def __init__(self, message: str, unsaved: TokenRecord | None = None) -> None:
+        super().__init__(message)
+        self.unsaved = unsaved
+
+
+class TokenFileUnwritable(TokenFileError):
+    """The token file's folder cannot be written, so no refresh is made (its tokens would be lost)."""
 
 
 @dataclass(frozen=True)
@@ -291,7 +303,9 @@ async def refresh_once(
     are returned.
 
     Raises:
-        TokenFileError: no token file (no login), or it cannot be read or written.
+        TokenFileUnwritable: the folder cannot be written; no refresh was made.
+        TokenFileError: no token file (no login), or it cannot be read; or the new tokens
+            could not be written (they are the error's ``unsaved``).
         Exception: whatever ``refresh`` raises (the file is then left as it was).
     """
     async with token_lock(path):
@@ -300,6 +314,14 @@ async def refresh_once(
             raise TokenFileError(f"{path}: no EEN token file; run mjpeg-proxy een-login")
         if record.access_token != failed_access_token:
             return record
+        # A refresh kills the old tokens: make sure the new ones can be stored first.
+        try:
+            stage_tokens(path, record).unlink()
+        except (TokenFileError, OSError) as e:
+            raise TokenFileUnwritable(f"{e}; the EEN tokens are not renewed until it can be") from None
         new = await refresh(record)
-        write_tokens(path, new)
+        try:
+            write_tokens(path, new)
+        except TokenFileError as e:
+            raise TokenFileError(str(e), unsaved=new) from None
         return new

@@ -23,6 +23,7 @@ from mjpeg_proxy.sources.een_oauth import Client, LoginError, LoginRefused, refr
 from mjpeg_proxy.sources.een_tokens import (
     FileSignature,
     TokenFileError,
+    TokenFileUnwritable,
     TokenRecord,
     file_signature,
     read_tokens,
@@ -75,6 +76,7 @@ class EenV3Account:
         self._record: TokenRecord | None = None
         self._stuck: LoginNeeded | None = None  # why there is no usable login
         self._stuck_on: FileSignature = None  # the token file's version then
+        self._look_again = False  # a reload: read the file once more, even unchanged
         self._gate = LoginGate(
             "EEN token refresh", self.timing.refused_login_backoff_s, self.timing.failed_login_backoff_s, self._clock
         )
@@ -86,11 +88,17 @@ class EenV3Account:
         Raises:
             LoginNeeded: no token file, or an unreadable one (run ``een-login``).
             LoginExpired: EEN refused the refresh; the login must be done again.
-            UpstreamUnavailable: a due refresh could not reach EEN (with the wait before the next).
+            UpstreamUnavailable: a due refresh failed and the access token has expired
+                (with the wait before the next attempt).
         """
         record = self._load()
         if self._clock.wall() >= record.refresh_at(self.timing.refresh_margin_s):
-            record = await self._refreshed(record.access_token)
+            try:
+                record = await self._refreshed(record.access_token)
+            except UpstreamUnavailable:
+                if self._clock.wall() >= record.expires_at:
+                    raise
+                # Still valid: the cameras go on with it, and the keeper tries again.
         return record
 
     def api_url(self, record: TokenRecord, path: str) -> URL:
@@ -143,6 +151,16 @@ class EenV3Account:
         error = LoginExpired(f"EEN refused a fresh access token (HTTP 401 for {url.path}); run mjpeg-proxy een-login")
         raise self._stick(error, file_signature(self._path))
 
+    def reloaded(self) -> None:
+        """Without a usable login, read the token file and try it once more, even if it has not changed.
+
+        For an operator who fixed what EEN refused without a new ``een-login``; at most one
+        refresh request per reload.
+        """
+        if self._stuck is not None:
+            self._look_again = True
+            self._gate.forget()
+
     async def close(self) -> None:
         """Stop refreshing and close the connections. The tokens are not revoked: that would end the login.
 
@@ -170,8 +188,9 @@ class EenV3Account:
         if self._record is not None and self._stuck is None:
             return self._record
         signature = file_signature(self._path)
-        if self._stuck is not None and signature == self._stuck_on:
+        if self._stuck is not None and signature == self._stuck_on and not self._look_again:
             raise again(self._stuck, self.timing.login_poll_s)
+        self._look_again = False
         try:
             record = read_tokens(self._path)
         except TokenFileError as e:
@@ -226,9 +245,14 @@ class EenV3Account:
         except LoginRefused as e:
             self._stick(LoginExpired(str(e)), file_signature(self._path))
             return
+        except TokenFileUnwritable as e:
+            raise UpstreamUnavailable(str(e)) from None  # retried with backoff; the file may be fixed
         except TokenFileError as e:
-            self._stick(LoginNeeded(str(e)), file_signature(self._path))
-            return
+            if e.unsaved is None:
+                self._stick(LoginNeeded(str(e)), file_signature(self._path))
+                return
+            log.error("EEN: %s; the new tokens are kept in memory only, so a restart will need een-login", e)
+            record = e.unsaved
         except LoginError as e:
             raise UpstreamUnavailable(f"EEN token refresh: {e}", retry_after_s=e.retry_after_s) from None
         self._record = record
@@ -239,7 +263,9 @@ class EenV3Account:
         """Refresh the tokens when due, whether or not anyone watches; look for a new login while there is none."""
         while True:
             try:
-                record = await self.tokens()
+                record = self._load()
+                if self._clock.wall() >= record.refresh_at(self.timing.refresh_margin_s):
+                    record = await self._refreshed(record.access_token)
                 wait_s = record.refresh_at(self.timing.refresh_margin_s) - self._clock.wall()
             except SourceError as e:
                 wait_s = e.retry_after_s if e.retry_after_s is not None else self.timing.login_poll_s
