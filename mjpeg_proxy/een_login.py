@@ -41,7 +41,7 @@ from mjpeg_proxy.sources.een_oauth import (
     new_state,
     query_values,
 )
-from mjpeg_proxy.sources.een_tokens import TokenFileError, write_tokens
+from mjpeg_proxy.sources.een_tokens import TokenFileError, token_lock, write_tokens
 from mjpeg_proxy.sources.een_v3_config import EenV3Config, is_loopback
 
 LOGIN_TIMEOUT_S = 5 * 60.0
@@ -245,7 +245,8 @@ async def _finish(
     try:
         async with aiohttp.ClientSession() as session:
             record = await exchange_code(session, client, code, redirect_uri, wall_clock)
-            write_tokens(token_file, record)
+            async with token_lock(token_file):  # not in the middle of a running proxy's refresh
+                write_tokens(token_file, record)
             account = await account_name(session, client, record)
     except (LoginError, TokenFileError) as error:
         print(f"mjpeg-proxy een-login: {error}", file=err)

@@ -22,6 +22,7 @@ from mjpeg_proxy.sources.een_oauth import (
     query_values,
     refresh,
 )
+from mjpeg_proxy.sources.een_tokens import TokenRecord
 
 STATE = "st4te"
 ANSWER = {
@@ -79,6 +80,7 @@ def test_query_values_keep_the_first_of_a_name():
 
 AUTH = "https://auth.eagleeyenetworks.com"
 CLIENT = Client("client-1", "secret-1", AUTH)
+OLD = TokenRecord("a-0", "r-0", 1.0, "api.c001.eagleeyenetworks.com", 443, issued_at=0.0)
 
 
 @pytest.fixture
@@ -89,7 +91,7 @@ async def http():
 
 async def test_a_refresh_answer_becomes_a_record_with_its_issue_time(http, upstream):
     upstream.post(f"{AUTH}/oauth2/token", payload=ANSWER)
-    record = await refresh(http, CLIENT, "r-0", lambda: 1000.0)
+    record = await refresh(http, CLIENT, OLD, lambda: 1000.0)
     (call,) = upstream.requests[("POST", URL(f"{AUTH}/oauth2/token"))]
     assert (record.access_token, record.refresh_token, record.expires_at) == ("a.b.c", "r-1", 44198.0)
     assert (record.issued_at, record.api_host, record.api_port) == (1000.0, "api.c001.eagleeyenetworks.com", 443)
@@ -103,24 +105,31 @@ async def test_a_token_answer_without_its_host_asks_client_settings_with_the_new
         f"{DISCOVERY_URL}/api/v3.0/clientSettings",
         payload={"httpsBaseUrl": {"hostname": "api.c009.x", "port": 8443}},
     )
-    record = await refresh(http, CLIENT, "r-0", lambda: 0.0)
+    record = await refresh(http, CLIENT, OLD, lambda: 0.0)
     (call,) = upstream.requests[("GET", URL(f"{DISCOVERY_URL}/api/v3.0/clientSettings"))]
     assert (record.api_host, record.api_port) == ("api.c009.x", 8443)
     assert call.kwargs["headers"]["Authorization"] == "Bearer a.b.c"
+
+
+async def test_a_refresh_keeps_the_known_host_when_neither_the_answer_nor_client_settings_names_one(http, upstream):
+    upstream.post(f"{AUTH}/oauth2/token", payload={**ANSWER, "httpsBaseUrl": None})
+    upstream.get(f"{DISCOVERY_URL}/api/v3.0/clientSettings", status=503)
+    record = await refresh(http, CLIENT, OLD, lambda: 0.0)
+    assert (record.access_token, record.api_host, record.api_port) == ("a.b.c", OLD.api_host, OLD.api_port)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403])
 async def test_a_refused_refresh_says_to_log_in_again_and_names_no_token(http, upstream, status):
     upstream.post(f"{AUTH}/oauth2/token", status=status, payload={"code": status, "status": "unauthenticated"})
     with pytest.raises(LoginRefused, match="run mjpeg-proxy een-login") as info:
-        await refresh(http, CLIENT, "r-secret-0", lambda: 0.0)
+        await refresh(http, CLIENT, TokenRecord("a-0", "r-secret-0", 1.0, "api.c001.x"), lambda: 0.0)
     assert "r-secret-0" not in str(info.value) and "secret-1" not in str(info.value)
 
 
 async def test_a_busy_token_endpoint_is_no_refusal_and_says_when_to_come_back(http, upstream):
     upstream.post(f"{AUTH}/oauth2/token", status=429, headers={"Retry-After": "7"})
     with pytest.raises(LoginError) as info:
-        await refresh(http, CLIENT, "r-0", lambda: 0.0)
+        await refresh(http, CLIENT, OLD, lambda: 0.0)
     assert not isinstance(info.value, LoginRefused) and info.value.retry_after_s == 7
 
 
@@ -137,7 +146,7 @@ async def test_a_busy_token_endpoint_is_no_refusal_and_says_when_to_come_back(ht
 async def test_a_token_answer_without_what_is_needed_is_refused_without_its_tokens(http, upstream, answer, expected):
     upstream.post(f"{AUTH}/oauth2/token", body=json.dumps(answer))
     with pytest.raises(LoginError, match=expected) as info:
-        await refresh(http, CLIENT, "r-0", lambda: 0.0)
+        await refresh(http, CLIENT, OLD, lambda: 0.0)
     assert "a.b.c" not in str(info.value) and "r-1" not in str(info.value)
 
 

@@ -19,6 +19,7 @@ from mjpeg_proxy.sources.een_tokens import (
     TokenFileError,
     TokenRecord,
     commit_tokens,
+    file_signature,
     lock_path,
     read_tokens,
     refresh_once,
@@ -268,3 +269,42 @@ def test_the_issue_time_is_kept_in_the_file(tmp_path):
     record = TokenRecord("a", "r", 2000.0, "h", 443, issued_at=1000.0)
     write_tokens(tmp_path / "t.json", record)
     assert read_tokens(tmp_path / "t.json") == record
+
+
+async def test_tokens_held_in_memory_only_count_when_newer_than_the_file_and_are_written(tmp_path):
+    path = tmp_path / "t.json"
+    dead = TokenRecord("a-dead", "r-dead", 2000.0, "h", issued_at=1000.0)
+    held = TokenRecord("a-held", "r-held", 3000.0, "h", issued_at=2000.0)
+    write_tokens(path, dead)
+    asked: list[TokenRecord] = []
+
+    async def refresh(record: TokenRecord) -> TokenRecord:
+        asked.append(record)
+        return TokenRecord("a-new", "r-new", 4000.0, "h", issued_at=3000.0)
+
+    # The held record is due: it, not the file's older one, is refreshed.
+    new = await refresh_once(path, "a-held", refresh, held)
+    assert asked == [held] and read_tokens(path) == new
+    # Another failed token with a held record older than the file: the file's is taken.
+    assert await refresh_once(path, "a-other", refresh, held) == new and asked == [held]
+
+
+async def test_a_held_record_newer_than_the_file_is_written_when_another_token_failed(tmp_path):
+    path = tmp_path / "t.json"
+    write_tokens(path, TokenRecord("a-dead", "r-dead", 2000.0, "h", issued_at=1000.0))
+    held = TokenRecord("a-held", "r-held", 3000.0, "h", issued_at=2000.0)
+
+    async def refresh(record: TokenRecord) -> TokenRecord:
+        raise AssertionError("no refresh: the held tokens are good")
+
+    assert await refresh_once(path, "a-dead", refresh, held) == held
+    assert read_tokens(path) == held
+
+
+def test_the_file_signature_changes_when_its_mode_is_mended(tmp_path):
+    path = tmp_path / "t.json"
+    write_tokens(path, NEW)
+    os.chmod(path, 0)
+    before = file_signature(path)
+    os.chmod(path, 0o600)
+    assert file_signature(path) != before and file_signature(tmp_path / "none.json") is None

@@ -23,7 +23,7 @@ from mjpeg_proxy.sources.een_v3 import parse_v3_timestamp
 from mjpeg_proxy.sources.een_v3_config import EenV3Config
 from mjpeg_proxy.web.app import apply_config
 from mjpeg_proxy.web.appkeys import CONFIG
-from tests.fake_een_v3 import FakeEenV3
+from tests.fake_een_v3 import MULTIPART_PATH, FakeEenV3
 from tests.helpers import MjpegViewer, Proxy, eventually, real_frames
 
 PETS = real_frames()
@@ -324,3 +324,33 @@ async def test_a_reload_tries_an_expired_login_once_more_without_a_storm(logged_
     await eventually(lambda: proxy.camera(FRONT).stats.errors["login_expired"] >= 5)
     assert sum(fake.requests.values()) == before
     assert proxy.camera(FRONT).state == "login_expired"
+
+
+async def test_a_stream_address_that_refuses_a_fresh_token_is_replaced_and_the_account_stands(
+    logged_in, start_v3, fake
+):
+    fake.fail(MULTIPART_PATH, 401, count=2)  # with the token in force, then with the renewed one
+    proxy = await start_v3(FRONT, GATE, on_demand=True)
+    async with MjpegViewer(proxy.url(f"/cameras/{FRONT}/stream.mjpg")) as front:
+        assert (await next_camera_frame(front, PETS)) in PETS
+    async with MjpegViewer(proxy.url(f"/cameras/{GATE}/stream.mjpg")) as gate:
+        assert (await next_camera_frame(gate, RUNWAY)) in RUNWAY
+    assert fake.token_requests["refresh_token"] == 1
+    assert fake.camera_requests[FRONT] == 5  # feeds, the address twice, feeds again, the new address
+    assert proxy.camera(FRONT).stats.errors == {"unavailable": 1}
+
+
+async def test_a_stream_address_that_fails_before_its_first_frame_is_asked_for_again(logged_in, start_v3, fake):
+    fake.fail(MULTIPART_PATH, 503)
+    proxy = await start_v3(FRONT)
+    async with MjpegViewer(proxy.url(f"/cameras/{FRONT}/stream.mjpg")) as viewer:
+        assert (await next_camera_frame(viewer, PETS)) in PETS
+    assert fake.requests["/api/v3.0/feeds"] == 2
+
+
+async def next_camera_frame(viewer: MjpegViewer, frames: list[bytes]) -> bytes:
+    """The viewer's next new picture that is one of ``frames`` (not the offline picture)."""
+    while True:
+        jpeg = (await viewer.next_new_part()).jpeg
+        if jpeg in frames:
+            return jpeg

@@ -159,20 +159,23 @@ async def exchange_code(
 
 
 async def refresh(
-    session: aiohttp.ClientSession, client: Client, refresh_token: str, wall_clock: Callable[[], float]
+    session: aiohttp.ClientSession, client: Client, record: TokenRecord, wall_clock: Callable[[], float]
 ) -> TokenRecord:
-    """Trade ``refresh_token`` for new tokens at ``/oauth2/token`` (EEN-API.md 3.1, "Refresh").
+    """Trade ``record``'s refresh token for new tokens at ``/oauth2/token`` (EEN-API.md 3.1, "Refresh").
 
-    Refresh tokens rotate: once this is sent, ``refresh_token`` and the access token issued
-    with it are dead, whatever the answer; store the new record before using it.
+    Refresh tokens rotate: once this is sent, ``record``'s tokens are dead, whatever the
+    answer; store the new record before using it. An answer without ``httpsBaseUrl`` asks
+    ``clientSettings``, and keeps ``record``'s host when that fails: the new tokens must
+    not be lost for want of a host name.
 
     Raises:
         LoginRefused: the refresh token was refused (14 days unused, 90 days old, revoked):
             the user must log in in the browser again.
         LoginError: the auth host could not be reached or gave no usable answer.
     """
-    form = {"grant_type": "refresh_token", "scope": SCOPE, "refresh_token": refresh_token}
-    return await _token_request(session, client, form, wall_clock, _refresh_refusal)
+    form = {"grant_type": "refresh_token", "scope": SCOPE, "refresh_token": record.refresh_token}
+    known = {"hostname": record.api_host, "port": record.api_port}
+    return await _token_request(session, client, form, wall_clock, _refresh_refusal, known)
 
 
 async def _token_request(
@@ -181,8 +184,13 @@ async def _token_request(
     form: dict[str, str],
     wall_clock: Callable[[], float],
     refusal: Callable[[int, str], str],
+    known_base: dict[str, Any] | None = None,
 ) -> TokenRecord:
-    """POST ``form`` to ``/oauth2/token`` and read the answer into a record; ``refusal`` words a 400-403."""
+    """POST ``form`` to ``/oauth2/token`` and read the answer into a record; ``refusal`` words a 400-403.
+
+    ``known_base``: the ``httpsBaseUrl`` to keep when the answer names none and
+    ``clientSettings`` cannot be asked.
+    """
     status, body, headers = await _call(
         session.post(
             f"{client.auth_url}/oauth2/token",
@@ -204,7 +212,12 @@ async def _token_request(
     now = wall_clock()
     data = _token_answer(body)
     if not isinstance(data.get("httpsBaseUrl"), dict):
-        data["httpsBaseUrl"] = await client_settings(session, client, data["access_token"])
+        try:
+            data["httpsBaseUrl"] = await client_settings(session, client, data["access_token"])
+        except LoginError:
+            if known_base is None:
+                raise
+            data["httpsBaseUrl"] = known_base
     try:
         return TokenRecord.from_json(
             {

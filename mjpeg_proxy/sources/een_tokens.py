@@ -163,8 +163,9 @@ def read_tokens(path: str | os.PathLike[str]) -> TokenRecord | None:
         raise TokenFileError(f"{path}: not an EEN token file ({e}); run mjpeg-proxy een-login again") from None
 
 
-FileSignature = tuple[int, int, int, int] | None
-"""What tells one version of a file from another: (device, inode, size, mtime in ns); None when it is missing."""
+FileSignature = tuple[int, ...] | None
+"""What tells one version of a file from another: device, inode, size, mode, owner, mtime and ctime
+(ns); None when it is missing. A ``chmod`` or ``chown`` that mends an unreadable file changes it too."""
 
 
 def file_signature(path: str | os.PathLike[str]) -> FileSignature:
@@ -176,7 +177,7 @@ def file_signature(path: str | os.PathLike[str]) -> FileSignature:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mode, st.st_uid, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def write_tokens(path: str | os.PathLike[str], record: TokenRecord) -> None:
@@ -293,14 +294,18 @@ async def token_lock(path: str | os.PathLike[str]) -> AsyncIterator[None]:
 
 
 async def refresh_once(
-    path: str | os.PathLike[str], failed_access_token: str, refresh: Callable[[TokenRecord], Awaitable[TokenRecord]]
+    path: str | os.PathLike[str],
+    failed_access_token: str,
+    refresh: Callable[[TokenRecord], Awaitable[TokenRecord]],
+    held: TokenRecord | None = None,
 ) -> TokenRecord:
     """The tokens to use after ``failed_access_token`` was refused or is due; see the module's protocol.
 
     Under the lock, the file is read again: when it already holds another access token
     (another task or process refreshed), that record is returned and ``refresh`` not
     called; otherwise ``refresh(record)`` gets new tokens, which are written before they
-    are returned.
+    are returned. ``held`` is a record the caller holds that could not be written before:
+    it counts instead of the file's when it was issued later, and is written now.
 
     Raises:
         TokenFileUnwritable: the folder cannot be written; no refresh was made.
@@ -309,10 +314,13 @@ async def refresh_once(
         Exception: whatever ``refresh`` raises (the file is then left as it was).
     """
     async with token_lock(path):
-        record = read_tokens(path)
+        stored = read_tokens(path)
+        record = held if held is not None and (stored is None or _issued(held) > _issued(stored)) else stored
         if record is None:
             raise TokenFileError(f"{path}: no EEN token file; run mjpeg-proxy een-login")
         if record.access_token != failed_access_token:
+            if record is not stored:
+                _write_new(path, record)
             return record
         # A refresh kills the old tokens: make sure the new ones can be stored first.
         try:
@@ -320,8 +328,22 @@ async def refresh_once(
         except (TokenFileError, OSError) as e:
             raise TokenFileUnwritable(f"{e}; the EEN tokens are not renewed until it can be") from None
         new = await refresh(record)
-        try:
-            write_tokens(path, new)
-        except TokenFileError as e:
-            raise TokenFileError(str(e), unsaved=new) from None
+        _write_new(path, new)
         return new
+
+
+def _issued(record: TokenRecord) -> float:
+    """When ``record`` was issued, for telling the newer of two; the oldest possible when unknown."""
+    return record.issued_at if record.issued_at is not None else float("-inf")
+
+
+def _write_new(path: str | os.PathLike[str], record: TokenRecord) -> None:
+    """``write_tokens``, its error carrying ``record`` as unsaved (the tokens in it may be the only live ones).
+
+    Raises:
+        TokenFileError: with ``unsaved`` set.
+    """
+    try:
+        write_tokens(path, record)
+    except TokenFileError as e:
+        raise TokenFileError(str(e), unsaved=record) from None

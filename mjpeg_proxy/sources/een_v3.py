@@ -14,7 +14,14 @@ from datetime import datetime
 import aiohttp
 from yarl import URL
 
-from mjpeg_proxy.camera.errors import BadFrame, ForbiddenError, NotFoundError, SourceError, UpstreamUnavailable
+from mjpeg_proxy.camera.errors import (
+    AuthError,
+    BadFrame,
+    ForbiddenError,
+    NotFoundError,
+    SourceError,
+    UpstreamUnavailable,
+)
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.camera.timing import Clock
@@ -164,7 +171,8 @@ class EenV3StreamSource(Source):
     ``GET /api/v3.0/feeds?deviceId=<esn>&type=preview&include=multipartUrl`` gives the
     stream's address (EEN-API.md 3.4), used for ``MEDIA_URL_MAX_AGE_S`` at most and asked
     again after a 403 or 404 from it; the stream is read with the Bearer token through
-    the project's multipart reader, each JPEG yielded as its last byte arrives. Empty
+    the project's multipart reader, each JPEG yielded as its last byte arrives; an address
+    that fails before its first frame is dropped too. Empty
     ``results`` mean the camera is offline. ``stats`` counts frames, dropped parts and
     resyncs over all connections. Times are on ``clock``'s monotonic seconds.
 
@@ -187,13 +195,24 @@ class EenV3StreamSource(Source):
         url = await self._stream_url()
         where = f"EEN preview stream of camera {self.esn}"
         self.upstream_requests += 1
-        async with self.account.get(url, None, STREAM_TIMEOUT) as response:
-            if not 200 <= response.status < 300:
-                self._url = None  # a refused or stale address: ask feeds again next time
-                raise await answer_error(response, where)
-            hint = 'for single pictures set preview = "image"'
-            async for cut in stream_jpegs(response, where, self._max_frame_bytes, self.stats, hint):
-                yield Frame(cut.jpeg, trimmed=cut.trimmed)
+        streamed = False
+        try:
+            async with self.account.get(url, None, STREAM_TIMEOUT) as response:
+                if not 200 <= response.status < 300:
+                    raise await answer_error(response, where)
+                hint = 'for single pictures set preview = "image"'
+                async for cut in stream_jpegs(response, where, self._max_frame_bytes, self.stats, hint):
+                    streamed = True
+                    yield Frame(cut.jpeg, trimmed=cut.trimmed)
+        except AuthError as e:
+            # A fresh token refused at this address (one tied to the old token): the
+            # next attempt asks feeds for a new one, after the short backoff, not the login's.
+            self._url = None
+            raise UpstreamUnavailable(f"{e}; asking EEN for a new stream address") from None
+        except (SourceError, TimeoutError):
+            if not streamed:
+                self._url = None  # an address that gave nothing: ask feeds for a new one next time
+            raise
 
     async def _stream_url(self) -> URL:
         """The ``multipartUrl`` to use: the last one while it is young enough, else a new one from ``feeds``."""

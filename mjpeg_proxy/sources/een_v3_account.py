@@ -17,7 +17,7 @@ import aiohttp
 from yarl import URL
 
 from mjpeg_proxy import __version__
-from mjpeg_proxy.camera.errors import LoginExpired, LoginNeeded, SourceError, UpstreamUnavailable
+from mjpeg_proxy.camera.errors import AuthError, LoginExpired, LoginNeeded, SourceError, UpstreamUnavailable
 from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.sources.een_oauth import Client, LoginError, LoginRefused, refresh
 from mjpeg_proxy.sources.een_tokens import (
@@ -77,6 +77,7 @@ class EenV3Account:
         self._stuck: LoginNeeded | None = None  # why there is no usable login
         self._stuck_on: FileSignature = None  # the token file's version then
         self._look_again = False  # a reload: read the file once more, even unchanged
+        self._unsaved = False  # the record in force could not be written to the file
         self._gate = LoginGate(
             "EEN token refresh", self.timing.refused_login_backoff_s, self.timing.failed_login_backoff_s, self._clock
         )
@@ -120,8 +121,8 @@ class EenV3Account:
         followed (the token would go along).
 
         Raises:
-            LoginNeeded, LoginExpired: as ``tokens()``; LoginExpired also when a fresh
-                token is refused as well.
+            LoginNeeded, LoginExpired: as ``tokens()``.
+            AuthError: a fresh access token was refused as well (this address only).
             UpstreamUnavailable: a URL elsewhere than EEN, a redirect, a network error, or a
                 connection that could not be made within ``timeout``.
             TimeoutError: ``timeout`` passed while waiting for the answer (a long poll).
@@ -148,8 +149,9 @@ class EenV3Account:
                     raise UpstreamUnavailable(f"{where}: could not connect") from None
             if attempt == 0:
                 record = await self._refreshed(record.access_token)
-        error = LoginExpired(f"EEN refused a fresh access token (HTTP 401 for {url.path}); run mjpeg-proxy een-login")
-        raise self._stick(error, file_signature(self._path))
+        # The refresh worked, so the login stands: this one address refuses (a media URL
+        # tied to the old token, a permission). The camera waits; its account does not.
+        raise AuthError(f"EEN refused a fresh access token for {url.path} (HTTP 401)")
 
     def reloaded(self) -> None:
         """Without a usable login, read the token file and try it once more, even if it has not changed.
@@ -236,14 +238,17 @@ class EenV3Account:
         Raises:
             UpstreamUnavailable: EEN could not be reached or answered badly.
         """
+        asked_of: list[FileSignature] = []  # the file's version when EEN was asked (under the lock)
 
         async def ask(record: TokenRecord) -> TokenRecord:
-            return await refresh(self._http, self.client, record.refresh_token, self._clock.wall)
+            asked_of.append(file_signature(self._path))
+            return await refresh(self._http, self.client, record, self._clock.wall)
 
+        held = self._record if self._unsaved else None
         try:
-            record = await refresh_once(self._path, failed_access_token, ask)
+            record = await refresh_once(self._path, failed_access_token, ask, held)
         except LoginRefused as e:
-            self._stick(LoginExpired(str(e)), file_signature(self._path))
+            self._stick(LoginExpired(str(e)), asked_of[0])
             return
         except TokenFileUnwritable as e:
             raise UpstreamUnavailable(str(e)) from None  # retried with backoff; the file may be fixed
@@ -251,11 +256,12 @@ class EenV3Account:
             if e.unsaved is None:
                 self._stick(LoginNeeded(str(e)), file_signature(self._path))
                 return
-            log.error("EEN: %s; the new tokens are kept in memory only, so a restart will need een-login", e)
-            record = e.unsaved
+            log.error("EEN: %s; the new tokens are kept in memory, and written at the next renewal", e)
+            self._record, self._unsaved = e.unsaved, True
+            return
         except LoginError as e:
             raise UpstreamUnavailable(f"EEN token refresh: {e}", retry_after_s=e.retry_after_s) from None
-        self._record = record
+        self._record, self._unsaved = record, False
         valid_s = record.expires_at - self._clock.wall()
         log.info("EEN: new tokens in force; API host %s, access token valid for %.0f s", record.api_host, valid_s)
 
