@@ -41,7 +41,7 @@ from mjpeg_proxy.sources.een_oauth import (
     new_state,
     query_values,
 )
-from mjpeg_proxy.sources.een_tokens import TokenFileError, token_lock, write_tokens
+from mjpeg_proxy.sources.een_tokens import TokenFileError, check_writable, token_lock, write_tokens
 from mjpeg_proxy.sources.een_v3_config import EenV3Config, is_loopback
 
 LOGIN_TIMEOUT_S = 5 * 60.0
@@ -181,6 +181,11 @@ async def een_login(
     ``wall_clock`` gives seconds since the epoch. No secret or token is written to
     ``out`` or ``err``.
     """
+    try:
+        check_writable(account.token_file)  # before the browser step, not after it
+    except TokenFileError as error:
+        print(f"mjpeg-proxy een-login: {error}", file=err)
+        return 1
     state = new_state()
     client = Client(account.client_id, account.client_secret, account.auth_url)
     codes: asyncio.Queue[str | LoginError] = asyncio.Queue()

@@ -8,6 +8,7 @@ facts: the project's EEN notes (shared/EEN-API.md), section 3.1.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import os
 import socket
@@ -227,6 +228,14 @@ async def test_the_address_pasted_on_standard_input_logs_in(
     assert "that line is not the answer" in err.getvalue()
     assert read_tokens(account.token_file) is not None
     assert_no_secret(fake, out.getvalue(), err.getvalue())
+
+
+async def test_a_token_file_in_a_missing_folder_exits_1_before_the_browser_step(fake, fake_url, tmp_path, redirect_uri):
+    account = dataclasses.replace(account_of(fake, fake_url, tmp_path), token_file=str(tmp_path / "no" / "t.json"))
+    status, out, err, _ = await login(account, redirect_uri, None)
+    assert status == 1 and out == ""
+    assert f"its folder {tmp_path / 'no'} does not exist" in err and "\n" not in err.strip()
+    assert fake.requests["/oauth2/authorize"] == 0
 
 
 async def test_an_expired_code_exits_1_with_the_reason(fake, fake_url, tmp_path, redirect_uri, browser_session):

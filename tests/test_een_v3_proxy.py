@@ -354,3 +354,16 @@ async def next_camera_frame(viewer: MjpegViewer, frames: list[bytes]) -> bytes:
         jpeg = (await viewer.next_new_part()).jpeg
         if jpeg in frames:
             return jpeg
+
+
+async def test_a_stream_whose_renewal_is_refused_shows_login_expired(logged_in, start_v3, fake, caplog):
+    caplog.set_level(logging.DEBUG)
+    fake.stream_part_limit = 2
+    proxy = await start_v3(FRONT)
+    async with MjpegViewer(proxy.url(f"/cameras/{FRONT}/stream.mjpg")) as viewer:
+        await viewer.next_new_part()
+        fake.refuse_refreshes = 1
+        fake.expire_access_tokens()
+        await eventually(lambda: proxy.camera(FRONT).state == "login_expired")
+    # Straight there: the lost login is not taken for a refused stream address.
+    assert not [r for r in caplog.records if "new stream address" in r.getMessage()]

@@ -320,7 +320,8 @@ def _refresh_refusal(status: int, said: str) -> str:
     """Why the token endpoint refused a refresh token, and what to do."""
     return (
         f"EEN refused the refresh token (HTTP {status}{': ' + said if said else ''}): "
-        "the login has expired or was revoked; run mjpeg-proxy een-login"
+        "the login has expired or was revoked, or the client secret is wrong; "
+        "run mjpeg-proxy een-login (it checks the client secret too)"
     )
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -236,6 +237,22 @@ def commit_tokens(staged: Path, path: str | os.PathLike[str]) -> None:
         os.close(folder)
 
 
+def check_writable(path: str | os.PathLike[str], consequence: str = "") -> None:
+    """Make sure a token file can be written at ``path``: a temporary file is made beside it, then removed.
+
+    Raises:
+        TokenFileUnwritable: it cannot (the message says why, then ``consequence``).
+    """
+    folder = Path(path).parent
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as e:
+        why = f"its folder {folder} does not exist" if e.errno == errno.ENOENT else e.strerror
+        raise TokenFileUnwritable(f"{path}: cannot write the EEN token file: {why}{consequence}") from None
+
+
 def lock_path(path: str | os.PathLike[str]) -> Path:
     """The lock file of the token file at ``path``: beside it, ``LOCK_SUFFIX`` added.
 
@@ -323,10 +340,7 @@ async def refresh_once(
                 _write_new(path, record)
             return record
         # A refresh kills the old tokens: make sure the new ones can be stored first.
-        try:
-            stage_tokens(path, record).unlink()
-        except (TokenFileError, OSError) as e:
-            raise TokenFileUnwritable(f"{e}; the EEN tokens are not renewed until it can be") from None
+        check_writable(path, "; the EEN tokens are not renewed until it can be")
         new = await refresh(record)
         _write_new(path, new)
         return new

@@ -18,6 +18,7 @@ from mjpeg_proxy.camera.errors import (
     AuthError,
     BadFrame,
     ForbiddenError,
+    LoginNeeded,
     NotFoundError,
     SourceError,
     UpstreamUnavailable,
@@ -204,6 +205,8 @@ class EenV3StreamSource(Source):
                 async for cut in stream_jpegs(response, where, self._max_frame_bytes, self.stats, hint):
                     streamed = True
                     yield Frame(cut.jpeg, trimmed=cut.trimmed)
+        except LoginNeeded:
+            raise  # the account's login, not this address
         except AuthError as e:
             # A fresh token refused at this address (one tied to the old token): the
             # next attempt asks feeds for a new one, after the short backoff, not the login's.

@@ -263,7 +263,8 @@ class EenV3Account:
             raise UpstreamUnavailable(f"EEN token refresh: {e}", retry_after_s=e.retry_after_s) from None
         self._record, self._unsaved = record, False
         valid_s = record.expires_at - self._clock.wall()
-        log.info("EEN: new tokens in force; API host %s, access token valid for %.0f s", record.api_host, valid_s)
+        host = record.api_host if record.api_port == 443 else f"{record.api_host}:{record.api_port}"
+        log.info("EEN: new tokens in force; API host %s, access token valid for %.0f s", host, valid_s)
 
     async def _keep_fresh(self) -> None:
         """Refresh the tokens when due, whether or not anyone watches; look for a new login while there is none."""
