@@ -182,11 +182,13 @@ async def test_a_task_cancelled_while_waiting_for_the_lock_leaves_it_free(tmp_pa
 async def test_another_process_holding_the_lock_makes_us_wait(tmp_path):
     path = tmp_path / "een.json"
     child = (
-        "import sys\n"
-        "from mjpeg_proxy.sources.een_tokens import token_lock_blocking\n"
-        "with token_lock_blocking(sys.argv[1]):\n"
-        "    print('held', flush=True)\n"
-        "    sys.stdin.readline()\n"
+        "import asyncio, sys\n"
+        "from mjpeg_proxy.sources.een_tokens import token_lock\n"
+        "async def hold():\n"
+        "    async with token_lock(sys.argv[1]):\n"
+        "        print('held', flush=True)\n"
+        "        sys.stdin.readline()\n"
+        "asyncio.run(hold())\n"
     )
     process = await asyncio.create_subprocess_exec(
         sys.executable,

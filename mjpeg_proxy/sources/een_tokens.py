@@ -34,7 +34,7 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -262,33 +262,14 @@ def lock_path(path: str | os.PathLike[str]) -> Path:
     return Path(f"{os.fspath(path)}{LOCK_SUFFIX}")
 
 
-@contextlib.contextmanager
-def token_lock_blocking(path: str | os.PathLike[str]) -> Iterator[None]:
+@contextlib.asynccontextmanager
+async def token_lock(path: str | os.PathLike[str]) -> AsyncIterator[None]:
     """Hold the token file's refresh lock (``fcntl.flock``, exclusive), waiting for it; see the module's protocol.
 
     Each holder opens the lock file anew, so two holders in one process exclude each other
-    as two processes do. The kernel drops the lock when the holder dies.
-
-    Raises:
-        TokenFileError: the lock file cannot be opened.
-    """
-    try:
-        fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
-    except OSError as e:
-        raise TokenFileError(f"{lock_path(path)}: cannot open the EEN token lock: {e.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the last descriptor releases the lock
-
-
-@contextlib.asynccontextmanager
-async def token_lock(path: str | os.PathLike[str]) -> AsyncIterator[None]:
-    """``token_lock_blocking`` for a task: the wait runs in a thread, the event loop goes on.
-
-    A task cancelled while waiting leaves no lock held: the thread's lock, when it comes,
-    is released at once.
+    as two processes do; the kernel drops the lock when the holder dies. The wait runs in
+    a thread, so the event loop goes on. A task cancelled while waiting leaves no lock
+    held: the thread's lock, when it comes, is released at once.
 
     Raises:
         TokenFileError: the lock file cannot be opened.
