@@ -61,7 +61,6 @@ class EenV3Account:
     """
 
     def __init__(self, config: EenV3Config, clock: Clock | None = None) -> None:
-        self._config = config
         self._clock = clock or Clock()
         self.timing = config.timing
         self.client = Client(config.client_id, config.client_secret, config.auth_url)
@@ -102,10 +101,6 @@ class EenV3Account:
                 # Still valid: the cameras go on with it, and the keeper tries again.
         return record
 
-    def api_url(self, record: TokenRecord, path: str) -> URL:
-        """``path`` on the account's API host (``httpsBaseUrl`` of ``record``)."""
-        return self.client.api_url(record.api_host, record.api_port).with_path(path)
-
     @contextlib.asynccontextmanager
     async def get(
         self,
@@ -129,7 +124,10 @@ class EenV3Account:
         """
         record = await self.tokens()
         for attempt in range(2):
-            url = self.api_url(record, path_or_url) if isinstance(path_or_url, str) else path_or_url
+            if isinstance(path_or_url, str):  # a path on the API host (httpsBaseUrl of the record)
+                url = self.client.api_url(record.api_host, record.api_port).with_path(path_or_url)
+            else:
+                url = path_or_url
             self._check_trusted(url, record)
             headers = {"Authorization": f"Bearer {record.access_token}"}
             if accept:
