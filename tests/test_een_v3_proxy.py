@@ -147,12 +147,17 @@ async def log_in_again_with_short_tokens(fake: FakeEenV3, path: Path) -> None:
     await log_in(url, fake, path)
 
 
-async def test_an_expired_access_token_is_refreshed_once_and_frames_go_on(logged_in, start_v3, fake):
-    proxy = await start_v3(FRONT, preview="image")
+async def watch_through_an_expiry(proxy: Proxy, fake: FakeEenV3) -> None:
+    """A viewer watches a frame, the access tokens expire, and two new frames come."""
     async with MjpegViewer(proxy.url(f"/cameras/{FRONT}/stream.mjpg")) as viewer:
         await viewer.next_new_part()
         fake.expire_access_tokens()
         await viewer.new_parts(2)
+
+
+async def test_an_expired_access_token_is_refreshed_once_and_frames_go_on(logged_in, start_v3, fake):
+    proxy = await start_v3(FRONT, preview="image")
+    await watch_through_an_expiry(proxy, fake)
     assert fake.token_requests["refresh_token"] == 1
     assert proxy.camera(FRONT).stats.errors.get("login_expired", 0) == 0
 
@@ -211,10 +216,7 @@ async def test_a_refused_refresh_is_login_expired_without_a_storm_until_a_new_lo
 
 async def test_a_restart_after_a_rotation_uses_the_new_tokens(logged_in, start_v3, fake):
     first = await start_v3(FRONT, preview="image")
-    async with MjpegViewer(first.url(f"/cameras/{FRONT}/stream.mjpg")) as viewer:
-        await viewer.next_new_part()
-        fake.expire_access_tokens()
-        await viewer.new_parts(2)
+    await watch_through_an_expiry(first, fake)
     await first.server.close()
     rotated = read_tokens(logged_in)
     second = await start_v3(FRONT, preview="image")
@@ -256,10 +258,7 @@ async def test_an_offline_camera_has_no_feed_and_shows_offline(logged_in, start_
 async def test_a_token_answer_without_its_host_finds_it_in_client_settings(logged_in, start_v3, fake):
     fake.base_url_in_token = False
     proxy = await start_v3(FRONT, preview="image")
-    async with MjpegViewer(proxy.url(f"/cameras/{FRONT}/stream.mjpg")) as viewer:
-        await viewer.next_new_part()
-        fake.expire_access_tokens()
-        await viewer.new_parts(2)
+    await watch_through_an_expiry(proxy, fake)
     assert fake.requests["/api/v3.0/clientSettings"] == 1
 
 
