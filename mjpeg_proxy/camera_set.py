@@ -51,7 +51,8 @@ class CameraSet:
     their streams (with the close delimiter) and stop; changed ones (any key, their source's
     section included) keep their hub and viewers and restart their fetch loop on a new
     source; unchanged ones are not touched; then the shared clients no camera uses any
-    more close (``Upstreams.keep_only``). ``close`` stops them all and the clients.
+    more close (``Upstreams.keep_only``) and the others hear of the reload
+    (``Upstreams.reloaded``). ``close`` stops them all and the clients.
     ``fonts`` draw the text on the cameras' offline pictures and the demo cameras' frames;
     ``timing`` holds every camera's delays and clock.
     """
@@ -112,6 +113,7 @@ class CameraSet:
         self.by_id.clear()
         self.by_id.update(ordered)
         await self._upstreams.keep_only(config.cameras)
+        self._upstreams.reloaded()
         return changes
 
     async def close(self) -> None:

@@ -8,11 +8,14 @@ stream, the blocking ``liveImage.jpeg``, and the v3 error body. Auth, API and me
 paths are all served by this one application, so ``httpsBaseUrl`` names the fake itself.
 
 Knobs the tests set: ``redirect_uris``, ``code_ttl_s``, ``access_token_ttl_s``,
-``refuse_refreshes``, ``expire_access_tokens()``, ``fail()``, ``advance()`` (the fake's
-clock), ``stream_part_limit``, ``access`` and each camera's ``online`` and ``interval_s``.
+``refuse_refreshes``, ``base_url_in_token``, ``account``, ``expire_access_tokens()``,
+``fail()``, ``advance()`` (the fake's clock), ``stream_part_limit``, ``access`` and each camera's
+``online`` and ``interval_s``.
 Counters they assert on: ``requests`` (per path), ``camera_requests`` (per ESN),
 ``token_requests`` (per grant type), ``tokens_issued`` and ``tokens_invalidated`` (per
-kind), ``open_streams`` and ``max_open_streams`` (here and per camera).
+kind), ``dead_refreshes`` (a rotated-away refresh token used: one process logging another
+out), ``open_streams`` and ``max_open_streams`` (here and per camera); ``issued_secrets`` lists the
+client secret and every token issued, for scans of what the proxy shows.
 
 Frames come from ``tick()`` on a camera (the test drives it) or from a timer when the
 camera has ``interval_s``. aiohttp's TestServer cancels a handler whose client hangs up, so
@@ -166,6 +169,8 @@ class FakeEenV3:
         self.access_token_ttl_s = ACCESS_TOKEN_TTL_S  # the token response's expires_in
         self.refuse_refreshes = 0  # the next N refreshes answer 401 (and that refresh token dies)
         self.stream_part_limit: int | None = None  # a multipart stream ends after this many parts
+        self.base_url_in_token = True  # False: token answers name no httpsBaseUrl (ask clientSettings)
+        self.account = {"id": "00001a2b", "name": "Fake Preview Account"}  # /accounts/self
         self.boundary = "een-" + secrets.token_hex(8)
         self._clock_offset_s = 0.0
         self._failures: dict[str, list[tuple[int, dict[str, str]]]] = {}
@@ -180,6 +185,9 @@ class FakeEenV3:
         self.token_requests: Counter[str] = Counter()  # per grant_type
         self.tokens_issued: Counter[str] = Counter()  # "code", "access", "refresh"
         self.tokens_invalidated: Counter[str] = Counter()  # "access", "refresh": rotated away or refused
+        self.dead_refreshes = 0  # refreshes with a refresh token already rotated away or refused
+        # The client secret and every token issued: what no log line or page may show.
+        self.issued_secrets: list[str] = [client_secret]
         self.open_streams = 0
         self.max_open_streams = 0
         self.log: list[tuple[str, str, str | None]] = []  # (method, path, ESN) of every request
@@ -236,6 +244,7 @@ class FakeEenV3:
         app.router.add_get("/oauth2/authorize", self._authorize)
         app.router.add_post("/oauth2/token", self._token)
         app.router.add_get("/api/v3.0/clientSettings", self._client_settings)
+        app.router.add_get("/api/v3.0/accounts/self", self._account_self)
         app.router.add_get("/api/v3.0/feeds", self._feeds)
         app.router.add_get("/api/v3.0/media/liveImage.jpeg", self._live_image)
         app.router.add_get(MULTIPART_PATH, self._multipart)
@@ -319,6 +328,7 @@ class FakeEenV3:
     def _refresh(self, request: web.Request, params: dict[str, str]) -> web.Response:
         old = params.get("refresh_token", "")
         if old not in self.refresh_tokens:
+            self.dead_refreshes += 1
             return v3_error(401, request.path, "bad refresh token")
         # Rotation (3.1): the old refresh token and the access token derived from it die at once.
         self._invalidate(old)
@@ -340,16 +350,17 @@ class FakeEenV3:
         self.refresh_tokens[refresh] = access
         self.tokens_issued["access"] += 1
         self.tokens_issued["refresh"] += 1
-        return web.json_response(
-            {
-                "access_token": access,
-                "expires_in": self.access_token_ttl_s,
-                "refresh_token": refresh,
-                "httpsBaseUrl": self._base_url(request),
-                "scope": SCOPE,
-                "token_type": "Bearer",
-            }
-        )
+        self.issued_secrets += [access, refresh]
+        answer: dict[str, object] = {
+            "access_token": access,
+            "expires_in": self.access_token_ttl_s,
+            "refresh_token": refresh,
+            "scope": SCOPE,
+            "token_type": "Bearer",
+        }
+        if self.base_url_in_token:
+            answer["httpsBaseUrl"] = self._base_url(request)
+        return web.json_response(answer)
 
     def _bearer_error(self, request: web.Request) -> web.Response | None:
         """None when the request carries a live access token, else the 401 to answer."""
@@ -372,6 +383,10 @@ class FakeEenV3:
 
     async def _client_settings(self, request: web.Request) -> web.Response:
         return self._bearer_error(request) or web.json_response({"httpsBaseUrl": self._base_url(request)})
+
+    async def _account_self(self, request: web.Request) -> web.Response:
+        # getSelfAccount of EEN's v3 OpenAPI ("Account"): the logged-in account object.
+        return self._bearer_error(request) or web.json_response(self.account)
 
     async def _feeds(self, request: web.Request) -> web.Response:
         query = request.query

@@ -25,8 +25,9 @@ from mjpeg_proxy.camera.errors import (
 from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.sources import een_session
 from mjpeg_proxy.sources.een import EenPreviewSource, parse_een_timestamp
-from mjpeg_proxy.sources.een_config import MIN_REQUEST_GAP_S, EenConfig, EenTiming
+from mjpeg_proxy.sources.een_config import EenConfig
 from mjpeg_proxy.sources.een_session import EenSession
+from mjpeg_proxy.sources.een_timing import MIN_REQUEST_GAP_S, EenTiming
 
 FRAMES_DIR = Path(__file__).parent / "data" / "frames" / "opencv-vtest-pets2009"
 LOGIN = "https://login.eagleeyenetworks.com"

@@ -19,8 +19,18 @@ from tests.helpers import push_camera
 from tests.scripted_run import BASIC_CREDENTIALS, PASSWORD, scripted_run
 
 REASONS = ("bad_request", "camera_full", "client_limit", "server_full")
-KINDS = {"error", "auth_failed", "forbidden", "not_found", "unavailable", "stalled", "bad_frame"}
-"""The kind of each error class in mjpeg_proxy/errors.py."""
+KINDS = {
+    "error",
+    "auth_failed",
+    "login_needed",
+    "login_expired",
+    "forbidden",
+    "not_found",
+    "unavailable",
+    "stalled",
+    "bad_frame",
+}
+"""The kind of each error class in mjpeg_proxy/camera/errors.py."""
 
 
 class Scrape:

@@ -209,7 +209,7 @@ async def test_a_stall_that_cuts_a_picture_short_blames_no_part_on_the_upstream(
         await eventually(lambda: camera.stats.frames_received == 2, 10)  # after the stall, reconnected
     assert camera.stats.errors["stalled"] == 1
     assert camera.feed.source.stats.dropped == 0
-    assert not [r for r in caplog.records if r.name == "mjpeg_proxy.sources.mjpeg"]
+    assert not [r for r in caplog.records if r.name == "mjpeg_proxy.sources.multipart_stream"]
 
 
 async def test_many_viewers_share_one_upstream_connection(start_mjpeg):

@@ -68,6 +68,9 @@ class Client:
     async def close(self) -> None:
         self.closed = True
 
+    def reloaded(self) -> None:
+        pass
+
 
 class OtherClient(Client):
     pass

@@ -28,6 +28,22 @@ class AuthError(SourceError):
     kind = "auth_failed"
 
 
+class LoginNeeded(AuthError):
+    """The upstream account has no login to use, and only a person can give it one (a browser login).
+
+    The source sets ``retry_after_s`` to how often it looks for a new login: looking costs
+    no upstream request.
+    """
+
+    kind = "login_needed"
+
+
+class LoginExpired(LoginNeeded):
+    """The upstream ended the account's login (a refused token refresh): a person must log in again."""
+
+    kind = "login_expired"
+
+
 class ForbiddenError(SourceError):
     """The credentials are valid but lack rights to this camera (HTTP 403)."""
 

@@ -13,7 +13,15 @@ import logging
 from typing import NamedTuple
 
 from mjpeg_proxy.camera.backoff import Backoff
-from mjpeg_proxy.camera.errors import AuthError, ForbiddenError, NotFoundError, SourceError, Stalled
+from mjpeg_proxy.camera.errors import (
+    AuthError,
+    ForbiddenError,
+    LoginExpired,
+    LoginNeeded,
+    NotFoundError,
+    SourceError,
+    Stalled,
+)
 from mjpeg_proxy.camera.timing import CameraTiming
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,8 @@ class CameraState(enum.StrEnum):
     AUTH_FAILED = "auth_failed", "The camera refused the proxy's login", True
     FORBIDDEN = "forbidden", "The proxy's account may not view this camera", True
     NOT_FOUND = "not_found", "The camera is unknown to its upstream", True
+    LOGIN_NEEDED = "login_needed", "The proxy is not logged in to EEN yet; run mjpeg-proxy een-login", True
+    LOGIN_EXPIRED = "login_expired", "The EEN login has expired; run mjpeg-proxy een-login", True
 
     @property
     def is_error(self) -> bool:
@@ -74,6 +84,9 @@ ERROR_RULES: dict[type[SourceError], ErrorRule] = {
     AuthError: ErrorRule(CameraState.AUTH_FAILED, Retry.AUTH_BACKOFF),
     ForbiddenError: ErrorRule(CameraState.FORBIDDEN, Retry.BACKOFF),
     NotFoundError: ErrorRule(CameraState.NOT_FOUND, Retry.BACKOFF),
+    # No request is made until a person logs in: the source names how often it looks.
+    LoginNeeded: ErrorRule(CameraState.LOGIN_NEEDED, Retry.BACKOFF),
+    LoginExpired: ErrorRule(CameraState.LOGIN_EXPIRED, Retry.BACKOFF),
     Stalled: ErrorRule(CameraState.STALLED, Retry.AT_ONCE),
 }
 """Each error class's rule; a class without a row takes its nearest base class's."""

@@ -37,6 +37,30 @@ def load_config(path: str, environ: Mapping[str, str] = os.environ, *, require_c
     Raises:
         ConfigError: the file cannot be read or parsed, or any value is wrong.
     """
+    return parse_config(_read_toml(path), path, environ, require_cameras=require_cameras)
+
+
+def load_table(path: str, name: str, environ: Mapping[str, str] = os.environ) -> object:
+    """Read and check only the top-level table ``[name]`` of the TOML file at ``path``.
+
+    For commands that need one account and not the cameras (``mjpeg-proxy een-login``).
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, has no such table, or the table
+            is wrong.
+    """
+    data = _read_toml(path)
+    if name not in data:
+        raise ConfigError(f"{path}: no [{name}] table")
+    return TABLES[name](data[name], path, environ)
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    """The TOML document at ``path``.
+
+    Raises:
+        ConfigError: the file cannot be read, is not UTF-8 or not TOML.
+    """
     try:
         with open(path, "rb") as f:
             # utf-8-sig: editors such as Windows Notepad start UTF-8 files with a byte-order mark.
@@ -47,7 +71,7 @@ def load_config(path: str, environ: Mapping[str, str] = os.environ, *, require_c
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
-    return parse_config(data, path, environ, require_cameras=require_cameras)
+    return data
 
 
 def parse_config(

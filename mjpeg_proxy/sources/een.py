@@ -14,7 +14,10 @@ from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.config.camera import CameraConfig
 from mjpeg_proxy.sources.een_config import EEN_CAMERA_KEYS, EenCameraConfig, parse_een
 from mjpeg_proxy.sources.een_session import EenSession
+from mjpeg_proxy.sources.een_v3 import build_v3
+from mjpeg_proxy.sources.een_v3_config import EenV3Config
 from mjpeg_proxy.sources.http_answers import status_error
+from mjpeg_proxy.sources.pacer import RequestGap
 from mjpeg_proxy.sources.registry import SourceKind, register, register_table
 from mjpeg_proxy.sources.upstreams import Upstreams
 from mjpeg_proxy.wire.errors import BadJpeg
@@ -26,7 +29,10 @@ PREVIEW_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=3
 
 
 def _build(camera: CameraConfig, section: EenCameraConfig, upstreams: Upstreams) -> Source:
-    session = upstreams.shared(section, EenSession, lambda: EenSession(section.account, upstreams.clock))
+    if isinstance(section.account, EenV3Config):
+        return build_v3(section, section.account, upstreams)
+    account = section.account
+    session = upstreams.shared(section, EenSession, lambda: EenSession(account, upstreams.clock))
     return EenPreviewSource(session, section.esn, section.max_frame_bytes, upstreams.clock)
 
 
@@ -71,9 +77,7 @@ class EenPreviewSource(Source):
         self.esn = esn
         self._max_frame_bytes = max_frame_bytes
         self._last_stamp: str | None = None
-        self._min_gap_s = session.timing.min_request_gap_s
-        self._last_start = -self._min_gap_s
-        self._clock = clock or Clock()
+        self._gap = RequestGap(session.timing.min_request_gap_s, clock)
 
     async def frames(self) -> AsyncIterator[Frame]:
         """Yield each new preview: ``prev`` once, then ``next`` again and again."""
@@ -87,8 +91,7 @@ class EenPreviewSource(Source):
     async def _fetch(self, which: str) -> Frame | None:
         path = f"/asset/{which}/image.jpeg"
         params = {"id": self.esn, "timestamp": "now", "asset_class": "pre"}
-        await self._clock.sleep(self._last_start + self._min_gap_s - self._clock.monotonic())
-        self._last_start = self._clock.monotonic()
+        await self._gap.start()
         self.upstream_requests += 1
         try:
             status, body, headers = await self.session.get(path, params, PREVIEW_TIMEOUT, self._max_frame_bytes)

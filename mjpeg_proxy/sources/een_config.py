@@ -11,7 +11,6 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mjpeg_proxy.camera.timing import AUTH_BACKOFF_S, BACKOFF_S
 from mjpeg_proxy.config.camera import CameraConfig, CameraTable, SourceConfig
 from mjpeg_proxy.config.checks import (
     ConfigError,
@@ -24,36 +23,21 @@ from mjpeg_proxy.config.checks import (
 )
 from mjpeg_proxy.config.live import Config
 from mjpeg_proxy.config.server import ServerConfig
+from mjpeg_proxy.sources.een_timing import EenTiming
+from mjpeg_proxy.sources.een_v3_config import EEN_V3_KEYS, EenV3Config, parse_een_v3
 from mjpeg_proxy.sources.http_config import DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CHECK
 
 EEN_DEFAULT_BASE_URL = "https://login.eagleeyenetworks.com"
 """Where an account logs in without ``base_url`` (EEN API v1 docs, Authentication)."""
 EEN_KEYS = {"username", "password_env", "api_key_env", "base_url", "use_brand_subdomain"}
 """The keys of the ``[een]`` table."""
-EEN_CAMERA_KEYS = frozenset({"esn", "max_frame_bytes"})
+EEN_CAMERA_KEYS = frozenset({"esn", "max_frame_bytes", "preview"})
 """The keys of an ``een`` camera's section."""
+PREVIEW_MODES = ("multipart", "image")
+"""A v3 camera's ``preview`` values: the ``multipartUrl`` stream, or ``liveImage.jpeg`` again
+and again (EEN-API.md 3.3-3.4)."""
 # An EEN camera's ESN: "a 8 character hexadecimal string" (EEN API v1 docs, Definition of terms).
 _ESN_RE = re.compile(r"[0-9a-fA-F]{8}")
-
-MIN_REQUEST_GAP_S = 0.25
-"""Least time, in seconds, between the starts of two requests for one camera. EEN's fastest
-preview rate is 4 a second, so this never delays a preview, but an answer that comes back at
-once (a 408, a repeated or unstamped preview) can never turn into a request flood."""
-
-
-@dataclass(frozen=True)
-class EenTiming:
-    """The waits of an EEN account's session and cameras, in seconds (not read from the file; tests shorten them).
-
-    ``refused_login_backoff_s`` and ``failed_login_backoff_s`` are (first, longest) waits
-    before the next login after a refused or a failed one, the camera's own steps by
-    default (``camera.timing.AUTH_BACKOFF_S``, ``BACKOFF_S``); ``min_request_gap_s`` is the
-    least time between the starts of two requests for one camera.
-    """
-
-    refused_login_backoff_s: tuple[float, float] = AUTH_BACKOFF_S
-    failed_login_backoff_s: tuple[float, float] = BACKOFF_S
-    min_request_gap_s: float = MIN_REQUEST_GAP_S
 
 
 @dataclass(frozen=True)
@@ -81,14 +65,17 @@ class EenConfig:
 class EenCameraConfig(SourceConfig):
     """An ``een`` camera's section.
 
-    ``esn``, the camera's ESN in lowercase, on the EEN ``account``; ``max_frame_bytes`` caps
-    one preview.
+    ``esn``, the camera's ESN in lowercase, on the EEN ``account`` (API v1 or v3);
+    ``max_frame_bytes`` caps one preview; ``preview`` is how a v3 camera's preview is
+    fetched: ``"multipart"`` (one stream) or ``"image"`` (one request per picture). v1
+    has images only.
     """
 
     kind = "een"
     esn: str
-    account: EenConfig
+    account: EenConfig | EenV3Config
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    preview: str = "multipart"
 
     def shared_key(self) -> Hashable:
         """The account: its cameras share one session."""
@@ -109,20 +96,51 @@ class EenCameraConfig(SourceConfig):
         if not isinstance(esn, str) or not _ESN_RE.fullmatch(esn):
             raise fail("esn", f'must be 8 hexadecimal characters, such as "1006073b", got {esn!r}')
         account = table.tables.get("een")
-        if not isinstance(account, EenConfig):
+        if not isinstance(account, EenConfig | EenV3Config):
             raise fail(
                 "source",
-                '"een" cameras need an [een] table with the account\'s username and password_env',
+                '"een" cameras need an [een] table: api = "v3" with client_id, client_secret_env and token_file '
+                "(or username and password_env for API v1)",
             )
-        return cls(esn=esn.lower(), account=account, **capped)
+        preview = data.get("preview", "multipart")
+        if "preview" in data and isinstance(account, EenConfig):
+            raise fail("preview", 'is for API v3 accounts (api = "v3" in [een]); API v1 previews are single images')
+        if preview not in PREVIEW_MODES:
+            raise fail("preview", f'must be "multipart" or "image", got {preview!r}')
+        return cls(esn=esn.lower(), account=account, preview=preview, **capped)
 
 
-def parse_een(data: Any, path: str, environ: Mapping[str, str]) -> EenConfig:
+def parse_een(data: Any, path: str, environ: Mapping[str, str]) -> EenConfig | EenV3Config:
     """Check the ``[een]`` table of the file at ``path``; secrets come from ``environ``.
 
+    ``api`` chooses the account's kind: ``"v1"`` (the default: username and password) or
+    ``"v3"`` (OAuth2 client and token file, ``een_v3_config``); the other API's keys are
+    refused.
+
     Raises:
-        ConfigError: a key is missing or unknown, or a value is wrong.
+        ConfigError: a key is missing, unknown or the other API's, or a value is wrong.
     """
+    if isinstance(data, dict) and "api" in data:
+        api = data["api"]
+        fail = check_table(data, path, "een", EEN_KEYS | EEN_V3_KEYS | {"api"})
+        if api not in ("v1", "v3"):
+            raise fail("api", f'must be "v1" or "v3", got {api!r}')
+        data = {key: value for key, value in data.items() if key != "api"}
+        if api == "v3":
+            for key in data:
+                if key in EEN_KEYS:
+                    raise fail(key, f'is an API v1 key; with api = "v3" use {", ".join(sorted(EEN_V3_KEYS))}')
+            return parse_een_v3(data, path, environ, fail)
+    return _parse_een_v1(data, path, environ)
+
+
+def _parse_een_v1(data: Any, path: str, environ: Mapping[str, str]) -> EenConfig:
+    """Check an API v1 ``[een]`` table (``parse_een``)."""
+    if isinstance(data, dict):
+        for key in data:
+            if key in EEN_V3_KEYS:
+                reason = 'is an API v3 key; add api = "v3" to [een], or remove it for API v1'
+                raise ConfigError(f"{path}: [een]: field {key!r}: {reason}")
     fail = check_table(data, path, "een", EEN_KEYS)
     username = data.get("username")
     if not isinstance(username, str) or not username:
@@ -159,7 +177,7 @@ def with_een_cameras(config: Config | None, esns: Sequence[str], environ: Mappin
             raise ConfigError(f"--een-esn: a camera with id {esn.lower()!r} is already configured")
         ids.add(esn.lower())
     account = config.tables.get("een") if config else None
-    if not isinstance(account, EenConfig):
+    if not isinstance(account, EenConfig | EenV3Config):
         account = account_from_environment(environ)
     for esn in esns:
         section = EenCameraConfig(esn=esn.lower(), account=account)

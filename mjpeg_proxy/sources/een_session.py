@@ -15,7 +15,6 @@ Protocol facts come from EEN's v1 API documentation (sections "Authentication" a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
@@ -25,11 +24,11 @@ import aiohttp
 from yarl import URL
 
 from mjpeg_proxy import __version__
-from mjpeg_proxy.camera.backoff import Backoff
-from mjpeg_proxy.camera.errors import AuthError, SourceError, UpstreamUnavailable
+from mjpeg_proxy.camera.errors import AuthError, UpstreamUnavailable
 from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.sources.een_config import EenConfig
 from mjpeg_proxy.sources.http_answers import client_errors, read_capped, status_error
+from mjpeg_proxy.sources.login_gate import LoginGate
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +52,6 @@ _GET_REFUSALS = {403: "this user lacks rights to the camera", 404: "unknown came
 _SUBDOMAIN_RE = re.compile(r"[a-z0-9-]{1,63}")
 MAX_REDIRECTS = 3
 """Redirects followed for one GET (an asset moved to another archiver), at most."""
-
-
-def _again(error: SourceError, retry_after_s: float) -> SourceError:
-    """A fresh copy of a login failure for another caller, saying when to try again."""
-    return type(error)(str(error), retry_after_s=retry_after_s)
 
 
 class EenSession:
@@ -91,12 +85,9 @@ class EenSession:
         self._api_base = self._login_base
         self._auth_key: str | None = None
         self._generation = 0
-        self._lock = asyncio.Lock()
-        self._refused_backoff = Backoff(*config.timing.refused_login_backoff_s)
-        self._failed_backoff = Backoff(*config.timing.failed_login_backoff_s)
-        self._next_login_at = 0.0
-        self._last_login_error: SourceError | None = None
-        self._login_task: asyncio.Task[None] | None = None
+        self._gate = LoginGate(
+            "EEN login", config.timing.refused_login_backoff_s, config.timing.failed_login_backoff_s, self._clock
+        )
 
     async def get(
         self, path: str, params: dict[str, str], timeout: aiohttp.ClientTimeout, max_bytes: int
@@ -169,6 +160,9 @@ class EenSession:
         url = base.with_path(base.path.rstrip("/") + path)
         return url.with_query(params) if params else url
 
+    def reloaded(self) -> None:
+        """Nothing to drop: a refused login's wait protects the account from a lockout, even across reloads."""
+
     async def close(self) -> None:
         """Log out (``POST /g/aaa/logout``) if logged in, and close the connections."""
         if self._auth_key is not None:
@@ -188,54 +182,18 @@ class EenSession:
         """Return (generation, auth_key) of a live session, logging in when needed.
 
         A login is needed when there is no session, or when the caller's session
-        (``stale_generation``) was found expired.
-
-        The login runs as a task of its own, shielded from the callers: a camera that
-        gives up waiting (its stall watchdog) does not cancel it, and the cameras that
-        come next wait for the same login instead of starting another.
+        (``stale_generation``) was found expired. Cameras that need one together share it
+        (``LoginGate``), and after a failed one they wait for the next attempt.
         """
-        async with self._lock:
-            if self._auth_key is not None and self._generation != stale_generation:
-                return self._generation, self._auth_key
-            if self._login_task is None:
-                if stale_generation is not None and self._auth_key is not None:
-                    log.info("EEN: session expired; logging in again")
-                self._auth_key = None
-                wait_s = self._next_login_at - self._clock.monotonic()
-                if self._last_login_error is not None and wait_s > 0:
-                    raise _again(self._last_login_error, wait_s)
-                self._login_task = asyncio.create_task(self._login_once(), name="EEN login")
-            task = self._login_task
-        await asyncio.shield(task)
+        if self._auth_key is not None and self._generation != stale_generation:
+            return self._generation, self._auth_key
+        if not self._gate.running and stale_generation is not None and self._auth_key is not None:
+            log.info("EEN: session expired; logging in again")
+            self._auth_key = None
+        if self._auth_key is None:
+            await self._gate.run(self._login)
         assert self._auth_key is not None
         return self._generation, self._auth_key
-
-    async def _login_once(self) -> None:
-        try:
-            await self._login()
-        except BaseException as error:
-            if isinstance(error, SourceError):
-                failure: SourceError = error
-            else:  # cancelled (shutdown) or a bug: still counts against the next attempt
-                failure = UpstreamUnavailable(f"EEN login did not finish ({type(error).__name__})")
-            if failure.retry_after_s is not None:  # EEN said when (Retry-After)
-                delay = failure.retry_after_s
-            else:
-                backoff = self._refused_backoff if isinstance(failure, AuthError) else self._failed_backoff
-                delay = backoff.next_delay()
-            self._next_login_at = self._clock.monotonic() + delay
-            self._last_login_error = failure
-            log.error("EEN: login failed: %s; next attempt in %.0f s", failure, delay)
-            if failure is not error:
-                raise
-            raise _again(failure, delay) from None
-        else:
-            self._refused_backoff.reset()
-            self._failed_backoff.reset()
-            self._last_login_error = None
-            self._generation += 1
-        finally:
-            self._login_task = None
 
     async def _login(self) -> None:
         credentials = {"username": self._config.username, "password": self._config.password}
@@ -250,6 +208,7 @@ class EenSession:
         if morsel is None or not morsel.value:
             raise UpstreamUnavailable("EEN authorize set no auth_key cookie")
         self._auth_key = morsel.value
+        self._generation += 1
         self._api_base = self._brand_base(user.get("active_brand_subdomain"))
         log.info("EEN: logged in; API host %s", self._api_base.host)
 

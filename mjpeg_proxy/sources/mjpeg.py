@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
 
-from mjpeg_proxy.camera.errors import UpstreamUnavailable
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.config.camera import CameraConfig
 from mjpeg_proxy.sources.http_client import HttpCameraSource
 from mjpeg_proxy.sources.http_config import HTTP_CAMERA_KEYS, HttpCameraConfig
+from mjpeg_proxy.sources.multipart_stream import stream_jpegs
 from mjpeg_proxy.sources.registry import SourceKind, register
 from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
 from mjpeg_proxy.sources.upstreams import Upstreams
-from mjpeg_proxy.wire.reader import MultipartReader, ReaderStats, boundary_from_content_type
-
-log = logging.getLogger(__name__)
+from mjpeg_proxy.wire.reader import ReaderStats
 
 CONNECT_TIMEOUT_S = 10.0
 """The longest, in seconds, that opening the stream's connection may take."""
@@ -64,37 +61,7 @@ class MjpegSource(HttpCameraSource):
         await self.turn()
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S)
         async with self.get(timeout, CONNECT_TIMEOUT_S) as response:
-            content_type = response.headers.get("Content-Type", "")
-            kind = content_type.split(";")[0].strip().lower()
-            if kind.startswith(("image/", "text/")):
-                raise UpstreamUnavailable(
-                    f"{self.where} is not an MJPEG stream (Content-Type {content_type[:60]!r}); "
-                    'for a single picture use source = "snapshot"'
-                )
-            # Any other type is read as multipart: ffmpeg's mpjpeg server, for one, says
-            # application/octet-stream; without a declared boundary the first "--" line
-            # of the body names it.
-            reader = MultipartReader(
-                boundary_from_content_type(content_type) if kind.startswith("multipart/") else None,
-                max_frame_bytes=self._max_frame_bytes,
-                stats=self.stats,
-            )
-            dropped, resyncs = self.stats.dropped, self.stats.resyncs
-            try:
-                async for chunk in response.content.iter_any():
-                    for cut in reader.feed(chunk):
-                        self.started()  # an established stream holds no place in the host's cap
-                        yield Frame(cut.jpeg, trimmed=cut.trimmed)
-                # Only the upstream ending its stream leaves a part unfinished by its fault;
-                # a stall, an idle camera or a reload cutting a picture short is ours.
-                reader.close()
-            finally:
-                if self.stats.dropped > dropped or self.stats.resyncs > resyncs:
-                    log.warning(
-                        "%s: %d parts dropped (not one complete JPEG, or over max_frame_bytes), "
-                        "framing lost %d times on this connection",
-                        self.where,
-                        self.stats.dropped - dropped,
-                        self.stats.resyncs - resyncs,
-                    )
-        raise UpstreamUnavailable(f"{self.where} ended its stream")
+            hint = 'for a single picture use source = "snapshot"'
+            async for cut in stream_jpegs(response, self.where, self._max_frame_bytes, self.stats, hint):
+                self.started()  # an established stream holds no place in the host's cap
+                yield Frame(cut.jpeg, trimmed=cut.trimmed)

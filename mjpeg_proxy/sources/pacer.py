@@ -42,3 +42,23 @@ class Pacer:
         await self._sleep(self._next - now)
         self._last = self._next
         self._next += self.interval_s
+
+
+class RequestGap:
+    """Keeps the starts of requests at least ``gap_s`` seconds apart, on ``clock``.
+
+    For upstreams whose answer itself sets the pace (a long poll that waits for the next
+    picture): the next request goes as soon as the answer is in, unless that answer came
+    back within ``gap_s`` of the request (an error, a repeated picture), so a loop of such
+    answers can never turn into a request flood.
+    """
+
+    def __init__(self, gap_s: float, clock: Clock | None = None) -> None:
+        self.gap_s = gap_s
+        self._clock = clock or Clock()
+        self._last_start = -gap_s
+
+    async def start(self) -> None:
+        """Wait until ``gap_s`` has passed since the last start, then count this one as started."""
+        await self._clock.sleep(self._last_start + self.gap_s - self._clock.monotonic())
+        self._last_start = self._clock.monotonic()

@@ -25,6 +25,9 @@ class SharedClient(Protocol):
     async def close(self) -> None:
         """Release its connections (and log out)."""
 
+    def reloaded(self) -> None:
+        """The configuration was read again: drop a wait that only a person's fix could end."""
+
 
 C = TypeVar("C", bound=SharedClient)
 
@@ -79,6 +82,11 @@ class Upstreams:
         used = {_shared_key(camera.source) for camera in cameras}
         for key in [key for key in self._shared if key not in used]:
             await self._shared.pop(key).close()
+
+    def reloaded(self) -> None:
+        """Tell every shared client that the configuration was read again (``SharedClient.reloaded``)."""
+        for client in self._shared.values():
+            client.reloaded()
 
     async def close(self) -> None:
         """Close every client."""

@@ -349,7 +349,7 @@ async def snapshot(request: web.Request) -> web.Response:
     state = camera.state
     if not state.is_error:
         raise web.HTTPServiceUnavailable(text=f"camera {camera.id!r} has no frame yet ({state})", headers=headers)
-    message = f"camera {camera.id!r}: {state.reason} since {utc_text(camera.error_since)} ({state})"
+    message = f"camera {camera.id!r}: {state.reason} ({state} since {utc_text(camera.error_since)})"
     if client_kind(request) is ClientKind.IMAGE and (offline := await camera.offline.picture()) is not None:
         # A 503 with a picture: browsers paint it (no broken-image icon on the index),
         # while the status still tells caches and checkers that this is no camera frame.
