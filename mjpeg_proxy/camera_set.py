@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mjpeg_proxy.camera.camera import Camera
+from mjpeg_proxy.camera.camera import Camera, FeedWrapper
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.hub import FrameHub
 from mjpeg_proxy.camera.source import Source
@@ -54,7 +54,8 @@ class CameraSet:
     more close (``Upstreams.keep_only``) and the others hear of the reload
     (``Upstreams.reloaded``). ``close`` stops them all and the clients.
     ``fonts`` draw the text on the cameras' offline pictures and the demo cameras' frames;
-    ``timing`` holds every camera's delays and clock.
+    ``timing`` holds every camera's delays and clock; ``wrap_feed`` makes each camera's feed
+    around its own fetch loop (cluster mode).
     """
 
     def __init__(
@@ -64,8 +65,10 @@ class CameraSet:
         build_part: PartBuilder,
         fonts: TextFonts,
         timing: CameraTiming,
+        wrap_feed: FeedWrapper | None = None,
     ) -> None:
         self.by_id = by_id
+        self._wrap_feed = wrap_feed
         self._fonts = fonts
         self.timing = timing
         """Every camera's delays and clock."""
@@ -97,7 +100,12 @@ class CameraSet:
             if camera is None:
                 source = self._new_source(camera_config)
                 camera = Camera(
-                    camera_config, source, FrameHub(self._build_part), timing=self.timing, fonts=self._fonts
+                    camera_config,
+                    source,
+                    FrameHub(self._build_part),
+                    timing=self.timing,
+                    fonts=self._fonts,
+                    wrap_feed=self._wrap_feed,
                 )
                 changes.added.append(camera.id)
             elif camera.config != camera_config:

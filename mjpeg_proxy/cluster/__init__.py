@@ -1,0 +1,1 @@
+"""Cluster mode: replicas sharing one upstream fetch per camera through Redis."""

@@ -1,0 +1,224 @@
+"""A camera's feed in cluster mode: fetch it as its owner, follow its owner's frames, or fetch alone.
+
+While the camera is wanted here (viewers, linger, always on), the feed takes the camera's
+lease if nobody holds it and runs the camera's own fetch loop, handing every picture the
+camera publishes to the bus (``Camera.tap``); if another replica holds it, the feed
+follows that replica's frames into the camera, exactly as if they came from the upstream.
+An owner keeps fetching while other replicas say they want the camera
+(``Camera.interest_elsewhere``). A follower that finds the lease free takes it. While
+Redis cannot be reached the feed fetches by itself (``standalone``), as one process would,
+and tries Redis again every ``ClusterTiming.retry_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from typing import TYPE_CHECKING
+
+from redis.exceptions import RedisError
+
+from mjpeg_proxy.camera.feed import Feed
+from mjpeg_proxy.camera.frame import Frame
+from mjpeg_proxy.camera.state import CameraState
+from mjpeg_proxy.cluster.bus import Message
+from mjpeg_proxy.cluster.lease import Holder
+from mjpeg_proxy.cluster.node import ClusterNode
+
+if TYPE_CHECKING:
+    from mjpeg_proxy.camera.camera import Camera, FeedWrapper
+
+log = logging.getLogger(__name__)
+
+
+class Role(enum.StrEnum):
+    """What a replica does for a camera now."""
+
+    IDLE = "idle"  # not wanted here
+    OWNER = "owner"  # fetches it and publishes its frames
+    FOLLOWER = "follower"  # receives the owner's frames
+    STANDALONE = "standalone"  # Redis unreachable: fetches it by itself
+
+
+class ClusterFeed:
+    """Camera ``camera``'s feed on replica ``node``: ``local`` (its own fetch loop) as owner, the bus as follower.
+
+    ``role``, ``owner`` (the holder's replica id) and ``epoch`` say where its frames come
+    from now. ``frames_from_bus``, ``stale_dropped`` and ``lease_changes`` count.
+    """
+
+    def __init__(self, camera: Camera, local: Feed, node: ClusterNode) -> None:
+        self._camera = camera
+        self._local = local
+        self._node = node
+        self._lease = node.lease(camera.id)
+        self._interest = node.interest(camera.id)
+        self.role = Role.IDLE
+        self.owner: str | None = None
+        self.epoch = 0
+        self._seen_epoch = 0
+        self._seen_seq = 0
+        self._seq = 0
+        self._outbox: Frame | None = None
+        self._outbox_ready = asyncio.Event()
+        self.frames_from_bus = 0
+        self.stale_dropped = 0
+        self.lease_changes = 0
+
+    @property
+    def upstream_requests(self) -> int:
+        """Requests this replica made to the upstream (as owner or standalone)."""
+        return self._local.upstream_requests
+
+    async def close(self) -> None:
+        """Close the camera's own fetch loop's source."""
+        await self._local.close()
+
+    async def run(self) -> None:
+        """Own, follow or fetch alone while the camera is wanted here; ends only when cancelled."""
+        try:
+            while True:
+                try:
+                    await self._in_cluster()
+                except RedisError as error:
+                    log.warning("camera %s: Redis unreachable (%s); fetching it here alone", self._camera.id, error)
+                    await self._standalone()
+        finally:
+            self.role, self.owner = Role.IDLE, None
+            self._camera.interest_elsewhere = 0
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(self._node.timing.retry_s):
+                    await self._lease.release()
+                    await self._interest.declare(False, 0, 0)
+
+    async def _in_cluster(self) -> None:
+        """Take the lease or follow its holder, in turn, for ever.
+
+        Raises:
+            RedisError: Redis cannot be reached.
+        """
+        while True:
+            holder = await self._lease.acquire()
+            if self._lease.mine is not None:
+                await self._own(self._lease.mine)
+            else:
+                await self._follow(holder)
+
+    async def _own(self, mine: Holder) -> None:
+        """Fetch and publish while the lease stays ours; return when it is lost."""
+        self._take_role(Role.OWNER, mine)
+        self._seq = 0
+        fetch = asyncio.create_task(self._local.run(), name=f"camera {self._camera.id} fetch")
+        publisher = asyncio.create_task(self._publish(mine.epoch), name=f"camera {self._camera.id} to the bus")
+        self._camera.tap = self._to_bus
+        try:
+            while True:
+                await self._declare()
+                await self._node.clock.sleep(self._node.timing.extend_s)
+                if not await self._lease.extend():
+                    log.warning("camera %s: lost its lease (epoch %d); following", self._camera.id, mine.epoch)
+                    return
+        finally:
+            self._camera.tap = None
+            for task in (fetch, publisher):
+                task.cancel()
+            await asyncio.wait([fetch, publisher])
+
+    async def _follow(self, holder: Holder) -> None:
+        """Hand the holder's frames to the camera while it holds the lease; return when nobody does."""
+        self._take_role(Role.FOLLOWER, holder)
+        await self._node.subscription.follow(self._camera.id, self._received)
+        try:
+            while True:
+                await self._declare()
+                await self._node.clock.sleep(self._node.timing.check_s)
+                now = await self._lease.holder()
+                if now is None:
+                    return
+                if now != holder:
+                    holder = now
+                    self._take_role(Role.FOLLOWER, holder)
+        finally:
+            self._node.subscription.unfollow(self._camera.id)
+
+    async def _standalone(self) -> None:
+        """Fetch alone until Redis answers again."""
+        self.role, self.owner = Role.STANDALONE, None
+        self._camera.interest_elsewhere = 0
+        fetch = asyncio.create_task(self._local.run(), name=f"camera {self._camera.id} fetch")
+        try:
+            while True:
+                await self._node.clock.sleep(self._node.timing.retry_s)
+                try:
+                    await self._node.ping()
+                except RedisError:
+                    continue
+                log.info("camera %s: Redis answers again; rejoining the cluster", self._camera.id)
+                return
+        finally:
+            fetch.cancel()
+            await asyncio.wait([fetch])
+
+    def _take_role(self, role: Role, holder: Holder) -> None:
+        if (role, holder.replica, holder.epoch) != (self.role, self.owner, self.epoch):
+            self.lease_changes += 1
+            log.info("camera %s: %s (owner %s, epoch %d)", self._camera.id, role, holder.replica, holder.epoch)
+        self.role, self.owner, self.epoch = role, holder.replica, holder.epoch
+
+    async def _declare(self) -> None:
+        """Renew this replica's interest; an owner learns who else wants the camera."""
+        camera = self._camera
+        others, viewers = await self._interest.declare(
+            camera.hub.viewers > 0, camera.hub.viewers, self._node.timing.lease_s
+        )
+        elsewhere = others if self.role is Role.OWNER else 0
+        camera.viewers_elsewhere = viewers
+        if elsewhere != camera.interest_elsewhere:
+            camera.interest_elsewhere = elsewhere
+            camera.demand.changed()
+
+    def _to_bus(self, frame: Frame) -> None:
+        """``Camera.tap`` while owner: the publisher sends the newest picture (older unsent ones are dropped)."""
+        self._outbox = frame
+        self._outbox_ready.set()
+
+    async def _publish(self, epoch: int) -> None:
+        keep_s = self._node.timing.lease_s
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            frame, self._outbox = self._outbox, None
+            if frame is None:
+                continue
+            self._seq += 1
+            message = Message(epoch, self._seq, frame.timestamp, frame.placeholder, self._camera.state, frame.jpeg)
+            try:
+                await self._node.bus.publish(self._camera.id, message, keep_s)
+            except RedisError as error:
+                log.debug("camera %s: a frame not published: %s", self._camera.id, error)
+
+    def _received(self, message: Message) -> None:
+        """A message from the owner: hand it to the camera unless it is older than one already seen."""
+        if (message.epoch, message.seq) <= (self._seen_epoch, self._seen_seq):
+            self.stale_dropped += 1
+            return
+        self._seen_epoch, self._seen_seq = message.epoch, message.seq
+        self.frames_from_bus += 1
+        camera = self._camera
+        if message.placeholder:
+            with contextlib.suppress(ValueError):
+                camera.tracker.set(CameraState(message.state))
+            camera.publish(Frame(message.jpeg, upstream_time=message.timestamp, placeholder=True))
+        else:
+            camera.received(Frame(message.jpeg, upstream_time=message.timestamp))
+
+
+def cluster_feeds(node: ClusterNode) -> FeedWrapper:
+    """The ``Camera(wrap_feed=)`` of replica ``node``: each camera's fetch loop inside a ``ClusterFeed``."""
+
+    def wrap(camera: Camera, local: Feed) -> Feed:
+        return ClusterFeed(camera, local, node)
+
+    return wrap

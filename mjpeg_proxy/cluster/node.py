@@ -1,0 +1,91 @@
+"""This replica in the cluster: its Redis client, its id, and what its cameras' feeds share."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from mjpeg_proxy.camera.timing import Clock
+from mjpeg_proxy.cluster.bus import FrameBus
+from mjpeg_proxy.cluster.interest import Interest
+from mjpeg_proxy.cluster.lease import Lease
+from mjpeg_proxy.cluster.subscription import Subscription
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "mjpeg-proxy:"
+"""Every key and channel of the cluster starts with this, so one Redis can hold other data too."""
+REDIS_TIMEOUT_S = 2.0
+"""The longest, in seconds, a Redis command or connection may take before Redis counts as unreachable."""
+
+
+@dataclass(frozen=True)
+class ClusterTiming:
+    """The cluster's periods, in seconds: the lease, and how often feeds renew and look.
+
+    ``lease_s`` is ``[cluster] lease_seconds``; an owner extends its lease every
+    ``lease_s / 3``; a follower looks whether the owner is still there every
+    ``check_s`` (so a dead owner is replaced within ``lease_s + check_s``); interest lasts
+    ``lease_s`` and is renewed with each look; Redis is tried again every ``retry_s``
+    while unreachable.
+    """
+
+    lease_s: float = 5.0
+    check_s: float = 0.5
+    retry_s: float = 2.0
+
+    @property
+    def extend_s(self) -> float:
+        """How often an owner extends its lease, in seconds."""
+        return self.lease_s / 3
+
+
+class ClusterNode:
+    """Replica ``replica_id`` of the cluster whose Redis is at ``redis_url`` (with ``password``, if any).
+
+    ``redis``, ``bus`` and ``subscription`` are shared by every camera's ``ClusterFeed``;
+    ``lease`` and ``interest`` make each camera's own. ``clock`` times the waits.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        replica_id: str,
+        password: str | None = None,
+        timing: ClusterTiming | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.replica_id = replica_id
+        self.timing = timing or ClusterTiming()
+        self.clock = clock or Clock()
+        self.redis = Redis.from_url(
+            redis_url,
+            password=password,
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+        )
+        self.bus = FrameBus(self.redis, KEY_PREFIX)
+        self.subscription = Subscription(self.redis, self.bus, self.clock)
+
+    def lease(self, camera_id: str) -> Lease:
+        """Camera ``camera_id``'s lease, as this replica sees it."""
+        return Lease(self.redis, KEY_PREFIX, camera_id, self.replica_id, self.timing.lease_s)
+
+    def interest(self, camera_id: str) -> Interest:
+        """This replica's interest in camera ``camera_id``."""
+        return Interest(self.redis, KEY_PREFIX, camera_id, self.replica_id)
+
+    async def ping(self) -> None:
+        """Return when Redis answers.
+
+        Raises:
+            RedisError: it does not.
+        """
+        await self.redis.ping()
+
+    async def close(self) -> None:
+        """Stop the subscription and close the connections."""
+        await self.subscription.close()
+        await self.redis.aclose()
