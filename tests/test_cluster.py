@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import itertools
 
+import aiohttp
 import pytest
+from redis.asyncio import Redis
 
+from mjpeg_proxy.cluster.bus import Message
 from mjpeg_proxy.cluster.feed import ClusterFeed, Role
-from mjpeg_proxy.cluster.node import ClusterNode, ClusterTiming
+from mjpeg_proxy.cluster.node import KEY_PREFIX, ClusterNode, ClusterTiming
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
+from mjpeg_proxy.web.appkeys import CLUSTER
 from tests.fake_camera import FakeSnapshotCamera
 from tests.helpers import MjpegViewer, Proxy, eventually, real_frames
 
@@ -148,3 +152,80 @@ async def test_without_redis_every_replica_fetches_alone_then_rejoins(start_repl
             assert len(await camera_frames(viewer, 3)) == 3
     finally:
         await close_viewers(viewers)
+
+
+async def test_an_operator_sees_each_replicas_role_in_the_api_the_status_page_and_the_metrics(start_replicas):
+    replicas = await start_replicas(2)
+    viewers = await open_viewers(replicas)
+    try:
+        for viewer in viewers:
+            await camera_frames(viewer, 1)
+        async with aiohttp.ClientSession() as session:
+            answers = []
+            for replica in replicas:
+                async with session.get(replica.url("/api/cameras/cam")) as answer:
+                    answers.append((await answer.json())["cluster"])
+            owner = next(answer["owner"] for answer in answers if answer["role"] == "owner")
+            assert sorted(answer["role"] for answer in answers) == ["follower", "owner"]
+            assert {answer["owner"] for answer in answers} == {owner} and owner in ("replica-0", "replica-1")
+            assert answers[0]["epoch"] == answers[1]["epoch"] > 0
+            async with session.get(replicas[0].url("/status")) as answer:
+                assert "<th>Cluster</th>" in await answer.text()
+            follower = next(r for r, a in zip(replicas, answers, strict=True) if a["role"] == "follower")
+            async with session.get(follower.url("/metrics")) as answer:
+                metrics = await answer.text()
+        assert 'mjpeg_proxy_cluster_role{camera="cam",role="follower"} 1.0' in metrics
+        assert 'mjpeg_proxy_cluster_viewers{camera="cam"}' in metrics
+        from_bus = [
+            line for line in metrics.splitlines() if line.startswith("mjpeg_proxy_cluster_frames_from_bus_total")
+        ]
+        assert from_bus and float(from_bus[0].split()[-1]) > 0
+    finally:
+        await close_viewers(viewers)
+
+
+async def test_a_cut_subscription_resubscribes_and_catches_up(start_replicas, redis_server):
+    replicas = await start_replicas(2)
+    viewers = await open_viewers(replicas)
+    try:
+        for viewer in viewers:
+            await camera_frames(viewer, 1)
+        follower = next(replica for replica in replicas if feed(replica).role is Role.FOLLOWER)
+        node = follower.server.app[CLUSTER]
+        killer = Redis.from_url(redis_server.url)
+        try:
+            assert await killer.client_kill_filter(_type="pubsub") >= 1  # as Redis does over its output limit
+        finally:
+            await killer.aclose()
+        await eventually(lambda: node.subscription.cuts == 1)
+        viewer = viewers[replicas.index(follower)]
+        before = feed(follower).frames_from_bus
+        assert len(await camera_frames(viewer, 3)) == 3
+        assert feed(follower).frames_from_bus > before
+    finally:
+        await close_viewers(viewers)
+
+
+async def test_frames_from_an_older_epoch_are_dropped(start_replicas, redis_server):
+    (replica,) = await start_replicas(1)
+    other = ClusterNode(redis_server.url, "someone-else", timing=QUICK)
+    try:
+        (viewer,) = await open_viewers([replica])
+        await camera_frames(viewer, 1)
+        assert feed(replica).role is Role.OWNER
+        # Another replica takes the lease (as after a failover), publishes, then an old owner's frame comes late.
+        lease = other.lease("cam")
+        await other.redis.delete(f"{KEY_PREFIX}lease:cam")
+        mine = await lease.acquire()
+        assert lease.mine is not None and mine.epoch > feed(replica).epoch
+        await eventually(lambda: feed(replica).role is Role.FOLLOWER, 5)
+        await other.bus.publish("cam", Message(mine.epoch, 1, 0.0, False, "live", PETS[5]), 5)
+        await eventually(lambda: replica.camera("cam").last_frame.jpeg == PETS[5])  # type: ignore[union-attr]
+        dropped = feed(replica).stale_dropped
+        await other.bus.publish("cam", Message(mine.epoch - 1, 99, 0.0, False, "live", PETS[6]), 5)
+        await eventually(lambda: feed(replica).stale_dropped == dropped + 1)
+        assert replica.camera("cam").last_frame.jpeg == PETS[5]  # type: ignore[union-attr]
+        await lease.release()
+        await close_viewers([viewer])
+    finally:
+        await other.close()

@@ -46,7 +46,9 @@ class ClusterFeed:
     """Camera ``camera``'s feed on replica ``node``: ``local`` (its own fetch loop) as owner, the bus as follower.
 
     ``role``, ``owner`` (the holder's replica id) and ``epoch`` say where its frames come
-    from now. ``frames_from_bus``, ``stale_dropped`` and ``lease_changes`` count.
+    from now (``status()``). ``frames_from_bus``, ``stale_dropped`` (older than one
+    already seen), ``lease_changes`` and ``bus_errors`` (Redis failures of this camera's
+    feed) count.
     """
 
     def __init__(self, camera: Camera, local: Feed, node: ClusterNode) -> None:
@@ -66,6 +68,11 @@ class ClusterFeed:
         self.frames_from_bus = 0
         self.stale_dropped = 0
         self.lease_changes = 0
+        self.bus_errors = 0
+
+    def status(self) -> dict[str, object]:
+        """``{"role": "owner" | "follower" | "standalone" | "idle", "owner": replica id or None, "epoch": N}``."""
+        return {"role": str(self.role), "owner": self.owner, "epoch": self.epoch}
 
     @property
     def upstream_requests(self) -> int:
@@ -83,6 +90,7 @@ class ClusterFeed:
                 try:
                     await self._in_cluster()
                 except RedisError as error:
+                    self.bus_errors += 1
                     log.warning("camera %s: Redis unreachable (%s); fetching it here alone", self._camera.id, error)
                     await self._standalone()
         finally:
@@ -110,6 +118,7 @@ class ClusterFeed:
         """Fetch and publish while the lease stays ours; return when it is lost."""
         self._take_role(Role.OWNER, mine)
         self._seq = 0
+        self._seen_epoch, self._seen_seq = mine.epoch, 0  # our own frames, met again later, are old
         fetch = asyncio.create_task(self._local.run(), name=f"camera {self._camera.id} fetch")
         publisher = asyncio.create_task(self._publish(mine.epoch), name=f"camera {self._camera.id} to the bus")
         self._camera.tap = self._to_bus
@@ -193,10 +202,12 @@ class ClusterFeed:
             if frame is None:
                 continue
             self._seq += 1
+            self._seen_seq = self._seq
             message = Message(epoch, self._seq, frame.timestamp, frame.placeholder, self._camera.state, frame.jpeg)
             try:
                 await self._node.bus.publish(self._camera.id, message, keep_s)
             except RedisError as error:
+                self.bus_errors += 1
                 log.debug("camera %s: a frame not published: %s", self._camera.id, error)
 
     def _received(self, message: Message) -> None:

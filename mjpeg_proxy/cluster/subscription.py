@@ -110,6 +110,7 @@ class Subscription:
     async def _listen(self, pubsub: PubSub) -> None:
         """Keep ``pubsub`` subscribed to the followed channels and hand on their messages, while any is followed."""
         subscribed: set[str] = set()
+        self._changed.set()  # a new connection: subscribe to every followed channel
         while self._handlers:
             if self._changed.is_set():
                 self._changed.clear()
