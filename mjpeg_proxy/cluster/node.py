@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.cluster.bus import FrameBus
+from mjpeg_proxy.cluster.config import ClusterConfig
 from mjpeg_proxy.cluster.interest import Interest
 from mjpeg_proxy.cluster.lease import Lease
 from mjpeg_proxy.cluster.subscription import Subscription
@@ -68,6 +70,16 @@ class ClusterNode:
         )
         self.bus = FrameBus(self.redis, KEY_PREFIX)
         self.subscription = Subscription(self.redis, self.bus, self.clock)
+
+    @classmethod
+    def from_config(cls, config: ClusterConfig, port: int, clock: Clock | None = None) -> ClusterNode:
+        """The node ``[cluster]`` describes, for a proxy listening on ``port``.
+
+        Its id is ``replica_id``, else the host name and the port (``host:8080``), unique
+        for replicas on one machine too.
+        """
+        replica_id = config.replica_id or f"{socket.gethostname()}:{port}"
+        return cls(config.redis_url, replica_id, config.password, ClusterTiming(lease_s=config.lease_seconds), clock)
 
     def lease(self, camera_id: str) -> Lease:
         """Camera ``camera_id``'s lease, as this replica sees it."""

@@ -46,8 +46,9 @@ def create_app(
     log every ``log_summary_interval_s`` seconds. ``fonts`` draw the text
     on the offline picture and the demo camera (default: those of ``[server] font`` and
     the system's, ``fonts.shared_fonts``). ``timing`` holds the cameras' delays and clock
-    (default: ``CameraTiming()``). With ``cluster``, this process is a replica of that
-    cluster: each camera's feed is a ``ClusterFeed`` (closed with the application).
+    (default: ``CameraTiming()``). With ``cluster`` (default: the one ``config.cluster``
+    describes, if any), this process is a replica of that cluster: each camera's feed is a
+    ``ClusterFeed`` (closed with the application).
     """
     app = web.Application(
         middlewares=[
@@ -69,10 +70,11 @@ def create_app(
     )
     app[CAMERAS] = {}
     fonts = fonts or shared_fonts(config.server.font)
+    timing = timing or CameraTiming()
+    if cluster is None and config.cluster is not None:
+        cluster = ClusterNode.from_config(config.cluster, config.server.port, timing.clock)
     wrap_feed = None if cluster is None else cluster_feeds(cluster)
-    app[CAMERA_SET] = CameraSet(
-        app[CAMERAS], source_factory, framings.build, fonts, timing or CameraTiming(), wrap_feed
-    )
+    app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, framings.build, fonts, timing, wrap_feed)
     if cluster is not None:
         app[CLUSTER] = cluster
         app.on_cleanup.append(_close_cluster)
