@@ -84,14 +84,41 @@ async def test_three_replicas_one_fetch_and_a_sigkilled_owner_replaced_on_the_sa
             killed_at, killed_wall = time.monotonic(), time.time()
             owner.process.send_signal(signal.SIGKILL)
             survivors = [(r, v) for r, v in zip(started, viewers, strict=True) if r is not owner]
-            async with asyncio.timeout(10):
-                while "owner" not in [role_of(replica)["role"] for replica, _ in survivors]:
-                    await asyncio.sleep(0.05)
+            await until_roles([replica for replica, _ in survivors], ["follower", "owner"])
             takeover_s = time.monotonic() - killed_at
             # The lease runs out at most LEASE_S after its last renewal; a follower looks every 0.5 s.
             assert takeover_s < LEASE_S + 1.0, takeover_s
             for _, viewer in survivors:  # the same connections get the new owner's frames
-                while float((await viewer.next_new_part()).headers["x-timestamp"]) <= killed_wall:
-                    pass
-            survivor_roles = sorted(role_of(replica)["role"] for replica, _ in survivors)
-            assert survivor_roles == ["follower", "owner"]
+                await frame_after(viewer, killed_wall)
+
+
+async def test_redis_stopped_and_started_again_while_viewers_watch(tmp_path, redis_server, camera):
+    _, url = camera
+    async with replicas(tmp_path, cluster_config(redis_server.url, url), 2) as started:
+        viewers = [MjpegViewer(f"{replica.base}/cameras/cam/stream.mjpg") for replica in started]
+        async with contextlib.AsyncExitStack() as stack:
+            for viewer in viewers:
+                await stack.enter_async_context(viewer)
+                await camera_frame(viewer)
+            await redis_server.stop()
+            await until_roles(started, ["standalone", "standalone"])
+            for viewer in viewers:
+                await frame_after(viewer, time.time())
+            await redis_server.start()
+            await until_roles(started, ["follower", "owner"])
+            for viewer in viewers:
+                await frame_after(viewer, time.time())
+    for replica in started:
+        assert "fetching it here alone" in replica.stderr() and "rejoining the cluster" in replica.stderr()
+
+
+async def until_roles(started: list[ProxyProcess], expected: list[str]) -> None:
+    async with asyncio.timeout(15):
+        while sorted(role_of(replica)["role"] for replica in started) != expected:
+            await asyncio.sleep(0.05)
+
+
+async def frame_after(viewer: MjpegViewer, wall: float) -> None:
+    """Read the viewer's parts until one taken after ``wall`` (seconds since the epoch) comes."""
+    while float((await viewer.next_new_part()).headers["x-timestamp"]) <= wall:
+        pass
