@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+GOODBYE_S = 0.5
+"""The longest, in seconds, a feed that stops spends giving its lease up and withdrawing its interest."""
+
 
 class Role(enum.StrEnum):
     """What a replica does for a camera now."""
@@ -97,7 +100,8 @@ class ClusterFeed:
             self.role, self.owner = Role.IDLE, None
             self._camera.interest_elsewhere = 0
             with contextlib.suppress(RedisError, OSError, TimeoutError):
-                async with asyncio.timeout(self._node.timing.retry_s):
+                # Bounded: a stop must not wait for an unreachable Redis (the lease runs out anyway).
+                async with asyncio.timeout(GOODBYE_S):
                     await self._lease.release()
                     await self._interest.declare(False, 0, 0)
 
@@ -138,8 +142,8 @@ class ClusterFeed:
     async def _follow(self, holder: Holder) -> None:
         """Hand the holder's frames to the camera while it holds the lease; return when nobody does."""
         self._take_role(Role.FOLLOWER, holder)
-        await self._node.subscription.follow(self._camera.id, self._received)
         try:
+            await self._node.subscription.follow(self._camera.id, self._received)
             while True:
                 await self._declare()
                 await self._node.clock.sleep(self._node.timing.check_s)
