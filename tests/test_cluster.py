@@ -37,11 +37,11 @@ async def camera_url(aiohttp_server) -> tuple[FakeSnapshotCamera, str]:
 
 @pytest.fixture
 def start_replicas(start_proxy, redis_server, camera_url):
-    """Start ``count`` replicas of one proxy with camera ``cam`` (a snapshot camera at 10 fps, no linger)."""
+    """Start ``count`` replicas of one proxy with camera ``cam`` (a snapshot camera at 10 fps, no linger by default)."""
 
-    async def start(count: int = 3, **options) -> list[Proxy]:
+    async def start(count: int = 3, linger_s: float = 0, **options) -> list[Proxy]:
         _, url = camera_url
-        camera = CameraConfig(id="cam", source=SnapshotConfig(url=url), fps=10, linger_seconds=0)
+        camera = CameraConfig(id="cam", source=SnapshotConfig(url=url), fps=10, linger_seconds=linger_s)
         replicas = []
         for number in range(count):
             node = ClusterNode(redis_server.url, f"replica-{number}", timing=QUICK)
@@ -229,3 +229,65 @@ async def test_frames_from_an_older_epoch_are_dropped(start_replicas, redis_serv
         await close_viewers([viewer])
     finally:
         await other.close()
+
+
+async def test_a_followers_linger_keeps_the_owner_fetching(start_replicas):
+    owner, follower = await start_replicas(2, linger_s=30)
+    (first,) = await open_viewers([owner])
+    await camera_frames(first, 1)
+    (second,) = await open_viewers([follower])
+    await camera_frames(second, 1)
+    await close_viewers([second])  # the follower lingers: the owner goes on, nobody else starts fetching
+    await close_viewers([first])
+    await camera_frames_on(owner, 5)
+    assert (feed(owner).role, feed(follower).role) == (Role.OWNER, Role.FOLLOWER)
+    assert follower.camera("cam").upstream_requests == 0
+
+
+async def camera_frames_on(replica: Proxy, count: int) -> None:
+    """Wait until the replica's camera has received ``count`` more frames."""
+    camera = replica.camera("cam")
+    before = camera.stats.frames_received
+    await eventually(lambda: camera.stats.frames_received >= before + count, 10)
+
+
+async def test_a_message_of_a_foreign_epoch_cannot_stop_a_followers_frames(start_replicas, redis_server):
+    owner, follower = await start_replicas(2)
+    viewers = await open_viewers([owner, follower])
+    other = ClusterNode(redis_server.url, "intruder", timing=QUICK)
+    try:
+        for viewer in viewers:
+            await camera_frames(viewer, 1)
+        await other.bus.publish("cam", Message(2**64 - 1, 2**64 - 1, 0.0, False, "live", PETS[9]), 5)
+        await eventually(lambda: feed(follower).stale_dropped >= 1)
+        await camera_frames_on(follower, 5)
+        assert feed(follower).role is Role.FOLLOWER and feed(follower).epoch == feed(owner).epoch
+    finally:
+        await other.close()
+        await close_viewers(viewers)
+
+
+async def test_an_owner_nobody_else_listens_to_publishes_nothing_and_keeps_the_latest_now_and_then(
+    start_replicas, redis_server
+):
+    owner, follower = await start_replicas(2)
+    (first,) = await open_viewers([owner])
+    probe = Redis.from_url(redis_server.url)
+    try:
+        await camera_frames(first, 1)
+        before = await probe.info("commandstats")
+        await camera_frames_on(owner, 25)  # 2.5 s at 10 fps
+        after = await probe.info("commandstats")
+        published = calls(after, "publish") - calls(before, "publish")
+        kept = calls(after, "set") - calls(before, "set")
+        assert published == 0 and 1 <= kept <= 4  # once a second
+        (second,) = await open_viewers([follower])  # someone listens: every frame goes out again
+        await camera_frames(second, 3)
+        await close_viewers([second])
+    finally:
+        await probe.aclose()
+        await close_viewers([first])
+
+
+def calls(stats: dict, command: str) -> int:
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))

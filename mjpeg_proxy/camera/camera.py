@@ -99,8 +99,13 @@ class Camera:
 
     def make_feed(self, source: Source) -> Feed:
         """The feed of this camera's frames: its own ``source``, fetched, as ``wrap_feed`` wraps it (cluster mode)."""
+        local = self.fetch_loop(source)
+        return local if self._wrap_feed is None else self._wrap_feed(self, local)
+
+    def fetch_loop(self, source: Source) -> FetchLoop:
+        """A fetch loop of ``source``'s frames into this camera: stalls, retries, offline picture and all."""
         timing = self._timing
-        local = FetchLoop(
+        return FetchLoop(
             source,
             self,
             self.tracker,
@@ -109,7 +114,6 @@ class Camera:
             stall_timeout_s=timing.stall_timeout_for(self.config),
             clock=timing.clock,
         )
-        return local if self._wrap_feed is None else self._wrap_feed(self, local)
 
     def reconfigure(self, config: CameraConfig, source: Source) -> None:
         """Take a changed configuration and its new ``source`` (a reload), while the feed is stopped.

@@ -93,6 +93,10 @@ class FrameBus:
             received, _ = await pipe.execute()
         return int(received)
 
+    async def keep(self, camera_id: str, message: Message, keep_s: float) -> None:
+        """Keep ``message`` as the latest for ``keep_s`` seconds, without publishing it (nobody listens)."""
+        await self._redis.set(f"{self._prefix}latest:{camera_id}", message.encode(), px=max(1, round(keep_s * 1000)))
+
     async def latest(self, camera_id: str) -> Message | None:
         """The latest message of camera ``camera_id`` still kept; None when there is none.
 

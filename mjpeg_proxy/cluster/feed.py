@@ -22,8 +22,8 @@ from redis.exceptions import RedisError
 
 from mjpeg_proxy.camera.feed import Feed
 from mjpeg_proxy.camera.frame import Frame
-from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.cluster.bus import Message
+from mjpeg_proxy.cluster.bus_source import BusSource
 from mjpeg_proxy.cluster.lease import Holder
 from mjpeg_proxy.cluster.node import ClusterNode
 
@@ -63,8 +63,8 @@ class ClusterFeed:
         self.role = Role.IDLE
         self.owner: str | None = None
         self.epoch = 0
-        self._seen_epoch = 0
         self._seen_seq = 0
+        self._recheck = asyncio.Event()
         self._seq = 0
         self._outbox: Frame | None = None
         self._outbox_ready = asyncio.Event()
@@ -122,14 +122,18 @@ class ClusterFeed:
         """Fetch and publish while the lease stays ours; return when it is lost."""
         self._take_role(Role.OWNER, mine)
         self._seq = 0
-        self._seen_epoch, self._seen_seq = mine.epoch, 0  # our own frames, met again later, are old
         fetch = asyncio.create_task(self._local.run(), name=f"camera {self._camera.id} fetch")
         publisher = asyncio.create_task(self._publish(mine.epoch), name=f"camera {self._camera.id} to the bus")
         self._camera.tap = self._to_bus
+        clock, timing = self._node.clock, self._node.timing
         try:
+            extend_at = clock.monotonic() + timing.extend_s
             while True:
-                await self._declare()
-                await self._node.clock.sleep(self._node.timing.extend_s)
+                await self._declare()  # often: a new follower's frames start within check_s
+                await clock.sleep(timing.check_s)
+                if clock.monotonic() < extend_at:
+                    continue
+                extend_at = clock.monotonic() + timing.extend_s
                 if not await self._lease.extend():
                     log.warning("camera %s: lost its lease (epoch %d); following", self._camera.id, mine.epoch)
                     return
@@ -140,13 +144,21 @@ class ClusterFeed:
             await asyncio.wait([fetch, publisher])
 
     async def _follow(self, holder: Holder) -> None:
-        """Hand the holder's frames to the camera while it holds the lease; return when nobody does."""
+        """Run the holder's frames into the camera while it holds the lease; return when nobody does.
+
+        The frames come through the camera's own fetch loop (``BusSource``): a silent
+        owner is a stall, as a silent camera is.
+        """
         self._take_role(Role.FOLLOWER, holder)
+        source = BusSource(self._node.subscription, self._camera.id, self._accept, self._node.timing.check_s)
+        follow = asyncio.create_task(self._camera.fetch_loop(source).run(), name=f"camera {self._camera.id} follow")
         try:
-            await self._node.subscription.follow(self._camera.id, self._received)
             while True:
                 await self._declare()
-                await self._node.clock.sleep(self._node.timing.check_s)
+                self._recheck.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._node.timing.check_s):
+                        await self._recheck.wait()  # a newer epoch on the bus: look at the lease now
                 now = await self._lease.holder()
                 if now is None:
                     return
@@ -154,7 +166,8 @@ class ClusterFeed:
                     holder = now
                     self._take_role(Role.FOLLOWER, holder)
         finally:
-            self._node.subscription.unfollow(self._camera.id)
+            follow.cancel()
+            await asyncio.wait([follow])
 
     async def _standalone(self) -> None:
         """Fetch alone until Redis answers again."""
@@ -178,6 +191,8 @@ class ClusterFeed:
         if (role, holder.replica, holder.epoch) != (self.role, self.owner, self.epoch):
             self.lease_changes += 1
             log.info("camera %s: %s (owner %s, epoch %d)", self._camera.id, role, holder.replica, holder.epoch)
+        if holder.epoch != self.epoch:
+            self._seen_seq = 0
         self.role, self.owner, self.epoch = role, holder.replica, holder.epoch
 
     async def _declare(self) -> None:
@@ -198,7 +213,14 @@ class ClusterFeed:
         self._outbox_ready.set()
 
     async def _publish(self, epoch: int) -> None:
-        keep_s = self._node.timing.lease_s
+        """Send each tapped picture on: published while another replica listens, else only kept as the latest.
+
+        The latest key is renewed at most every ``ClusterTiming.keep_s`` while nobody
+        listens (a snapshot or a new follower's first picture elsewhere), so an owner alone
+        costs Redis little.
+        """
+        clock, keep_s = self._node.clock, self._node.timing.lease_s
+        listened, kept_at = True, float("-inf")
         while True:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
@@ -206,28 +228,33 @@ class ClusterFeed:
             if frame is None:
                 continue
             self._seq += 1
-            self._seen_seq = self._seq
             message = Message(epoch, self._seq, frame.timestamp, frame.placeholder, self._camera.state, frame.jpeg)
+            bus = self._node.bus
             try:
-                await self._node.bus.publish(self._camera.id, message, keep_s)
+                if listened or self._camera.interest_elsewhere:
+                    listened = await bus.publish(self._camera.id, message, keep_s) > 0
+                    kept_at = clock.monotonic()
+                elif clock.monotonic() - kept_at >= self._node.timing.keep_s or frame.placeholder:
+                    await bus.keep(self._camera.id, message, keep_s)
+                    kept_at = clock.monotonic()
             except RedisError as error:
                 self.bus_errors += 1
                 log.debug("camera %s: a frame not published: %s", self._camera.id, error)
 
-    def _received(self, message: Message) -> None:
-        """A message from the owner: hand it to the camera unless it is older than one already seen."""
-        if (message.epoch, message.seq) <= (self._seen_epoch, self._seen_seq):
+    def _accept(self, message: Message) -> bool:
+        """Whether ``message`` is the current holder's (its epoch) and newer than the last one taken.
+
+        A message of another epoch is dropped: an older owner's late frames, or anything a
+        Redis client wrote; a higher epoch makes the follower look at the lease at once.
+        """
+        if message.epoch != self.epoch or message.seq <= self._seen_seq:
+            if message.epoch > self.epoch:
+                self._recheck.set()
             self.stale_dropped += 1
-            return
-        self._seen_epoch, self._seen_seq = message.epoch, message.seq
+            return False
+        self._seen_seq = message.seq
         self.frames_from_bus += 1
-        camera = self._camera
-        if message.placeholder:
-            with contextlib.suppress(ValueError):
-                camera.tracker.set(CameraState(message.state))
-            camera.publish(Frame(message.jpeg, upstream_time=message.timestamp, placeholder=True))
-        else:
-            camera.received(Frame(message.jpeg, upstream_time=message.timestamp))
+        return True
 
 
 def cluster_feeds(node: ClusterNode) -> FeedWrapper:

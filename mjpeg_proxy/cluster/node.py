@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "mjpeg-proxy:"
 """Every key and channel of the cluster starts with this, so one Redis can hold other data too."""
+HEALTH_CHECK_S = 5.0
+"""Seconds a Redis connection may stay idle before it is checked (a PING) when next used."""
 REDIS_TIMEOUT_S = 2.0
 """The longest, in seconds, a Redis command or connection may take before Redis counts as unreachable."""
 
@@ -28,15 +30,17 @@ class ClusterTiming:
     """The cluster's periods, in seconds: the lease, and how often feeds renew and look.
 
     ``lease_s`` is ``[cluster] lease_seconds``; an owner extends its lease every
-    ``lease_s / 3``; a follower looks whether the owner is still there every
-    ``check_s`` (so a dead owner is replaced within ``lease_s + check_s``); interest lasts
-    ``lease_s`` and is renewed with each look; Redis is tried again every ``retry_s``
-    while unreachable.
+    ``lease_s / 3`` and looks who else wants the camera every ``check_s``; a follower
+    looks whether the owner is still there every ``check_s`` (so a dead owner is replaced
+    within ``lease_s + check_s``); interest lasts ``lease_s`` and is renewed with each
+    look; Redis is tried again every ``retry_s`` while unreachable; an owner nobody else
+    listens to keeps its latest frame in Redis every ``keep_s``.
     """
 
     lease_s: float = 5.0
     check_s: float = 0.5
     retry_s: float = 2.0
+    keep_s: float = 1.0
 
     @property
     def extend_s(self) -> float:
@@ -67,6 +71,9 @@ class ClusterNode:
             password=password,
             socket_timeout=REDIS_TIMEOUT_S,
             socket_connect_timeout=REDIS_TIMEOUT_S,
+            # A connection idle this long is checked before use: the subscription's too, so
+            # one silently cut (a NAT's idle drop) is found, not waited on for ever.
+            health_check_interval=HEALTH_CHECK_S,
         )
         self.bus = FrameBus(self.redis, KEY_PREFIX)
         self.subscription = Subscription(self.redis, self.bus, self.clock)

@@ -59,7 +59,7 @@ class Subscription:
         self._handlers[camera_id] = handler
         self._by_channel[self._bus.channel(camera_id)] = camera_id
         self._changed.set()
-        if self._task is None:
+        if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._read(), name="cluster subscription")
         await self._catch_up(camera_id)
 
@@ -91,7 +91,7 @@ class Subscription:
         while self._handlers:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await self._listen(pubsub)
+                await self._listen(pubsub, backoff)
             except RedisError as error:
                 self.cuts += 1
                 delay = backoff.next_delay()
@@ -100,15 +100,17 @@ class Subscription:
                 for camera_id in list(self._handlers):  # what was published meanwhile is gone
                     with contextlib.suppress(RedisError):
                         await self._catch_up(camera_id)
-            else:
-                backoff.reset()
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
         self._task = None
 
-    async def _listen(self, pubsub: PubSub) -> None:
-        """Keep ``pubsub`` subscribed to the followed channels and hand on their messages, while any is followed."""
+    async def _listen(self, pubsub: PubSub, backoff: Backoff) -> None:
+        """Keep ``pubsub`` subscribed to the followed channels and hand on their messages, while any is followed.
+
+        ``backoff`` starts over once a subscription is made: a cut after a good spell is
+        followed at once, not after the waits of earlier cuts.
+        """
         subscribed: set[str] = set()
         self._changed.set()  # a new connection: subscribe to every followed channel
         while self._handlers:
@@ -117,6 +119,7 @@ class Subscription:
                 wanted = set(self._by_channel)
                 if wanted - subscribed:
                     await pubsub.subscribe(*(wanted - subscribed))
+                    backoff.reset()
                 if subscribed - wanted:
                     await pubsub.unsubscribe(*(subscribed - wanted))
                 subscribed = wanted
@@ -136,3 +139,5 @@ class Subscription:
             except BadMessage as error:
                 self.bad_messages += 1
                 log.debug("cluster: a bad message on %s: %s", channel, error)
+            except Exception:  # a bug in one camera's handler must not stop every camera's frames
+                log.exception("cluster: handling a message of %s failed", camera_id)
