@@ -170,7 +170,8 @@ async def test_an_operator_sees_each_replicas_role_in_the_api_the_status_page_an
             assert {answer["owner"] for answer in answers} == {owner} and owner in ("replica-0", "replica-1")
             assert answers[0]["epoch"] == answers[1]["epoch"] > 0
             async with session.get(replicas[0].url("/status")) as answer:
-                assert "<th>Cluster</th>" in await answer.text()
+                page = await answer.text()
+            assert "<th>Cluster</th>" in page and "Replica replica-0 of a cluster" in page
             follower = next(r for r, a in zip(replicas, answers, strict=True) if a["role"] == "follower")
             async with session.get(follower.url("/metrics")) as answer:
                 metrics = await answer.text()

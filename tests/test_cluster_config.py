@@ -68,7 +68,7 @@ def test_redis_urls_that_redis_py_connects_to_are_accepted(tmp_path: Path, url: 
 NO_PASSWORD = "must not hold a password; name an environment variable that holds it in 'password_env'"
 URL_EXAMPLE = 'such as "redis://10.0.0.5:6379/0"'
 SCHEMES = f"must start with redis://, rediss:// (TLS) or unix:// (a socket), {URL_EXAMPLE}"
-LEASE = "must be a number of seconds above 0 and at most 60, got"
+LEASE = "must be a number of seconds from 1 to 60, got"
 
 
 @pytest.mark.parametrize(
@@ -101,6 +101,7 @@ LEASE = "must be a number of seconds above 0 and at most 60, got"
         (['redis_url = "redis://r"', "replica_id = 7"], "replica_id", "must be 1-128 letters"),
         (['redis_url = "redis://r"', "lease_seconds = 0"], "lease_seconds", f"{LEASE} 0"),
         (['redis_url = "redis://r"', "lease_seconds = -1.5"], "lease_seconds", f"{LEASE} -1.5"),
+        (['redis_url = "redis://r"', "lease_seconds = 0.5"], "lease_seconds", f"{LEASE} 0.5"),
         (['redis_url = "redis://r"', "lease_seconds = 61"], "lease_seconds", f"{LEASE} 61"),
         (['redis_url = "redis://r"', 'lease_seconds = "5"'], "lease_seconds", f"{LEASE} '5'"),
         (['redis_url = "redis://r"', "lease_seconds = true"], "lease_seconds", f"{LEASE} True"),

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -109,7 +110,10 @@ async def test_redis_stopped_and_started_again_while_viewers_watch(tmp_path, red
             for viewer in viewers:
                 await frame_after(viewer, time.time())
     for replica in started:
-        assert "fetching it here alone" in replica.stderr() and "rejoining the cluster" in replica.stderr()
+        log = replica.stderr()
+        address = redis_server.url.removeprefix("redis://")
+        assert f"cluster mode: replica {socket.gethostname()}:{replica.port}; Redis at {address} answers" in log
+        assert "fetching it here alone" in log and "rejoining the cluster" in log
 
 
 async def until_roles(started: list[ProxyProcess], expected: list[str]) -> None:

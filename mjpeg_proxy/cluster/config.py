@@ -23,6 +23,9 @@ from mjpeg_proxy.config.checks import (
 
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 """What redis-py connects to: TCP, TCP with TLS, a Unix socket."""
+MIN_LEASE_SECONDS = 1.0
+"""The shortest ``lease_seconds``: the owner renews it three times a lease over the network,
+so a shorter one would be lost to a slow round trip."""
 MAX_LEASE_SECONDS = 60.0
 """The longest ``lease_seconds``: a dead owner's cameras wait this long for a new one."""
 
@@ -42,7 +45,7 @@ class ClusterConfig:
     server without one; kept out of ``repr``. ``replica_id``: this replica's name in Redis
     and on ``/status``; None for "host name and port", which the application resolves.
     ``lease_seconds``: how long a camera's owner holds it without extending it, so how
-    long its cameras go without an owner after it dies (above 0, at most 60 seconds).
+    long its cameras go without an owner after it dies (1 to 60 seconds).
     """
 
     redis_url: str
@@ -106,9 +109,10 @@ def _replica_id(value: Any) -> str:
 
 
 def _lease_seconds(value: Any) -> float:
-    # A lease of 0 would never hold; past a minute, a dead owner's cameras stay dark too long.
-    if not is_number(value) or not 0 < value <= MAX_LEASE_SECONDS:
-        raise Problem(f"must be a number of seconds above 0 and at most {shown(MAX_LEASE_SECONDS)}, got {value!r}")
+    # Under a second it would be lost to a slow round trip; past a minute, a dead owner's cameras stay dark too long.
+    if not is_number(value) or not MIN_LEASE_SECONDS <= value <= MAX_LEASE_SECONDS:
+        lowest, highest = shown(MIN_LEASE_SECONDS), shown(MAX_LEASE_SECONDS)
+        raise Problem(f"must be a number of seconds from {lowest} to {highest}, got {value!r}")
     return float(value)
 
 

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.cluster.bus import FrameBus
@@ -95,6 +96,23 @@ class ClusterNode:
     def interest(self, camera_id: str) -> Interest:
         """This replica's interest in camera ``camera_id``."""
         return Interest(self.redis, KEY_PREFIX, camera_id, self.replica_id)
+
+    async def announce(self) -> None:
+        """Say in the log that this process is a replica, which one, and whether Redis answers now."""
+        where = self.redis.get_connection_kwargs()
+        address = where.get("path") or f"{where.get('host')}:{where.get('port')}/{where.get('db', 0)}"
+        try:
+            await self.ping()
+        except RedisError as error:
+            log.error(
+                "cluster mode: replica %s; Redis at %s does not answer (%s): each camera is fetched here alone "
+                "until it does",
+                self.replica_id,
+                address,
+                error,
+            )
+        else:
+            log.info("cluster mode: replica %s; Redis at %s answers", self.replica_id, address)
 
     async def ping(self) -> None:
         """Return when Redis answers.

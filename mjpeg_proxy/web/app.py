@@ -77,6 +77,7 @@ def create_app(
     app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, framings.build, fonts, timing, wrap_feed)
     if cluster is not None:
         app[CLUSTER] = cluster
+        app.on_startup.append(_announce_cluster)
         app.on_cleanup.append(_close_cluster)
     app.cleanup_ctx.append(_run_cameras)
     app.on_shutdown.append(_end_streams)
@@ -91,6 +92,10 @@ def create_app(
     app.router.add_get("/metrics", metrics.metrics, name="metrics")
     cors.setup(app, (app.router[name] for name in ("stream", "snapshot", "api_cameras", "api_camera")))
     return app
+
+
+async def _announce_cluster(app: web.Application) -> None:
+    await app[CLUSTER].announce()
 
 
 async def _close_cluster(app: web.Application) -> None:

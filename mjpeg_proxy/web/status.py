@@ -81,5 +81,6 @@ async def status_page(request: web.Request) -> web.Response:
         "refusals": request.app[REFUSALS],
         "reload_seconds": STATUS_REFRESH_S,
         "clustered": CLUSTER in request.app,
+        "replica_id": request.app[CLUSTER].replica_id if CLUSTER in request.app else None,
     }
     return render("status.html", request, context)
