@@ -19,7 +19,7 @@ from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from mjpeg_proxy.web.appkeys import CLUSTER
 from tests.fake_camera import FakeSnapshotCamera
-from tests.helpers import MjpegViewer, Proxy, eventually, real_frames
+from tests.helpers import MjpegViewer, Proxy, camera_frames, eventually, real_frames, watching
 
 PETS = real_frames()
 QUICK = ClusterTiming(lease_s=1.0, check_s=0.1, retry_s=0.2)
@@ -51,18 +51,8 @@ def start_replicas(start_proxy, redis_server, camera_url):
     return start
 
 
-def feed(proxy: Proxy) -> ClusterFeed:
-    cluster_feed = proxy.camera("cam").feed
-    assert isinstance(cluster_feed, ClusterFeed)
-    return cluster_feed
-
-
-def roles(replicas: list[Proxy]) -> list[Role]:
-    return sorted(feed(replica).role for replica in replicas)
-
-
 async def open_viewers(replicas: list[Proxy]) -> list[MjpegViewer]:
-    viewers = [MjpegViewer(replica.url("/cameras/cam/stream.mjpg")) for replica in replicas]
+    viewers = [MjpegViewer(url) for url in streams(replicas)]
     for viewer in viewers:
         await viewer.__aenter__()
     return viewers
@@ -73,43 +63,48 @@ async def close_viewers(viewers: list[MjpegViewer]) -> None:
         await viewer.__aexit__(None, None, None)
 
 
-async def camera_frames(viewer: MjpegViewer, count: int) -> list[bytes]:
-    """The viewer's next ``count`` new pictures that are camera frames (offline pictures skipped)."""
-    frames: list[bytes] = []
-    while len(frames) < count:
-        jpeg = (await viewer.next_new_part()).jpeg
-        if jpeg in PETS:
-            frames.append(jpeg)
-    return frames
+def streams(replicas: list[Proxy]) -> list[str]:
+    return [replica.url("/cameras/cam/stream.mjpg") for replica in replicas]
+
+
+async def frames_of(viewer: MjpegViewer, count: int) -> list[bytes]:
+    return await camera_frames(viewer, count, PETS)
+
+
+def feed(proxy: Proxy) -> ClusterFeed:
+    cluster_feed = proxy.camera("cam").feed
+    assert isinstance(cluster_feed, ClusterFeed)
+    return cluster_feed
+
+
+def roles(replicas: list[Proxy]) -> list[Role]:
+    return sorted(feed(replica).role for replica in replicas)
 
 
 async def test_one_replica_fetches_and_viewers_on_every_replica_get_its_frames(start_replicas):
     replicas = await start_replicas(3)
-    viewers = await open_viewers(replicas)
-    try:
+    async with watching(streams(replicas), PETS) as viewers:
         for viewer in viewers:
-            assert len(await camera_frames(viewer, 3)) == 3
+            assert len(await frames_of(viewer, 3)) == 3
         assert roles(replicas) == [Role.FOLLOWER, Role.FOLLOWER, Role.OWNER]
         fetching = [replica for replica in replicas if replica.camera("cam").upstream_requests > 0]
         assert len(fetching) == 1 and feed(fetching[0]).role is Role.OWNER
         for replica in replicas:
             if replica is not fetching[0]:
                 assert feed(replica).frames_from_bus > 0
-    finally:
-        await close_viewers(viewers)
 
 
 async def test_the_owner_keeps_fetching_for_other_replicas_after_its_own_viewers_leave(start_replicas):
     replicas = await start_replicas(2)
     (first,) = await open_viewers(replicas[:1])
-    await camera_frames(first, 1)
+    await frames_of(first, 1)
     assert feed(replicas[0]).role is Role.OWNER
     (second,) = await open_viewers(replicas[1:])
-    await camera_frames(second, 1)
+    await frames_of(second, 1)
     await eventually(lambda: replicas[0].camera("cam").interest_elsewhere == 1)  # its next lease renewal
     await close_viewers([first])
     before = replicas[0].camera("cam").upstream_requests
-    await camera_frames(second, 5)  # no linger: replica 0 fetches for replica 1's viewer alone
+    await frames_of(second, 5)  # no linger: replica 0 fetches for replica 1's viewer alone
     assert replicas[0].camera("cam").upstream_requests > before
     assert replicas[0].camera("cam").hub.viewers == 0 and replicas[0].camera("cam").interest_elsewhere == 1
     assert feed(replicas[1]).role is Role.FOLLOWER
@@ -118,10 +113,7 @@ async def test_the_owner_keeps_fetching_for_other_replicas_after_its_own_viewers
 
 async def test_a_replica_that_stops_hands_the_camera_over_on_the_same_viewer_connections(start_replicas):
     replicas = await start_replicas(3)
-    viewers = await open_viewers(replicas)
-    try:
-        for viewer in viewers:
-            await camera_frames(viewer, 1)
+    async with watching(streams(replicas), PETS) as viewers:
         owner = next(replica for replica in replicas if feed(replica).role is Role.OWNER)
         old_epoch = feed(owner).epoch
         survivors = [
@@ -130,36 +122,26 @@ async def test_a_replica_that_stops_hands_the_camera_over_on_the_same_viewer_con
         await owner.server.close()
         await eventually(lambda: sorted(feed(r).role for r, _ in survivors) == [Role.FOLLOWER, Role.OWNER], 10)
         for replica, viewer in survivors:
-            assert len(await camera_frames(viewer, 3)) == 3
+            assert len(await frames_of(viewer, 3)) == 3
             assert feed(replica).epoch > old_epoch
-    finally:
-        await close_viewers([viewer for replica, viewer in zip(replicas, viewers, strict=True) if replica is not owner])
 
 
 async def test_without_redis_every_replica_fetches_alone_then_rejoins(start_replicas, redis_server):
     replicas = await start_replicas(2)
-    viewers = await open_viewers(replicas)
-    try:
-        for viewer in viewers:
-            await camera_frames(viewer, 1)
+    async with watching(streams(replicas), PETS) as viewers:
         await redis_server.stop()
         await eventually(lambda: roles(replicas) == [Role.STANDALONE, Role.STANDALONE], 10)
         for viewer in viewers:
-            assert len(await camera_frames(viewer, 3)) == 3
+            assert len(await frames_of(viewer, 3)) == 3
         await redis_server.start()
         await eventually(lambda: roles(replicas) == [Role.FOLLOWER, Role.OWNER], 10)
         for viewer in viewers:
-            assert len(await camera_frames(viewer, 3)) == 3
-    finally:
-        await close_viewers(viewers)
+            assert len(await frames_of(viewer, 3)) == 3
 
 
 async def test_an_operator_sees_each_replicas_role_in_the_api_the_status_page_and_the_metrics(start_replicas):
     replicas = await start_replicas(2)
-    viewers = await open_viewers(replicas)
-    try:
-        for viewer in viewers:
-            await camera_frames(viewer, 1)
+    async with watching(streams(replicas), PETS):
         async with aiohttp.ClientSession() as session:
             answers = []
             for replica in replicas:
@@ -181,16 +163,11 @@ async def test_an_operator_sees_each_replicas_role_in_the_api_the_status_page_an
             line for line in metrics.splitlines() if line.startswith("mjpeg_proxy_cluster_frames_from_bus_total")
         ]
         assert from_bus and float(from_bus[0].split()[-1]) > 0
-    finally:
-        await close_viewers(viewers)
 
 
 async def test_a_cut_subscription_resubscribes_and_catches_up(start_replicas, redis_server):
     replicas = await start_replicas(2)
-    viewers = await open_viewers(replicas)
-    try:
-        for viewer in viewers:
-            await camera_frames(viewer, 1)
+    async with watching(streams(replicas), PETS) as viewers:
         follower = next(replica for replica in replicas if feed(replica).role is Role.FOLLOWER)
         node = follower.server.app[CLUSTER]
         killer = Redis.from_url(redis_server.url)
@@ -201,10 +178,8 @@ async def test_a_cut_subscription_resubscribes_and_catches_up(start_replicas, re
         await eventually(lambda: node.subscription.cuts == 1)
         viewer = viewers[replicas.index(follower)]
         before = feed(follower).frames_from_bus
-        assert len(await camera_frames(viewer, 3)) == 3
+        assert len(await frames_of(viewer, 3)) == 3
         assert feed(follower).frames_from_bus > before
-    finally:
-        await close_viewers(viewers)
 
 
 async def test_frames_from_an_older_epoch_are_dropped(start_replicas, redis_server):
@@ -212,7 +187,7 @@ async def test_frames_from_an_older_epoch_are_dropped(start_replicas, redis_serv
     other = ClusterNode(redis_server.url, "someone-else", timing=QUICK)
     try:
         (viewer,) = await open_viewers([replica])
-        await camera_frames(viewer, 1)
+        await frames_of(viewer, 1)
         assert feed(replica).role is Role.OWNER
         # Another replica takes the lease (as after a failover), publishes, then an old owner's frame comes late.
         lease = other.lease("cam")
@@ -235,9 +210,9 @@ async def test_frames_from_an_older_epoch_are_dropped(start_replicas, redis_serv
 async def test_a_followers_linger_keeps_the_owner_fetching(start_replicas):
     owner, follower = await start_replicas(2, linger_s=30)
     (first,) = await open_viewers([owner])
-    await camera_frames(first, 1)
+    await frames_of(first, 1)
     (second,) = await open_viewers([follower])
-    await camera_frames(second, 1)
+    await frames_of(second, 1)
     await close_viewers([second])  # the follower lingers: the owner goes on, nobody else starts fetching
     await close_viewers([first])
     await camera_frames_on(owner, 5)
@@ -258,7 +233,7 @@ async def test_a_message_of_a_foreign_epoch_cannot_stop_a_followers_frames(start
     other = ClusterNode(redis_server.url, "intruder", timing=QUICK)
     try:
         for viewer in viewers:
-            await camera_frames(viewer, 1)
+            await frames_of(viewer, 1)
         await other.bus.publish("cam", Message(2**64 - 1, 2**64 - 1, 0.0, False, "live", PETS[9]), 5)
         await eventually(lambda: feed(follower).stale_dropped >= 1)
         await camera_frames_on(follower, 5)
@@ -275,7 +250,7 @@ async def test_an_owner_nobody_else_listens_to_publishes_nothing_and_keeps_the_l
     (first,) = await open_viewers([owner])
     probe = Redis.from_url(redis_server.url)
     try:
-        await camera_frames(first, 1)
+        await frames_of(first, 1)
         before = await probe.info("commandstats")
         await camera_frames_on(owner, 25)  # 2.5 s at 10 fps
         after = await probe.info("commandstats")
@@ -283,7 +258,7 @@ async def test_an_owner_nobody_else_listens_to_publishes_nothing_and_keeps_the_l
         kept = calls(after, "set") - calls(before, "set")
         assert published == 0 and 1 <= kept <= 4  # once a second
         (second,) = await open_viewers([follower])  # someone listens: every frame goes out again
-        await camera_frames(second, 3)
+        await frames_of(second, 3)
         await close_viewers([second])
     finally:
         await probe.aclose()

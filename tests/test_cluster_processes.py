@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.fake_camera import FakeSnapshotCamera
-from tests.helpers import MjpegViewer, real_frames
+from tests.helpers import MjpegViewer, real_frames, watching
 from tests.processes import ProxyProcess, http_get, proxy_process
 
 PETS = real_frames()
@@ -36,14 +36,6 @@ def role_of(replica: ProxyProcess) -> dict:
     status, body = http_get(f"{replica.base}/api/cameras/cam")
     assert status == 200
     return json.loads(body)["cluster"]
-
-
-async def camera_frame(viewer: MjpegViewer) -> bytes:
-    """The viewer's next new picture that is a camera frame (not the offline picture)."""
-    while True:
-        jpeg = (await viewer.next_new_part()).jpeg
-        if jpeg in PETS:
-            return jpeg
 
 
 @contextlib.asynccontextmanager
@@ -69,12 +61,7 @@ async def test_three_replicas_one_fetch_and_a_sigkilled_owner_replaced_on_the_sa
 ):
     fake, url = camera
     async with replicas(tmp_path, cluster_config(redis_server.url, url), 3) as started:
-        viewers = [MjpegViewer(f"{replica.base}/cameras/cam/stream.mjpg") for replica in started]
-        async with contextlib.AsyncExitStack() as stack:
-            for viewer in viewers:
-                await stack.enter_async_context(viewer)
-            for viewer in viewers:
-                await camera_frame(viewer)
+        async with watching([f"{replica.base}/cameras/cam/stream.mjpg" for replica in started], PETS) as viewers:
             roles = [role_of(replica) for replica in started]
             assert sorted(role["role"] for role in roles) == ["follower", "follower", "owner"]
             owner = started[[role["role"] for role in roles].index("owner")]
@@ -96,11 +83,7 @@ async def test_three_replicas_one_fetch_and_a_sigkilled_owner_replaced_on_the_sa
 async def test_redis_stopped_and_started_again_while_viewers_watch(tmp_path, redis_server, camera):
     _, url = camera
     async with replicas(tmp_path, cluster_config(redis_server.url, url), 2) as started:
-        viewers = [MjpegViewer(f"{replica.base}/cameras/cam/stream.mjpg") for replica in started]
-        async with contextlib.AsyncExitStack() as stack:
-            for viewer in viewers:
-                await stack.enter_async_context(viewer)
-                await camera_frame(viewer)
+        async with watching([f"{replica.base}/cameras/cam/stream.mjpg" for replica in started], PETS) as viewers:
             await redis_server.stop()
             await until_roles(started, ["standalone", "standalone"])
             for viewer in viewers:
