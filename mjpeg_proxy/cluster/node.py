@@ -14,6 +14,7 @@ from mjpeg_proxy.cluster.bus import FrameBus
 from mjpeg_proxy.cluster.config import ClusterConfig
 from mjpeg_proxy.cluster.interest import Interest
 from mjpeg_proxy.cluster.lease import Lease
+from mjpeg_proxy.cluster.records import RedisRecords
 from mjpeg_proxy.cluster.subscription import Subscription
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class ClusterNode:
     """Replica ``replica_id`` of the cluster whose Redis is at ``redis_url`` (with ``password``, if any).
 
     ``redis``, ``bus`` and ``subscription`` are shared by every camera's ``ClusterFeed``;
+    ``records`` by the accounts whose logins the replicas share (EEN v3 tokens);
     ``lease`` and ``interest`` make each camera's own. ``clock`` times the waits.
     """
 
@@ -77,6 +79,7 @@ class ClusterNode:
             health_check_interval=HEALTH_CHECK_S,
         )
         self.bus = FrameBus(self.redis, KEY_PREFIX)
+        self.records = RedisRecords(self.redis, KEY_PREFIX)
         self.subscription = Subscription(self.redis, self.bus, self.clock)
 
     @classmethod

@@ -74,7 +74,8 @@ def create_app(
     if cluster is None and config.cluster is not None:
         cluster = ClusterNode.from_config(config.cluster, config.server.port, timing.clock)
     wrap_feed = None if cluster is None else cluster_feeds(cluster)
-    app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, framings.build, fonts, timing, wrap_feed)
+    records = None if cluster is None else cluster.records
+    app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, framings.build, fonts, timing, wrap_feed, records)
     if cluster is not None:
         app[CLUSTER] = cluster
         app.on_startup.append(_announce_cluster)
