@@ -1,4 +1,4 @@
-"""EEN API v3 across replicas: one login for the cluster, one refresh per rotation (issue 14, item 4).
+"""EEN accounts across replicas: one login for the cluster (v1 and v3), one refresh per rotation (issue 14, item 4).
 
 Two replicas in one event loop with their token files in two folders, as on two machines:
 only one of them was logged in with een-login; Redis carries the tokens to the other.
@@ -16,16 +16,18 @@ from yarl import URL
 from mjpeg_proxy.cluster.feed import ClusterFeed, Role
 from mjpeg_proxy.cluster.node import ClusterNode, ClusterTiming
 from mjpeg_proxy.config import CameraConfig
-from mjpeg_proxy.sources.een_config import EenCameraConfig
+from mjpeg_proxy.sources.een_config import EenCameraConfig, EenConfig
 from mjpeg_proxy.sources.een_oauth import Client, exchange_code
 from mjpeg_proxy.sources.een_timing import EenTiming
 from mjpeg_proxy.sources.een_tokens import read_tokens, write_tokens
 from mjpeg_proxy.sources.een_v3_config import EenV3Config
+from tests.fake_een import FakeEen
 from tests.fake_een_v3 import FakeEenV3
 from tests.helpers import Proxy, camera_frames, eventually, real_frames, watching
 
 PETS = real_frames()
-FRONT = "1006073b"
+RUNWAY = real_frames("axis-runway-webcam-640x480")
+FRONT, GATE = "1006073b", "100d4c41"
 REDIRECT = "http://127.0.0.1:3333/callback"
 QUICK = ClusterTiming(lease_s=1.0, check_s=0.1, retry_s=0.2)
 QUICK_EEN = EenTiming(
@@ -83,3 +85,32 @@ async def test_one_login_serves_the_cluster_and_a_rotation_is_one_refresh(
     assert b.camera(FRONT).stats.errors.get("login_needed", 0) == 0
     record = read_tokens(tmp_path / "a" / "een.json")
     assert record is not None and record.access_token in fake.access_tokens
+
+
+async def test_v1_replicas_log_in_once_between_them_and_once_again_after_an_expiry(
+    aiohttp_server, start_proxy, redis_server
+):
+    fake = FakeEen()
+    fake.add_camera(FRONT, PETS, interval_s=0.1)
+    fake.add_camera(GATE, RUNWAY, interval_s=0.1)
+    server = await aiohttp_server(fake.app())
+    account = EenConfig(fake.username, fake.password, base_url=str(server.make_url("")).rstrip("/"))
+    cameras = [CameraConfig(id=esn, source=EenCameraConfig(esn=esn, account=account)) for esn in (FRONT, GATE)]
+    a, b = [
+        await start_proxy(
+            *cameras, on_demand=True, app_options={"cluster": ClusterNode(redis_server.url, name, timing=QUICK)}
+        )
+        for name in ("replica-a", "replica-b")
+    ]
+    # Each replica owns one camera, so each needs the account's session.
+    async with watching([a.url(f"/cameras/{FRONT}/stream.mjpg")], PETS) as (front,):
+        async with watching([b.url(f"/cameras/{GATE}/stream.mjpg")], RUNWAY) as (gate,):
+            assert (a.camera(FRONT).upstream_requests > 0, b.camera(GATE).upstream_requests > 0) == (True, True)
+            assert fake.logins == 1
+            fake.expire_sessions()
+            await camera_frames(front, 3, PETS)
+            await camera_frames(gate, 3, RUNWAY)
+            assert fake.logins == 2
+    await a.server.close()
+    await b.server.close()
+    assert fake.logouts == 0  # the session is the cluster's: nobody logs it out
