@@ -1,6 +1,6 @@
 """The cluster-mode benchmark (issue 14): a follower against a single process, Redis traffic, takeover time.
 
-    python bench/cluster.py                                   # everything (about five minutes)
+    python bench/cluster.py                                   # everything (about eight minutes)
     python bench/cluster.py --parts efficiency --viewers 1000 --seconds 15
     python bench/cluster.py --parts takeover --leases 1 5 --repeats 5
 
@@ -269,6 +269,31 @@ def efficiency_row(result: dict, single: dict | None) -> str:
     )
 
 
+SUMMARY_HEADER = (
+    "| viewers | rounds | single: viewer-frames per CPU-s, median | follower: the same, median "
+    "| follower / single (medians) | follower / single per round | follower / single, rounds pooled |\n"
+    "| --- | --- | --- | --- | --- | --- | --- |"
+)
+
+
+def summary_row(viewers: int, results: list[tuple[dict, dict]]) -> str:
+    """The rounds of one viewer count: medians, and the ratio of all frames over all CPU (least quantized)."""
+    singles = [s["viewer_frames_per_cpu_s"] for s, _ in results]
+    followers = [f["viewer_frames_per_cpu_s"] for _, f in results]
+    per_round = ", ".join(f"{f / s:.2f}" for s, f in zip(singles, followers, strict=True))
+
+    def pooled(runs: list[dict]) -> float:
+        frames = sum(r["frames"] for r in runs)
+        cpu = sum(r["frames"] / r["viewer_frames_per_cpu_s"] for r in runs)
+        return frames / cpu
+
+    pooled_ratio = pooled([f for _, f in results]) / pooled([s for s, _ in results])
+    return (
+        f"| {viewers} | {len(results)} | {statistics.median(singles):,.0f} | {statistics.median(followers):,.0f} "
+        f"| {statistics.median(followers) / statistics.median(singles):.2f} | {per_round} | {pooled_ratio:.2f} |"
+    )
+
+
 TRAFFIC_HEADER = (
     "| replicas | followers | viewers per follower | frames published | camera frames | bus message bytes (mean) "
     "| Redis out bytes per frame | out / (message x followers) | Redis in bytes per frame | in / message |\n"
@@ -420,26 +445,39 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=4.0)
     parser.add_argument("--size", default="1280x720")
     parser.add_argument("--seconds", type=float, default=15.0, help="each measuring window")
+    parser.add_argument("--rounds", type=int, default=3, help="single/follower pairs per viewer count")
     parser.add_argument("--traffic-viewers", type=int, default=200, help="per follower in the two-follower run")
     parser.add_argument("--leases", type=float, nargs="*", default=[1.0, 5.0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--takeover-viewers", type=int, default=2, help="viewers on each of the three replicas")
     args = parser.parse_args()
-    if not 1 <= args.seconds <= 120 or not 1 <= args.repeats <= 20 or max(args.viewers, default=0) > 5000:
-        parser.error("keep windows at 1-120 s, repeats at 1-20 and viewers at most 5000")
+    if (
+        not 1 <= args.seconds <= 120
+        or not 1 <= args.repeats <= 20
+        or not 1 <= args.rounds <= 10
+        or max(args.viewers, default=0) > 5000
+    ):
+        parser.error("keep windows at 1-120 s, repeats at 1-20, rounds at 1-10 and viewers at most 5000")
     record = BENCH / "results-cluster.jsonl"
     traffic = []
     if "efficiency" in args.parts:
         print(EFFICIENCY_HEADER, flush=True)
+        pairs: dict[int, list[tuple[dict, dict]]] = {}
         for viewers in args.viewers:
-            single = run_point("proxy", viewers, args.fps, args.size, args.seconds, 0)
-            single["target"] = "single process"
-            print(efficiency_row(single, None), flush=True)
-            follower = run_cluster(viewers, 1, args.fps, args.size, args.seconds)
-            print(efficiency_row(follower, single), flush=True)
-            traffic.append(follower)
-            with open(record, "a") as out:
-                out.write(json.dumps({"part": "efficiency", "single": single, "follower": follower}) + "\n")
+            for _ in range(args.rounds):  # single and follower in turn, so a change of load hits both alike
+                single = run_point("proxy", viewers, args.fps, args.size, args.seconds, 0)
+                single["target"] = "single process"
+                print(efficiency_row(single, None), flush=True)
+                follower = run_cluster(viewers, 1, args.fps, args.size, args.seconds)
+                print(efficiency_row(follower, single), flush=True)
+                pairs.setdefault(viewers, []).append((single, follower))
+                traffic.append(follower)
+                with open(record, "a") as out:
+                    out.write(json.dumps({"part": "efficiency", "single": single, "follower": follower}) + "\n")
+        print(flush=True)
+        print(SUMMARY_HEADER, flush=True)
+        for viewers, results in pairs.items():
+            print(summary_row(viewers, results), flush=True)
         print(flush=True)
     if "traffic" in args.parts:
         two = run_cluster(args.traffic_viewers, 2, args.fps, args.size, args.seconds)
