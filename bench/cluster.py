@@ -19,7 +19,9 @@ CPU 0, the rest on CPU 1):
    runs) and with two (a run with three replicas).
 3. takeover: three replicas with viewers, the owner killed with SIGKILL a random time
    after its last steady frame; the time until a survivor's viewer receives a frame the
-   camera sent after the kill (so one the new owner fetched), repeated per lease.
+   camera sent after the kill (so one the new owner fetched), repeated per lease. The
+   lease's ``PTTL`` just before the kill splits that time into the dead owner's lease
+   running out and what follows (a follower noticing, taking the lease, the first frame).
 
 Prints Markdown table rows, as ``bench/run.py`` does.
 """
@@ -51,6 +53,7 @@ from run import BENCH, ROOT, SERVER_LIMITS, cpu_s, free_port, pinned, proxy_comm
 CAMERA = "cam"
 STREAM = f"/cameras/{CAMERA}/stream.mjpg"
 LATEST_KEY = f"mjpeg-proxy:latest:{CAMERA}"
+LEASE_KEY = f"mjpeg-proxy:lease:{CAMERA}"
 """The key where the owner keeps the latest bus message (``mjpeg_proxy.cluster.bus``)."""
 BUS_HEADER = 31
 """Bytes of a bus message before its state and JPEG: magic, version, flags, epoch, seq, timestamp, state length."""
@@ -351,7 +354,9 @@ class StampViewer:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
-async def takeover_once(config: str, lease_s: float, viewers_each: int, fps: float, rng: random.Random) -> dict:
+async def takeover_once(
+    config: str, client: redis.Redis, lease_s: float, viewers_each: int, rng: random.Random
+) -> dict:
     with contextlib.ExitStack() as stack:
         first = start_replica(stack, config, cpu=None)
         viewers = {first[1]: [StampViewer(first[1]) for _ in range(viewers_each)]}
@@ -371,6 +376,7 @@ async def takeover_once(config: str, lease_s: float, viewers_each: int, fps: flo
             owner = next(process for process, port in replicas if port == owners[0])
             # Kill at a random point of the owner's renewal period (it extends every lease / 3).
             await asyncio.sleep(1.0 + rng.uniform(0, lease_s / 3))
+            lease_left_ms = await asyncio.to_thread(client.pttl, LEASE_KEY)  # when the dead owner's lease runs out
             killed_wall, killed = time.time(), time.monotonic()
             owner.send_signal(signal.SIGKILL)
             survivors = [port for _, port in replicas if port != owners[0]]
@@ -393,7 +399,9 @@ async def takeover_once(config: str, lease_s: float, viewers_each: int, fps: flo
     return {
         "lease_s": lease_s,
         "role_s": role_s,
+        "lease_left_s": lease_left_ms / 1000,
         "first_frame_s": min(arrivals) - killed_wall,
+        "after_expiry_s": min(arrivals) - killed_wall - lease_left_ms / 1000,
         "all_frames_s": max(arrivals) - killed_wall,
         "survivor_roles": new_roles,
     }
@@ -404,21 +412,22 @@ async def takeover(lease_s: float, repeats: int, viewers_each: int, fps: float, 
     results = []
     with tempfile.TemporaryDirectory() as directory, contextlib.ExitStack() as stack:
         _, redis_port = start_redis(stack, directory, cpu=None)
+        client = redis.Redis(host="127.0.0.1", port=redis_port)
+        stack.callback(client.close)
         camera_port = start_camera(stack, fps, size, cpu=None)
         config = write_config(directory, redis_port, camera_port, lease_s)
         for _ in range(repeats):
-            results.append(await takeover_once(config, lease_s, viewers_each, fps, rng))
+            results.append(await takeover_once(config, client, lease_s, viewers_each, rng))
             # A clean slate: no lease, interest or latest frame of the last round's replicas.
-            subprocess.run(
-                ["redis-cli", "-h", "127.0.0.1", "-p", str(redis_port), "flushall"], check=True, capture_output=True
-            )
+            client.flushall()
     return results
 
 
 TAKEOVER_HEADER = (
     "| lease s | runs | a survivor is owner (API), median / max s | first survivor viewer gets a new frame, "
-    "median / max s | every survivor viewer has one, median / max s | target (lease + 1 frame) s | within target |\n"
-    "| --- | --- | --- | --- | --- | --- | --- |"
+    "median / max s | every survivor viewer has one, median / max s | target (lease + 1 frame) s | within target "
+    "| lease left at the kill, median / min s | from the lease's end to that first frame, median / max s |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 )
 
 
@@ -428,10 +437,12 @@ def takeover_row(lease_s: float, fps: float, results: list[dict]) -> str:
         return f"{statistics.median(values):.2f} / {max(values):.2f}"
 
     target = lease_s + 1 / fps
+    left = [r["lease_left_s"] for r in results]
     within = sum(1 for r in results if r["first_frame_s"] < target)
     return (
         f"| {lease_s:g} | {len(results)} | {pair('role_s')} | {pair('first_frame_s')} | {pair('all_frames_s')} "
-        f"| {target:.2f} | {within} of {len(results)} |"
+        f"| {target:.2f} | {within} of {len(results)} | {statistics.median(left):.2f} / {min(left):.2f} "
+        f"| {pair('after_expiry_s')} |"
     )
 
 
