@@ -1,4 +1,4 @@
-"""Frames between replicas: the owner publishes each on the camera's channel and keeps the latest in a key.
+"""Frames between replicas: the owner publishes each on the camera's channel, and keeps a recent one in a key.
 
 A message is a fixed header and the JPEG::
 
@@ -7,8 +7,9 @@ A message is a fixed header and the JPEG::
     epoch), state length (1), state (ASCII: the owner's camera state), then the JPEG.
 
 Big-endian. Pub/sub keeps nothing (CLUSTER.md: a subscriber that was away misses what was
-published meanwhile), so the latest message also sits in ``<prefix>latest:<camera>`` for a
-short time: a new viewer's first picture, a snapshot, catching up after a resubscribe.
+published meanwhile), so a recent message (at most ``ClusterTiming.keep_s`` old) also sits
+in ``<prefix>latest:<camera>`` for a short time: a new viewer's first picture, a snapshot,
+catching up after a resubscribe.
 """
 
 from __future__ import annotations
@@ -84,14 +85,9 @@ class FrameBus:
         """Camera ``camera_id``'s channel."""
         return f"{self._prefix}frames:{camera_id}"
 
-    async def publish(self, camera_id: str, message: Message, keep_s: float) -> int:
-        """Publish ``message`` and keep it as the latest for ``keep_s`` seconds; return how many replicas got it."""
-        data = message.encode()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.publish(self.channel(camera_id), data)
-            pipe.set(f"{self._prefix}latest:{camera_id}", data, px=max(1, round(keep_s * 1000)))
-            received, _ = await pipe.execute()
-        return int(received)
+    async def publish(self, camera_id: str, message: Message) -> int:
+        """Publish ``message`` on the camera's channel; return how many replicas got it."""
+        return int(await self._redis.publish(self.channel(camera_id), message.encode()))
 
     async def keep(self, camera_id: str, message: Message, keep_s: float) -> None:
         """Keep ``message`` as the latest for ``keep_s`` seconds, without publishing it (nobody listens)."""

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+LEASE_END_MARGIN_S = 0.01
+"""How long after a lease's end, in seconds, a follower looks whether it is free."""
 GOODBYE_S = 0.5
 """The longest, in seconds, a feed that stops spends giving its lease up and withdrawing its interest."""
 
@@ -152,14 +154,17 @@ class ClusterFeed:
         self._take_role(Role.FOLLOWER, holder)
         source = BusSource(self._node.subscription, self._camera.id, self._accept, self._node.timing.check_s)
         follow = asyncio.create_task(self._camera.fetch_loop(source).run(), name=f"camera {self._camera.id} follow")
+        left_s = self._node.timing.check_s
         try:
             while True:
                 await self._declare()
                 self._recheck.clear()
+                # Look again in check_s, or just after the lease runs out if that is sooner (a
+                # dead owner renews it no more: the camera is taken over at once).
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._node.timing.check_s):
+                    async with asyncio.timeout(min(self._node.timing.check_s, left_s + LEASE_END_MARGIN_S)):
                         await self._recheck.wait()  # a newer epoch on the bus: look at the lease now
-                now = await self._lease.holder()
+                now, left_s = await self._lease.holder()
                 if now is None:
                     return
                 if now != holder:
@@ -213,11 +218,11 @@ class ClusterFeed:
         self._outbox_ready.set()
 
     async def _publish(self, epoch: int) -> None:
-        """Send each tapped picture on: published while another replica listens, else only kept as the latest.
+        """Send each tapped picture on: published while another replica listens, and kept as the latest now and then.
 
-        The latest key is renewed at most every ``ClusterTiming.keep_s`` while nobody
-        listens (a snapshot or a new follower's first picture elsewhere), so an owner alone
-        costs Redis little.
+        The latest key (a snapshot or a new follower's first picture elsewhere) is renewed
+        every ``ClusterTiming.keep_s`` and for each offline picture, not with every frame: the
+        owner sends Redis each frame once (and an owner alone, next to nothing).
         """
         clock, keep_s = self._node.clock, self._node.timing.lease_s
         listened, kept_at = True, float("-inf")
@@ -232,9 +237,8 @@ class ClusterFeed:
             bus = self._node.bus
             try:
                 if listened or self._camera.interest_elsewhere:
-                    listened = await bus.publish(self._camera.id, message, keep_s) > 0
-                    kept_at = clock.monotonic()
-                elif clock.monotonic() - kept_at >= self._node.timing.keep_s or frame.placeholder:
+                    listened = await bus.publish(self._camera.id, message) > 0
+                if clock.monotonic() - kept_at >= self._node.timing.keep_s or frame.placeholder:
                     await bus.keep(self._camera.id, message, keep_s)
                     kept_at = clock.monotonic()
             except RedisError as error:

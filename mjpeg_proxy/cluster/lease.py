@@ -113,7 +113,12 @@ class Lease:
         if mine is not None:
             await self._release(keys=[self._key], args=[mine.value()])
 
-    async def holder(self) -> Holder | None:
-        """Who holds the lease now; None when nobody does."""
-        value = await self._redis.get(self._key)
-        return None if value is None else Holder.parse(value)
+    async def holder(self) -> tuple[Holder | None, float]:
+        """Who holds the lease now (None when nobody does), and the seconds it has left (0 then)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._key)
+            pipe.pttl(self._key)
+            value, left_ms = await pipe.execute()
+        if value is None:
+            return None, 0.0
+        return Holder.parse(value), max(0, int(left_ms)) / 1000

@@ -33,10 +33,10 @@ class ClusterTiming:
 
     ``lease_s`` is ``[cluster] lease_seconds``; an owner extends its lease every
     ``lease_s / 3`` and looks who else wants the camera every ``check_s``; a follower
-    looks whether the owner is still there every ``check_s`` (so a dead owner is replaced
-    within ``lease_s + check_s``); interest lasts ``lease_s`` and is renewed with each
-    look; Redis is tried again every ``retry_s`` while unreachable; an owner nobody else
-    listens to keeps its latest frame in Redis every ``keep_s``.
+    looks whether the owner is still there every ``check_s``, and just after the lease runs
+    out (so a dead owner is replaced as soon as its lease ends); interest lasts ``lease_s`` and is renewed with each
+    look; Redis is tried again every ``retry_s`` while unreachable; an owner keeps a recent
+    frame in Redis every ``keep_s``.
     """
 
     lease_s: float = 5.0
