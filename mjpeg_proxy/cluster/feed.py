@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 LEASE_END_MARGIN_S = 0.01
 """How long after a lease's end, in seconds, a follower looks whether it is free."""
+STOP_WAIT_S = 5.0
+"""The longest, in seconds, a feed waits for the fetch or follow task it stops."""
 GOODBYE_S = 0.5
 """The longest, in seconds, a feed that stops spends giving its lease up and withdrawing its interest."""
 
@@ -141,9 +143,7 @@ class ClusterFeed:
                     return
         finally:
             self._camera.tap = None
-            for task in (fetch, publisher):
-                task.cancel()
-            await asyncio.wait([fetch, publisher])
+            await self._stop(fetch, publisher)
 
     async def _follow(self, holder: Holder) -> None:
         """Run the holder's frames into the camera while it holds the lease; return when nobody does.
@@ -171,8 +171,7 @@ class ClusterFeed:
                     holder = now
                     self._take_role(Role.FOLLOWER, holder)
         finally:
-            follow.cancel()
-            await asyncio.wait([follow])
+            await self._stop(follow)
 
     async def _standalone(self) -> None:
         """Fetch alone until Redis answers again."""
@@ -189,8 +188,15 @@ class ClusterFeed:
                 log.info("camera %s: Redis answers again; rejoining the cluster", self._camera.id)
                 return
         finally:
-            fetch.cancel()
-            await asyncio.wait([fetch])
+            await self._stop(fetch)
+
+    async def _stop(self, *tasks: asyncio.Task[None]) -> None:
+        """Cancel ``tasks`` and wait for them, ``STOP_WAIT_S`` at most (a task that does not end is logged)."""
+        for task in tasks:
+            task.cancel()
+        _, running = await asyncio.wait(tasks, timeout=STOP_WAIT_S)
+        for task in running:
+            log.error("camera %s: %s did not stop within %g s", self._camera.id, task.get_name(), STOP_WAIT_S)
 
     def _take_role(self, role: Role, holder: Holder) -> None:
         if (role, holder.replica, holder.epoch) != (self.role, self.owner, self.epoch):
