@@ -58,6 +58,16 @@ def pinned(cpu: int, command: list[str]) -> list[str]:
     return ["taskset", "-c", str(cpu), *command]
 
 
+SERVER_LIMITS = "[server]\nmax_viewers = 100000\nmax_viewers_per_camera = 100000\nmax_connections_per_client = 100000\n"
+"""The ``[server]`` table of every benchmarked proxy: no viewer limit gets in the way of the load."""
+
+
+def proxy_command(config: str, port: int, loop: str = "asyncio") -> list[str]:
+    """The command line of the proxy under test with configuration file ``config`` (run it with ``cwd=ROOT``)."""
+    command = [sys.executable, "-m", "mjpeg_proxy", "--config", config, "--port", str(port)]
+    return [*command, "--event-loop", loop, "--log-level", "warning"]
+
+
 def run_point(target: str, viewers: int, fps: float, size: str, seconds: float, slow: int) -> dict:
     camera_port, server_port = free_port(), free_port()
     camera_command = [sys.executable, str(BENCH / "mjpeg_camera.py"), "--port", str(camera_port)]
@@ -68,12 +78,9 @@ def run_point(target: str, viewers: int, fps: float, size: str, seconds: float, 
         wait_port(camera_port)
         if target.startswith("proxy"):
             config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-            limits = "max_viewers = 100000\nmax_viewers_per_camera = 100000\nmax_connections_per_client = 100000\n"
-            config.write(f'[server]\n{limits}[[cameras]]\nid = "bench"\nsource = "mjpeg"\nurl = "{upstream}"\n')
+            config.write(f'{SERVER_LIMITS}[[cameras]]\nid = "bench"\nsource = "mjpeg"\nurl = "{upstream}"\n')
             config.close()
-            command = [sys.executable, "-m", "mjpeg_proxy", "--config", config.name, "--port", str(server_port)]
-            command += ["--event-loop", "uvloop" if target == "proxy-uvloop" else "asyncio"]
-            command += ["--log-level", "warning"]
+            command = proxy_command(config.name, server_port, "uvloop" if target == "proxy-uvloop" else "asyncio")
             path = "/cameras/bench/stream.mjpg"
         else:
             command = [sys.executable, str(BENCH / "reference_relay.py"), "--port", str(server_port)]

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mjpeg_proxy.camera.camera import Camera
+from mjpeg_proxy.camera.camera import Camera, FeedWrapper
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.hub import FrameHub
 from mjpeg_proxy.camera.source import Source
@@ -19,6 +19,7 @@ from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig, Config
 from mjpeg_proxy.pictures.fonts import TextFonts
 from mjpeg_proxy.sources import Upstreams
+from mjpeg_proxy.sources.een_token_store import SharedRecords
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ class CameraSet:
     more close (``Upstreams.keep_only``) and the others hear of the reload
     (``Upstreams.reloaded``). ``close`` stops them all and the clients.
     ``fonts`` draw the text on the cameras' offline pictures and the demo cameras' frames;
-    ``timing`` holds every camera's delays and clock.
+    ``timing`` holds every camera's delays and clock; ``wrap_feed`` makes each camera's feed
+    around its own fetch loop, and ``records`` are the replicas' shared records (cluster mode).
     """
 
     def __init__(
@@ -64,8 +66,12 @@ class CameraSet:
         build_part: PartBuilder,
         fonts: TextFonts,
         timing: CameraTiming,
+        wrap_feed: FeedWrapper | None = None,
+        records: SharedRecords | None = None,
     ) -> None:
         self.by_id = by_id
+        self._wrap_feed = wrap_feed
+        self._records = records
         self._fonts = fonts
         self.timing = timing
         """Every camera's delays and clock."""
@@ -76,7 +82,9 @@ class CameraSet:
 
     async def start(self, config: Config) -> None:
         """Make the shared clients and start every camera of ``config``."""
-        self._upstreams = Upstreams(config.server.max_upstream_requests_per_host, self._fonts, clock=self.timing.clock)
+        self._upstreams = Upstreams(
+            config.server.max_upstream_requests_per_host, self._fonts, clock=self.timing.clock, records=self._records
+        )
         await self.apply(config)
 
     async def apply(self, config: Config) -> Changes:
@@ -97,7 +105,12 @@ class CameraSet:
             if camera is None:
                 source = self._new_source(camera_config)
                 camera = Camera(
-                    camera_config, source, FrameHub(self._build_part), timing=self.timing, fonts=self._fonts
+                    camera_config,
+                    source,
+                    FrameHub(self._build_part),
+                    timing=self.timing,
+                    fonts=self._fonts,
+                    wrap_feed=self._wrap_feed,
                 )
                 changes.added.append(camera.id)
             elif camera.config != camera_config:

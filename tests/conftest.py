@@ -1,5 +1,6 @@
 """Shared fixtures: a running proxy whose cameras the test controls, mocked upstreams,
-cameras that are down, a browser. The tools these use are in ``tests/helpers.py``."""
+cameras that are down, a browser, a Redis server. The tools these use are in ``tests/helpers.py``
+and ``tests/redis_server.py``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +33,7 @@ from tests.helpers import (
     need_binary,
     real_frames,
 )
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -129,3 +132,15 @@ async def down_cameras(aiohttp_server: AiohttpServer) -> AsyncIterator[dict[str,
                 id="forbidden", source=SnapshotConfig(url=str(forbidding_camera.make_url("/snapshot.jpg")))
             ),
         }
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A started ``redis-server`` of its own (free loopback port, persistence off, no password),
+    stopped at the end. In CI a missing ``redis-server`` fails the test, elsewhere it skips."""
+    server = RedisServer(need_binary("redis-server"), tmp_path / "redis")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -5,6 +5,7 @@ clients a test needs installed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import io
@@ -133,6 +134,26 @@ class MjpegViewer:
 
     async def new_parts(self, count: int, timeout_s: float = 10.0) -> list[ReadPart]:
         return [await self.next_new_part(timeout_s) for _ in range(count)]
+
+
+async def camera_frames(viewer: MjpegViewer, count: int, frames: Sequence[bytes]) -> list[bytes]:
+    """The viewer's next ``count`` new pictures that are among ``frames`` (offline pictures skipped)."""
+    taken: list[bytes] = []
+    while len(taken) < count:
+        jpeg = (await viewer.next_new_part()).jpeg
+        if jpeg in frames:
+            taken.append(jpeg)
+    return taken
+
+
+@contextlib.asynccontextmanager
+async def watching(urls: Sequence[str], frames: Sequence[bytes]) -> AsyncIterator[list[MjpegViewer]]:
+    """A viewer of each stream URL, for the block, each past its first picture among ``frames``."""
+    async with contextlib.AsyncExitStack() as stack:
+        viewers = [await stack.enter_async_context(MjpegViewer(url)) for url in urls]
+        for viewer in viewers:
+            await camera_frames(viewer, 1, frames)
+        yield viewers
 
 
 def decoded(jpeg: bytes) -> Image.Image:

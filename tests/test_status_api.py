@@ -16,6 +16,7 @@ KEYS = {
     "id", "name", "source", "state", "state_since", "fetching", "viewers", "frames_received", "frames_trimmed",
     "frames_sent", "bytes_sent", "frames_dropped", "input_fps", "frame_age_seconds", "last_error", "errors",
     "upstream_requests",
+    "cluster",
 }  # fmt: skip
 
 
@@ -64,6 +65,7 @@ async def test_api_cameras_reports_what_the_run_did(start_proxy, aiohttp_server,
         assert cam["last_error"] is None
         assert cam["errors"] == {}
         assert cam["upstream_requests"] == 0  # a push camera makes no requests
+        assert cam["cluster"] is None  # one process, no cluster
 
         # The failing camera: offline, with a reason, counted, and no secret shown.
         assert (yard["name"], yard["source"], yard["state"], yard["fetching"]) == (

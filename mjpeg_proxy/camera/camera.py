@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from mjpeg_proxy.camera.demand import Demand
 from mjpeg_proxy.camera.feed import Feed
@@ -45,6 +45,9 @@ from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.pictures.fonts import TextFonts
 
 log = logging.getLogger(__name__)
+
+FeedWrapper = Callable[["Camera", Feed], Feed]
+"""Makes a camera's feed around its own fetch loop (``Camera(wrap_feed=)``): cluster mode's."""
 
 
 class Camera:
@@ -71,6 +74,7 @@ class Camera:
         *,
         timing: CameraTiming | None = None,
         fonts: TextFonts | None = None,
+        wrap_feed: FeedWrapper | None = None,
     ) -> None:
         self.config = config
         self.hub = hub
@@ -84,10 +88,22 @@ class Camera:
         )
         self.demand = Demand(self.interest, always_on=config.always_on)
         self._rate = InputRate(self._timing.input_fps_window_s, self._timing.clock.monotonic)
+        self.tap: Callable[[Frame], None] | None = None
+        """Also told every picture ``publish`` hands to the viewers (a cluster owner's bus)."""
+        self.interest_elsewhere = 0
+        """Others that want the camera's frames from here (other replicas, told by a cluster feed)."""
+        self.viewers_elsewhere = 0
+        """Viewers of the camera on other replicas, as last told by a cluster feed."""
+        self._wrap_feed = wrap_feed
         self.feed = self.make_feed(source)
 
     def make_feed(self, source: Source) -> Feed:
-        """The feed of this camera's frames: its own ``source``, fetched (the seam for frames from elsewhere)."""
+        """The feed of this camera's frames: its own ``source``, fetched, as ``wrap_feed`` wraps it (cluster mode)."""
+        local = self.fetch_loop(source)
+        return local if self._wrap_feed is None else self._wrap_feed(self, local)
+
+    def fetch_loop(self, source: Source) -> FetchLoop:
+        """A fetch loop of ``source``'s frames into this camera: stalls, retries, offline picture and all."""
         timing = self._timing
         return FetchLoop(
             source,
@@ -168,12 +184,12 @@ class Camera:
         self.demand.hold(max(self.config.linger_seconds, self.snapshot_wait_s))
 
     def interest(self) -> int:
-        """How many want the camera's frames now (``Demand`` fetches while above zero): its viewers here.
+        """How many want the camera's frames now (``Demand`` fetches while above zero).
 
-        Cluster mode adds the other replicas' viewers here, and calls ``demand.changed()``
-        when they change.
+        Its viewers here, and ``interest_elsewhere`` (a cluster feed sets it, and calls
+        ``demand.changed()`` when it changes).
         """
-        return self.hub.viewers
+        return self.hub.viewers + self.interest_elsewhere
 
     def opened(self) -> None:
         """The feed opened the upstream: the input rate counts from now (``FrameSink``)."""
@@ -193,9 +209,11 @@ class Camera:
         """Hand ``frame`` to the viewers: the one way anything reaches the hub.
 
         Camera frames (from ``received``) and offline pictures (``Frame.placeholder``,
-        from ``offline``) alike.
+        from ``offline``) alike; ``tap``, when set, is told each too.
         """
         self.hub.publish(frame)
+        if self.tap is not None:
+            self.tap(frame)
 
     async def run(self) -> None:
         """Run the feed while wanted, for ever; ends only when cancelled."""

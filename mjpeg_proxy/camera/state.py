@@ -92,6 +92,14 @@ ERROR_RULES: dict[type[SourceError], ErrorRule] = {
 """Each error class's rule; a class without a row takes its nearest base class's."""
 
 
+def error_for(state: CameraState) -> type[SourceError]:
+    """The error class whose rule puts a camera in ``state`` (``SourceError`` for a state no rule names).
+
+    For a camera that learns its state from elsewhere (a cluster follower, told the owner's).
+    """
+    return next((cls for cls, rule in ERROR_RULES.items() if rule.state is state), SourceError)
+
+
 def rule_of(error: SourceError) -> ErrorRule:
     """The rule of ``error``'s class, or of the nearest base class in ``ERROR_RULES`` (its MRO)."""
     return next(ERROR_RULES[cls] for cls in type(error).__mro__ if cls in ERROR_RULES)

@@ -175,6 +175,11 @@ def text_problem(value: str, *, secret: bool) -> str | None:
     return None
 
 
+def has_blank_or_invisible(value: str) -> bool:
+    """Whether ``value`` holds a space or a character a reader cannot see (a URL never does)."""
+    return any(_is_invisible(char) or unicodedata.category(char) == "Zs" for char in value)
+
+
 def _is_invisible(char: str) -> bool:
     """Whether ``char`` is drawn as nothing and is no plain space (see ``_INVISIBLE_CATEGORIES``)."""
     if unicodedata.category(char) in _INVISIBLE_CATEGORIES:
@@ -195,7 +200,7 @@ def check_url(url: Any, fail: Fail, key: str = "url") -> str:
     """
     if not isinstance(url, str):
         raise fail(key, f"must be a string, got {url!r}")
-    if any(_is_invisible(char) or unicodedata.category(char) == "Zs" for char in url):
+    if has_blank_or_invisible(url):
         raise fail(
             key, f"must not contain spaces or invisible characters (write a space in a path as %20), got {url!r}"
         )
@@ -206,7 +211,7 @@ def check_url(url: Any, fail: Fail, key: str = "url") -> str:
         raise fail(key, f"is not a valid URL: {e}") from None
     if parsed.scheme not in ("http", "https") or not host:
         raise fail(key, 'must be an http:// or https:// URL with a host, such as "http://cam.example/snapshot.jpg"')
-    if not _valid_host(host):
+    if not valid_host(host):
         raise fail(key, f"{host!r} is not a valid host name or IP address")
     if parsed.explicit_port == 0:
         raise fail(key, "port must be from 1 to 65535")
@@ -215,7 +220,7 @@ def check_url(url: Any, fail: Fail, key: str = "url") -> str:
     return url
 
 
-def _valid_host(host: str) -> bool:
+def valid_host(host: str) -> bool:
     """Whether ``host`` is an IP address or a DNS name a resolver could look up.
 
     A name's labels are 1-63 letters, digits, '-' or '_', 253 characters at most, and its

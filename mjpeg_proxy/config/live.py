@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING
 
 from mjpeg_proxy.config.camera import CameraConfig
 from mjpeg_proxy.config.server import ServerConfig
+
+if TYPE_CHECKING:  # at run time, cluster.config imports this package (config.checks): a cycle
+    from mjpeg_proxy.cluster.config import ClusterConfig
+
+log = logging.getLogger(__name__)
 
 RESTART_KEYS = ("host", "port", "request_timeout", "max_header_bytes", "font", "max_upstream_requests_per_host")
 """``[server]`` keys taken at start-up (by the listening socket, the HTTP parser, what every
@@ -18,19 +25,21 @@ class Config:
     """The whole configuration. ``path`` is the file it came from, or None for defaults.
 
     ``tables`` are the file's tables that source kinds read (``[een]``), by name; the
-    sections of the cameras that use one hold it too.
+    sections of the cameras that use one hold it too. ``cluster`` is the ``[cluster]``
+    table, None without one (one process, no Redis).
     """
 
     server: ServerConfig
     cameras: tuple[CameraConfig, ...]
     path: str | None = None
     tables: Mapping[str, object] = field(default_factory=dict)
+    cluster: ClusterConfig | None = None
 
 
 class LiveConfig:
     """The configuration in force: the one the proxy started with, then each one a reload applied (``apply``).
 
-    Read it like a ``Config``: ``server``, ``cameras``, ``path``.
+    Read it like a ``Config``: ``server``, ``cameras``, ``path``, ``cluster``.
     """
 
     def __init__(self, config: Config) -> None:
@@ -47,23 +56,45 @@ class LiveConfig:
         return self.current.cameras
 
     @property
+    def cluster(self) -> ClusterConfig | None:
+        """The ``[cluster]`` settings the proxy started with (a reload never changes them)."""
+        return self.current.cluster
+
+    @property
     def path(self) -> str | None:
         """The file the configuration in force came from."""
         return self.current.path
 
     def apply(self, config: Config) -> tuple[list[str], list[str]]:
-        """Put ``config`` in force, except the ``RESTART_KEYS``, which keep their values.
+        """Put ``config`` in force, except the ``RESTART_KEYS`` and ``[cluster]``, which keep their values.
 
         Returns the ``[server]`` keys that changed, as ``key: old -> new`` texts: those now
-        in force, and the ``RESTART_KEYS`` that wait for a restart.
+        in force, and the ``RESTART_KEYS`` that wait for a restart. A changed ``[cluster]``
+        (it joins or leaves Redis, which only a start does) is logged here, as a warning
+        that it needs a restart.
         """
-        old = self.current.server
+        old, old_cluster = self.current.server, self.current.cluster
         changed = {
             f.name: f"{f.name}: {getattr(old, f.name)!r} -> {getattr(config.server, f.name)!r}"
             for f in fields(ServerConfig)
             if getattr(old, f.name) != getattr(config.server, f.name)
         }
         kept = {key: getattr(old, key) for key in RESTART_KEYS}
-        self.current = replace(config, server=replace(config.server, **kept))
+        self.current = replace(config, server=replace(config.server, **kept), cluster=self.current.cluster)
+        if cluster_changes := _cluster_changes(old_cluster, config.cluster):
+            log.warning("configuration reload: [cluster] %s needs a restart to take effect", ", ".join(cluster_changes))
         applied = [text for key, text in changed.items() if key not in RESTART_KEYS]
         return applied, [text for key, text in changed.items() if key in RESTART_KEYS]
+
+
+def _cluster_changes(old: ClusterConfig | None, new: ClusterConfig | None) -> list[str]:
+    """What differs between two ``[cluster]`` tables, as ``key: old -> new`` texts; a password only as "changed"."""
+    if old is None or new is None:
+        return [] if old is new else ["table added" if old is None else "table removed"]
+    return [
+        f"{f.name}: changed"
+        if f.name == "password"
+        else f"{f.name}: {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+        for f in fields(old)
+        if getattr(old, f.name) != getattr(new, f.name)
+    ]

@@ -1,7 +1,7 @@
 """Reads a configuration file.
 
-Its ``[server]`` table, the tables source kinds own (``[een]``), and each ``[[cameras]]``
-entry, whose section its source kind reads.
+Its ``[server]`` and ``[cluster]`` tables, the tables source kinds own (``[een]``), and each
+``[[cameras]]`` entry, whose section its source kind reads.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
+from mjpeg_proxy.cluster.config import parse_cluster
 from mjpeg_proxy.config.camera import COMMON_CHECKS, COMMON_KEYS, CameraConfig, CameraTable
 from mjpeg_proxy.config.checks import ConfigError, Fail, read_fields
 from mjpeg_proxy.config.live import Config
@@ -78,11 +79,12 @@ def parse_config(
     data: Mapping[str, Any], path: str, environ: Mapping[str, str], *, require_cameras: bool = True
 ) -> Config:
     """Check an already-parsed TOML document; see ``load_config``."""
-    unknown = set(data) - {"server", "cameras", *TABLES}
+    unknown = set(data) - {"server", "cluster", "cameras", *TABLES}
     if unknown:
-        expected = ", ".join(["[server]", *(f"[{name}]" for name in TABLES)])
+        expected = ", ".join(["[server]", "[cluster]", *(f"[{name}]" for name in TABLES)])
         raise ConfigError(f"{path}: unknown table or key {sorted(unknown)[0]!r} (expected {expected} and [[cameras]])")
     server = parse_server(data.get("server", {}), path)
+    cluster = parse_cluster(data["cluster"], path, environ) if "cluster" in data else None
     tables = {name: parse(data[name], path, environ) for name, parse in TABLES.items() if name in data}
     cameras_data = data.get("cameras", None if require_cameras else [])
     if cameras_data is None:
@@ -97,7 +99,7 @@ def parse_config(
         if any(other.id == camera.id for other in cameras):
             raise ConfigError(f"{path}: camera {camera.id!r}: field 'id': duplicate id, already used by another camera")
         cameras.append(camera)
-    return Config(server=server, cameras=tuple(cameras), path=path, tables=tables)
+    return Config(server=server, cameras=tuple(cameras), path=path, tables=tables, cluster=cluster)
 
 
 def _camera_fail(data: Mapping[str, Any], index: int, path: str) -> Fail:

@@ -32,7 +32,7 @@ def _build(camera: CameraConfig, section: EenCameraConfig, upstreams: Upstreams)
     if isinstance(section.account, EenV3Config):
         return build_v3(section, section.account, upstreams)
     account = section.account
-    session = upstreams.shared(section, EenSession, lambda: EenSession(account, upstreams.clock))
+    session = upstreams.shared(section, EenSession, lambda: EenSession(account, upstreams.clock, upstreams.records))
     return EenPreviewSource(session, section.esn, section.max_frame_bytes, upstreams.clock)
 
 

@@ -16,6 +16,7 @@ Protocol facts come from EEN's v1 API documentation (sections "Authentication" a
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -27,6 +28,7 @@ from mjpeg_proxy import __version__
 from mjpeg_proxy.camera.errors import AuthError, UpstreamUnavailable
 from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.sources.een_config import EenConfig
+from mjpeg_proxy.sources.een_token_store import SharedRecords, SharedRecordsUnavailable
 from mjpeg_proxy.sources.http_answers import client_errors, read_capped, status_error
 from mjpeg_proxy.sources.login_gate import LoginGate
 
@@ -64,12 +66,20 @@ class EenSession:
     ``failed_login_backoff_s`` otherwise, doubling each time), so many cameras never
     multiply login attempts. Those waits are timed on ``clock``'s ``monotonic`` seconds.
 
+    With ``records`` (cluster mode), the session is the cluster's: a login first takes the
+    one another replica stored, if it is not the one found expired, and stores its own
+    under the record's lock, so the replicas log in once between them; nobody logs out of
+    it. Without the records reachable, each replica logs in alone.
+
     The username, password, API key and ``auth_key`` never appear in a log line or
     an error message.
     """
 
-    def __init__(self, config: EenConfig, clock: Clock | None = None) -> None:
+    def __init__(self, config: EenConfig, clock: Clock | None = None, records: SharedRecords | None = None) -> None:
         self._config = config
+        self._records = records
+        self._record_key = f"een-v1-session:{config.base_url}:{config.username}"
+        self._expired_key: str | None = None  # the auth_key last found expired
         self._clock = clock or Clock()
         self.timing = config.timing
         # Our own session without a cookie jar: the auth_key is sent explicitly, so it
@@ -164,8 +174,8 @@ class EenSession:
         """Nothing to drop: a refused login's wait protects the account from a lockout, even across reloads."""
 
     async def close(self) -> None:
-        """Log out (``POST /g/aaa/logout``) if logged in, and close the connections."""
-        if self._auth_key is not None:
+        """Log out (``POST /g/aaa/logout``) if logged in (not from the cluster's session), and close the connections."""
+        if self._auth_key is not None and self._records is None:
             try:
                 async with self._http.post(
                     self._url(self._api_base, "/g/aaa/logout"),
@@ -189,11 +199,50 @@ class EenSession:
             return self._generation, self._auth_key
         if not self._gate.running and stale_generation is not None and self._auth_key is not None:
             log.info("EEN: session expired; logging in again")
-            self._auth_key = None
+            self._expired_key, self._auth_key = self._auth_key, None
         if self._auth_key is None:
-            await self._gate.run(self._login)
+            await self._gate.run(self._log_in)
         assert self._auth_key is not None
         return self._generation, self._auth_key
+
+    async def _log_in(self) -> None:
+        """Log in, or take the cluster's session (``records``) when another replica stored a live one."""
+        if self._records is None:
+            await self._login()
+            return
+        try:
+            async with self._records.lock(self._record_key):
+                if self._take_shared(await self._records.get(self._record_key)):
+                    return
+                await self._login()
+                assert self._auth_key is not None
+                shared = {"auth_key": self._auth_key, "api_base": str(self._api_base)}
+                await self._records.put(self._record_key, json.dumps(shared).encode())
+        except SharedRecordsUnavailable as e:
+            log.warning("EEN: the cluster's session cannot be reached (%s); logging in here alone", e)
+            if self._auth_key is None:
+                await self._login()
+
+    def _take_shared(self, data: bytes | None) -> bool:
+        """Take the session in the cluster's record ``data`` unless it is missing, bad or the one found expired."""
+        if data is None:
+            return False
+        try:
+            shared = json.loads(data)
+            auth_key, api_base = shared["auth_key"], URL(shared["api_base"])
+        except (ValueError, TypeError, KeyError):
+            return False
+        if (
+            not isinstance(auth_key, str)
+            or not auth_key
+            or auth_key == self._expired_key
+            or not self._trusted(api_base)
+        ):
+            return False
+        self._auth_key, self._api_base = auth_key, api_base
+        self._generation += 1
+        log.info("EEN: took the cluster's session; API host %s", api_base.host)
+        return True
 
     async def _login(self) -> None:
         credentials = {"username": self._config.username, "password": self._config.password}

@@ -313,7 +313,7 @@ async def refresh_once(
     """
     async with token_lock(path):
         stored = read_tokens(path)
-        record = held if held is not None and (stored is None or _issued(held) > _issued(stored)) else stored
+        record = held if held is not None and (stored is None or issued(held) > issued(stored)) else stored
         if record is None:
             raise TokenFileError(f"{path}: no EEN token file; run mjpeg-proxy een-login")
         if record.access_token != failed_access_token:
@@ -327,8 +327,8 @@ async def refresh_once(
         return new
 
 
-def _issued(record: TokenRecord) -> float:
-    """When ``record`` was issued, for telling the newer of two; the oldest possible when unknown."""
+def issued(record: TokenRecord) -> float:
+    """When ``record`` was issued, in seconds since the epoch, to tell the newer of two; ``-inf`` when unknown."""
     return record.issued_at if record.issued_at is not None else float("-inf")
 
 

@@ -27,6 +27,7 @@ from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.sources.een_config import EenCameraConfig
+from mjpeg_proxy.sources.een_token_store import FileTokenStore, SharedTokenStore, TokenStore
 from mjpeg_proxy.sources.een_v3_account import EenV3Account
 from mjpeg_proxy.sources.een_v3_config import EenV3Config
 from mjpeg_proxy.sources.http_answers import read_capped, status_error
@@ -62,9 +63,21 @@ ERROR_ADVICE: Mapping[int, tuple[type[SourceError], str]] = {
 
 def build_v3(section: EenCameraConfig, account: EenV3Config, upstreams: Upstreams) -> Source:
     """The source of an ``een`` camera on the v3 ``account``: its ``preview`` mode's, on the account's shared login."""
-    login = upstreams.shared(section, EenV3Account, lambda: EenV3Account(account, upstreams.clock))
+    login = upstreams.shared(
+        section, EenV3Account, lambda: EenV3Account(account, upstreams.clock, token_store(account, upstreams))
+    )
     source_class = EenV3StreamSource if section.preview == "multipart" else EenV3ImageSource
     return source_class(login, section.esn, section.max_frame_bytes, upstreams.clock)
+
+
+def token_store(account: EenV3Config, upstreams: Upstreams) -> TokenStore:
+    """Where ``account``'s tokens live: its token file, or (cluster mode) the replicas' record seeded from it."""
+    file = FileTokenStore(account.token_file)
+    if upstreams.records is None:
+        return file
+    # The same on every replica, whatever each calls its token file: one client, one login.
+    key = f"een-v3-tokens:{account.auth_url}:{account.client_id}"
+    return SharedTokenStore(upstreams.records, key, file)
 
 
 def parse_v3_timestamp(header: str | None) -> float | None:

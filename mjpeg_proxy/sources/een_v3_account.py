@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Hashable, Mapping
 
 import aiohttp
 from yarl import URL
@@ -20,15 +20,8 @@ from mjpeg_proxy import __version__
 from mjpeg_proxy.camera.errors import AuthError, LoginExpired, LoginNeeded, SourceError, UpstreamUnavailable
 from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.sources.een_oauth import Client, LoginError, LoginRefused, refresh
-from mjpeg_proxy.sources.een_tokens import (
-    FileSignature,
-    TokenFileError,
-    TokenFileUnwritable,
-    TokenRecord,
-    file_signature,
-    read_tokens,
-    refresh_once,
-)
+from mjpeg_proxy.sources.een_token_store import FileTokenStore, SharedRecordsUnavailable, TokenStore
+from mjpeg_proxy.sources.een_tokens import TokenFileError, TokenFileUnwritable, TokenRecord
 from mjpeg_proxy.sources.een_v3_config import EenV3Config
 from mjpeg_proxy.sources.http_answers import client_errors
 from mjpeg_proxy.sources.login_gate import LoginGate, again
@@ -60,10 +53,11 @@ class EenV3Account:
     No token or secret appears in a log line or an error message.
     """
 
-    def __init__(self, config: EenV3Config, clock: Clock | None = None) -> None:
+    def __init__(self, config: EenV3Config, clock: Clock | None = None, store: TokenStore | None = None) -> None:
         self._clock = clock or Clock()
         self.timing = config.timing
         self.client = Client(config.client_id, config.client_secret, config.auth_url)
+        self._store: TokenStore = store or FileTokenStore(config.token_file)
         self._path = config.token_file
         # No cookie jar: nothing but the Bearer header authenticates, sent by hand.
         self._http = aiohttp.ClientSession(
@@ -74,7 +68,7 @@ class EenV3Account:
         )
         self._record: TokenRecord | None = None
         self._stuck: LoginNeeded | None = None  # why there is no usable login
-        self._stuck_on: FileSignature = None  # the token file's version then
+        self._stuck_on: Hashable = None  # the store's version then
         self._look_again = False  # a reload: read the file once more, even unchanged
         self._unsaved = False  # the record in force could not be written to the file
         self._gate = LoginGate(
@@ -91,7 +85,7 @@ class EenV3Account:
             UpstreamUnavailable: a due refresh failed and the access token has expired
                 (with the wait before the next attempt).
         """
-        record = self._load()
+        record = await self._load()
         if self._clock.wall() >= record.refresh_at(self.timing.refresh_margin_s):
             try:
                 record = await self._refreshed(record.access_token)
@@ -179,32 +173,41 @@ class EenV3Account:
         if url.scheme != scheme or not (host == record.api_host or host.endswith(EEN_HOST_SUFFIX)):
             raise UpstreamUnavailable(f"EEN gave a media address on {host or 'no host'}, which is not an EEN host")
 
-    def _load(self) -> TokenRecord:
-        """The record in force; the token file is read when there is none, or when it changed while stuck.
+    async def _load(self) -> TokenRecord:
+        """The record in force; the store is read when there is none, or when it changed while stuck.
 
         Raises:
-            LoginNeeded, LoginExpired: no usable login, and the file has not changed since.
+            LoginNeeded, LoginExpired: no usable login, and the store has not changed since.
+            UpstreamUnavailable: the store cannot be reached (the cluster's records).
         """
         if self._record is not None and self._stuck is None:
             return self._record
-        signature = file_signature(self._path)
-        if self._stuck is not None and signature == self._stuck_on and not self._look_again:
-            raise again(self._stuck, self.timing.login_poll_s)
-        self._look_again = False
         try:
-            record = read_tokens(self._path)
+            version = await self._store.version()
+            if self._stuck is not None and version == self._stuck_on and not self._look_again:
+                raise again(self._stuck, self.timing.login_poll_s)
+            self._look_again = False
+            record = await self._store.load()
         except TokenFileError as e:
-            raise self._stick(LoginNeeded(str(e)), signature) from None
+            raise self._stick(LoginNeeded(str(e)), version) from None
+        except SharedRecordsUnavailable as e:
+            raise UpstreamUnavailable(f"EEN tokens: {e}", retry_after_s=self.timing.login_poll_s) from None
         if record is None:
             no_file = LoginNeeded(f"{self._path}: no EEN token file yet; run mjpeg-proxy een-login")
-            raise self._stick(no_file, signature)
+            raise self._stick(no_file, version)
         if self._stuck is not None:
-            log.info("EEN: a new login in %s; the cameras start again", self._path)
+            log.info("EEN: a new login in %s; the cameras start again", self._store.where)
             self._gate.forget()
         self._stuck, self._record = None, record
         return record
 
-    def _stick(self, error: LoginNeeded, signature: FileSignature) -> LoginNeeded:
+    async def _version_or_none(self) -> Hashable:
+        try:
+            return await self._store.version()
+        except SharedRecordsUnavailable:
+            return None
+
+    def _stick(self, error: LoginNeeded, signature: Hashable) -> LoginNeeded:
         """Hold ``error`` until the token file differs from ``signature``; return it to raise.
 
         Logged when it starts or the file changed, not on every look.
@@ -223,9 +226,9 @@ class EenV3Account:
             UpstreamUnavailable: the refresh could not reach EEN (with the wait before the next).
         """
         if self._record is not None and self._record.access_token != failed_access_token:
-            return self._load()  # another camera's refresh came first
+            return await self._load()  # another camera's refresh came first
         await self._gate.run(lambda: self._refresh(failed_access_token))
-        return self._load()
+        return await self._load()
 
     async def _refresh(self, failed_access_token: str) -> None:
         """Refresh through the token file (``refresh_once``), or take the record another process wrote.
@@ -236,23 +239,25 @@ class EenV3Account:
         Raises:
             UpstreamUnavailable: EEN could not be reached or answered badly.
         """
-        asked_of: list[FileSignature] = []  # the file's version when EEN was asked (under the lock)
+        asked_of: list[Hashable] = []  # the store's version when EEN was asked (under the lock)
 
         async def ask(record: TokenRecord) -> TokenRecord:
-            asked_of.append(file_signature(self._path))
+            asked_of.append(await self._store.version())
             return await refresh(self._http, self.client, record, self._clock.wall)
 
         held = self._record if self._unsaved else None
         try:
-            record = await refresh_once(self._path, failed_access_token, ask, held)
+            record = await self._store.renew(failed_access_token, ask, held)
         except LoginRefused as e:
             self._stick(LoginExpired(str(e)), asked_of[0])
             return
         except TokenFileUnwritable as e:
             raise UpstreamUnavailable(str(e)) from None  # retried with backoff; the file may be fixed
+        except SharedRecordsUnavailable as e:
+            raise UpstreamUnavailable(f"EEN tokens not renewed: {e}") from None  # the replicas must agree
         except TokenFileError as e:
             if e.unsaved is None:
-                self._stick(LoginNeeded(str(e)), file_signature(self._path))
+                self._stick(LoginNeeded(str(e)), await self._version_or_none())
                 return
             log.error("EEN: %s; the new tokens are kept in memory, and written at the next renewal", e)
             self._record, self._unsaved = e.unsaved, True
@@ -268,7 +273,7 @@ class EenV3Account:
         """Refresh the tokens when due, whether or not anyone watches; look for a new login while there is none."""
         while True:
             try:
-                record = self._load()
+                record = await self._load()
                 if self._clock.wall() >= record.refresh_at(self.timing.refresh_margin_s):
                     record = await self._refreshed(record.access_token)
                 wait_s = record.refresh_at(self.timing.refresh_margin_s) - self._clock.wall()

@@ -16,6 +16,7 @@ from mjpeg_proxy import __version__
 from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.config.camera import CameraConfig, SourceConfig
 from mjpeg_proxy.pictures.fonts import TextFonts
+from mjpeg_proxy.sources.een_token_store import SharedRecords
 from mjpeg_proxy.sources.upstream_hosts import UpstreamHosts
 
 
@@ -38,10 +39,18 @@ class Upstreams:
     ``http`` serves plain cameras (snapshot, MJPEG); ``hosts`` caps the requests to each
     of their hosts at ``max_requests_per_host``; ``fonts`` are the demo cameras' (None for
     ``fonts.shared_fonts()``); ``clock`` is where sources read the time and wait (the
-    cameras' ``CameraTiming.clock``). Sources of one account share one client (``shared``).
+    cameras' ``CameraTiming.clock``); ``records`` are what the processes serving the same
+    accounts share (cluster mode: an EEN v3 login), None for one process. Sources of one
+    account share one client (``shared``).
     """
 
-    def __init__(self, max_requests_per_host: int, fonts: TextFonts | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        max_requests_per_host: int,
+        fonts: TextFonts | None = None,
+        clock: Clock | None = None,
+        records: SharedRecords | None = None,
+    ) -> None:
         self.http = aiohttp.ClientSession(
             headers={"User-Agent": f"mjpeg-proxy/{__version__}"},
             # No total limit (aiohttp's default is 100): each camera holds at most one
@@ -52,6 +61,7 @@ class Upstreams:
         self.clock = clock or Clock()
         self.hosts = UpstreamHosts(max_requests_per_host, clock=self.clock)
         self.fonts = fonts
+        self.records = records
         self._shared: dict[tuple[str, Hashable], SharedClient] = {}
 
     def shared(self, section: SourceConfig, client_type: type[C], make: Callable[[], C]) -> C:

@@ -14,12 +14,14 @@ from aiohttp import web
 
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.camera_set import CameraSet, SourceFactory
+from mjpeg_proxy.cluster.feed import cluster_feeds
+from mjpeg_proxy.cluster.node import ClusterNode
 from mjpeg_proxy.config import Config, LiveConfig
 from mjpeg_proxy.logs import SUMMARY_INTERVAL_S, SummarisedLog
 from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts
 from mjpeg_proxy.sources import build_source
 from mjpeg_proxy.web import cors, limits, metrics, pages, status, streaming
-from mjpeg_proxy.web.appkeys import CAMERA_SET, CAMERAS, CONFIG, FLOOD_LOG, FRAMINGS
+from mjpeg_proxy.web.appkeys import CAMERA_SET, CAMERAS, CLUSTER, CONFIG, FLOOD_LOG, FRAMINGS
 from mjpeg_proxy.web.framings import Framings
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ def create_app(
     log_summary_interval_s: float = SUMMARY_INTERVAL_S,
     fonts: TextFonts | None = None,
     timing: CameraTiming | None = None,
+    cluster: ClusterNode | None = None,
 ) -> web.Application:
     """Return the application serving ``config``'s cameras.
 
@@ -43,7 +46,9 @@ def create_app(
     log every ``log_summary_interval_s`` seconds. ``fonts`` draw the text
     on the offline picture and the demo camera (default: those of ``[server] font`` and
     the system's, ``fonts.shared_fonts``). ``timing`` holds the cameras' delays and clock
-    (default: ``CameraTiming()``).
+    (default: ``CameraTiming()``). With ``cluster`` (default: the one ``config.cluster``
+    describes, if any), this process is a replica of that cluster: each camera's feed is a
+    ``ClusterFeed`` (closed with the application).
     """
     app = web.Application(
         middlewares=[
@@ -65,7 +70,16 @@ def create_app(
     )
     app[CAMERAS] = {}
     fonts = fonts or shared_fonts(config.server.font)
-    app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, framings.build, fonts, timing or CameraTiming())
+    timing = timing or CameraTiming()
+    if cluster is None and config.cluster is not None:
+        cluster = ClusterNode.from_config(config.cluster, config.server.port, timing.clock)
+    wrap_feed = None if cluster is None else cluster_feeds(cluster)
+    records = None if cluster is None else cluster.records
+    app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, framings.build, fonts, timing, wrap_feed, records)
+    if cluster is not None:
+        app[CLUSTER] = cluster
+        app.on_startup.append(_announce_cluster)
+        app.on_cleanup.append(_close_cluster)
     app.cleanup_ctx.append(_run_cameras)
     app.on_shutdown.append(_end_streams)
     app.router.add_get("/", pages.index, name="index")
@@ -79,6 +93,14 @@ def create_app(
     app.router.add_get("/metrics", metrics.metrics, name="metrics")
     cors.setup(app, (app.router[name] for name in ("stream", "snapshot", "api_cameras", "api_camera")))
     return app
+
+
+async def _announce_cluster(app: web.Application) -> None:
+    await app[CLUSTER].announce()
+
+
+async def _close_cluster(app: web.Application) -> None:
+    await app[CLUSTER].close()  # after the cameras (cleanup_ctx ends first): their leases are released
 
 
 async def _close_flood_log(app: web.Application) -> None:

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera_set import CameraSet
+from mjpeg_proxy.cluster.node import ClusterNode
 from mjpeg_proxy.config import LiveConfig
 from mjpeg_proxy.logs import SummarisedLog
 from mjpeg_proxy.web.framings import Framings
@@ -17,6 +18,7 @@ CONFIG = web.AppKey("config", LiveConfig)
 CAMERAS = web.AppKey("cameras", dict[str, Camera])
 """The running cameras by id, in configuration order (a reload changes it in place)."""
 CAMERA_SET = web.AppKey("camera_set", CameraSet)
+CLUSTER = web.AppKey("cluster", ClusterNode)
 """What starts, changes and stops the cameras in ``CAMERAS``."""
 FRAMINGS = web.AppKey("framings", Framings)
 """The two framings of every stream (for players and tools, for browsers), on one boundary."""

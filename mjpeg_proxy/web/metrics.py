@@ -9,7 +9,7 @@ first scrape, at 0: ``increase()`` needs a series before its first event to see 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from aiohttp import web
 from prometheus_client import (
@@ -23,10 +23,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector
 
 from mjpeg_proxy import __version__
+from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera.errors import error_kinds
 from mjpeg_proxy.camera.state import CameraState
 from mjpeg_proxy.camera.timing import CameraTiming
-from mjpeg_proxy.web.appkeys import CAMERA_SET, CAMERAS, REFUSALS
+from mjpeg_proxy.cluster.feed import ClusterFeed, Role
+from mjpeg_proxy.cluster.node import ClusterNode
+from mjpeg_proxy.web.appkeys import CAMERA_SET, CAMERAS, CLUSTER, REFUSALS
 
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 
@@ -106,6 +109,46 @@ class ProxyCollector(Collector):
         for reason, count in sorted(self.app[REFUSALS].items()):
             refused.add_metric([reason], count)
         yield refused
+        if CLUSTER in self.app:
+            yield from _cluster_metrics(cameras.values(), self.app[CLUSTER])
+
+
+def _cluster_metrics(cameras: Iterable[Camera], node: ClusterNode) -> Iterator[Metric]:
+    """The cluster's metrics (cluster mode only): what comes over the bus, its errors, leases, viewers everywhere."""
+    label = ["camera"]
+    from_bus = CounterMetricFamily(
+        "mjpeg_proxy_cluster_frames_from_bus", "Frames received from the owner replica over Redis", labels=label
+    )
+    changes = CounterMetricFamily(
+        "mjpeg_proxy_cluster_lease_changes", "Changes of the camera's owner or of this replica's role", labels=label
+    )
+    errors = CounterMetricFamily(
+        "mjpeg_proxy_cluster_bus_errors", "Redis failures of the camera's cluster feed", labels=label
+    )
+    everywhere = GaugeMetricFamily(
+        "mjpeg_proxy_cluster_viewers", "Viewers of the camera on every replica, as last seen", labels=label
+    )
+    role = GaugeMetricFamily(
+        "mjpeg_proxy_cluster_role",
+        "1 for this replica's role for the camera, 0 for the others",
+        labels=["camera", "role"],
+    )
+    for camera in cameras:
+        feed = camera.feed
+        if not isinstance(feed, ClusterFeed):
+            continue
+        from_bus.add_metric([camera.id], feed.frames_from_bus)
+        changes.add_metric([camera.id], feed.lease_changes)
+        errors.add_metric([camera.id], feed.bus_errors)
+        everywhere.add_metric([camera.id], camera.hub.viewers + camera.viewers_elsewhere)
+        for each in Role:
+            role.add_metric([camera.id, str(each)], 1.0 if feed.role is each else 0.0)
+    yield from (from_bus, changes, errors, everywhere, role)
+    cuts = CounterMetricFamily(
+        "mjpeg_proxy_cluster_subscription_cuts", "Times this replica's frame subscription to Redis ended under it"
+    )
+    cuts.add_metric([], node.subscription.cuts)
+    yield cuts
 
 
 def setup(app: web.Application) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from mjpeg_proxy.camera.camera import Camera
-from mjpeg_proxy.web.appkeys import CAMERAS, REFUSALS, camera_from_request
+from mjpeg_proxy.cluster.feed import ClusterFeed
+from mjpeg_proxy.web.appkeys import CAMERAS, CLUSTER, REFUSALS, camera_from_request
 from mjpeg_proxy.web.pages import render
 
 STATUS_REFRESH_S = 5
@@ -25,7 +26,8 @@ def camera_status(camera: Camera) -> dict[str, Any]:
     pictures included), ``frames_dropped`` (parts viewers skipped while behind), ``input_fps``
     (``Camera.input_fps``), ``frame_age_seconds`` (None before the first
     frame), ``last_error`` (text without credentials, None if none), ``errors`` (count by
-    kind) and ``upstream_requests``.
+    kind), ``upstream_requests`` and ``cluster`` (``ClusterFeed.status()`` in cluster mode, else
+    None).
     """
     age = camera.frame_age_s
     return {
@@ -46,6 +48,7 @@ def camera_status(camera: Camera) -> dict[str, Any]:
         "last_error": camera.stats.last_error,
         "errors": dict(camera.stats.errors),
         "upstream_requests": camera.upstream_requests,
+        "cluster": camera.feed.status() if isinstance(camera.feed, ClusterFeed) else None,
     }
 
 
@@ -70,11 +73,14 @@ async def camera_json(request: web.Request) -> web.Response:
 async def status_page(request: web.Request) -> web.Response:
     """``GET /status``: the same as ``/api/cameras`` as a table for people.
 
-    The page reloads itself every ``STATUS_REFRESH_S``, and lists the refusals by reason.
+    The page reloads itself every ``STATUS_REFRESH_S``, and lists the refusals by reason; in
+    cluster mode each camera's role (owner, follower of which replica, standalone) too.
     """
     context = {
         "cameras": [camera_status(camera) for camera in request.app[CAMERAS].values()],
         "refusals": request.app[REFUSALS],
         "reload_seconds": STATUS_REFRESH_S,
+        "clustered": CLUSTER in request.app,
+        "replica_id": request.app[CLUSTER].replica_id if CLUSTER in request.app else None,
     }
     return render("status.html", request, context)
