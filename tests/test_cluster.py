@@ -7,6 +7,7 @@ as processes on three machines would. Short leases keep takeovers within a secon
 from __future__ import annotations
 
 import itertools
+import logging
 
 import aiohttp
 import pytest
@@ -19,7 +20,8 @@ from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.snapshot import SnapshotConfig
 from mjpeg_proxy.web.appkeys import CLUSTER
 from tests.fake_camera import FakeSnapshotCamera
-from tests.helpers import MjpegViewer, Proxy, camera_frames, eventually, real_frames, watching
+from tests.helpers import MjpegViewer, Proxy, camera_frames, eventually, need_binary, real_frames, watching
+from tests.redis_server import RedisServer
 
 PETS = real_frames()
 QUICK = ClusterTiming(lease_s=1.0, check_s=0.1, retry_s=0.2)
@@ -268,3 +270,21 @@ async def test_an_owner_nobody_else_listens_to_publishes_nothing_and_keeps_the_l
 
 def calls(stats: dict, command: str) -> int:
     return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+async def test_the_start_up_line_says_whether_redis_answers_and_names_a_refused_password(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    server = RedisServer(need_binary("redis-server"), tmp_path / "redis", password="right-one")
+    (tmp_path / "redis").mkdir()
+    await server.start()
+    try:
+        for password, said in (("right-one", "answers"), ("wrong-one", "refused the password")):
+            node = ClusterNode(server.url, "replica-x", password=password, timing=QUICK)
+            try:
+                await node.announce()
+            finally:
+                await node.close()
+            line = [r.getMessage() for r in caplog.records if "cluster mode: replica replica-x" in r.getMessage()][-1]
+            assert said in line and password not in line
+    finally:
+        await server.stop()

@@ -7,7 +7,7 @@ import socket
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 
 from mjpeg_proxy.camera.timing import Clock
 from mjpeg_proxy.cluster.bus import FrameBus
@@ -106,6 +106,14 @@ class ClusterNode:
         address = where.get("path") or f"{where.get('host')}:{where.get('port')}/{where.get('db', 0)}"
         try:
             await self.ping()
+        except AuthenticationError as error:
+            log.error(
+                "cluster mode: replica %s; Redis at %s refused the password (%s): check [cluster] password_env; "
+                "each camera is fetched here alone meanwhile",
+                self.replica_id,
+                address,
+                error,
+            )
         except RedisError as error:
             log.error(
                 "cluster mode: replica %s; Redis at %s does not answer (%s): each camera is fetched here alone "
