@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from urllib.parse import parse_qsl, urlsplit
@@ -13,7 +14,8 @@ from mjpeg_proxy.config import CameraConfig, ConfigError
 from mjpeg_proxy.config.loader import load_config
 from mjpeg_proxy.sign_link import main as sign_main
 from mjpeg_proxy.web.signing import LinkRefused, sign, verify
-from tests.helpers import PushConfig, real_frames, write
+from tests.helpers import PushConfig, need_binary, real_frames, write
+from tests.processes import REPO_ROOT
 
 JPEG = real_frames()[0]
 KEY = b"k3y-0123456789abcdef"
@@ -112,3 +114,42 @@ async def test_mjpeg_proxy_sign_prints_a_link_the_proxy_opens(tmp_path, signed_p
     async with aiohttp.ClientSession() as session:
         async with session.get(signed_proxy.url(link)) as answer:
             assert answer.status == 200 and await answer.read() == JPEG
+
+
+def test_the_readmes_python_snippet_signs_links_the_proxy_accepts():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Signed links") :]
+    snippet = section[section.index("```python\n") + len("```python\n") :]
+    namespace: dict = {}
+    exec(snippet[: snippet.index("```")], namespace)  # noqa: S102 - the README's own example
+    path, query = pairs(namespace["signed"](KEY, "/cameras/yard/stream.mjpg", 60, fps="2"))
+    verify([KEY], path, query, now=time.time())
+
+
+async def test_ffmpeg_and_curl_play_a_signed_stream(signed_proxy):
+    link = signed_proxy.url(sign(KEY, "/cameras/yard/stream.mjpg", int(time.time()) + 60))
+    ffprobe = await asyncio.create_subprocess_exec(
+        need_binary("ffprobe"),
+        "-v",
+        "error",
+        "-show_entries",
+        "stream=codec_name",
+        "-of",
+        "csv=p=0",
+        link,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(ffprobe.communicate(), 30)
+    assert out.decode().strip() == "mjpeg"
+    curl = await asyncio.create_subprocess_exec(
+        need_binary("curl"),
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        signed_proxy.url("/cameras/yard/snapshot.jpg"),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(curl.communicate(), 30)
+    assert out.decode() == "403"
