@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Fetch each camera's frames once and re-broadcast them to any number of "
             "viewers as MJPEG (multipart/x-mixed-replace). Without --config, serves "
-            "one built-in demo camera. 'mjpeg-proxy een-login --help': log an EEN API v3 account in."
+            "one built-in demo camera. 'mjpeg-proxy een-login --help': log an EEN API v3 account in; "
+            "'mjpeg-proxy sign --help': print a signed link."
         ),
     )
     parser.add_argument(
@@ -83,14 +84,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until SIGINT or SIGTERM; return the exit status.
 
     0 after a clean stop, 1 when the server cannot listen, 2 for a bad command line
-    or configuration (with one line on stderr saying what is wrong). ``een-login`` as the
-    first argument runs that command instead (``een_login.main``).
+    or configuration (with one line on stderr saying what is wrong). ``een-login`` or
+    ``sign`` as the first argument runs that command instead (``een_login.main``,
+    ``sign_link.main``).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["een-login"]:
         from mjpeg_proxy import een_login  # only this command needs it
 
         return een_login.main(argv[1:])
+    if argv[:1] == ["sign"]:
+        from mjpeg_proxy import sign_link
+
+        return sign_link.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     # An empty value usually means an unset shell variable ("--host $HOST"); refusing it

@@ -10,7 +10,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mjpeg_proxy.config.checks import Check, Fail, boolean, number_in, text
+from mjpeg_proxy.config.checks import Check, Fail, Problem, boolean, number_in, text
 
 MIN_FPS, MAX_FPS = 1 / 16, 30.0
 """Frames per second a camera may be set to: EEN previews come every 0.25 to 16 s (EEN API
@@ -20,14 +20,25 @@ DEFAULT_FPS = 1.0
 (``sources.registry.SourceKind.default_fps``)."""
 DEFAULT_PICTURE_SIZE = (640, 360)
 """Width and height, in pixels, of a picture drawn before a camera's first frame came."""
-COMMON_KEYS = frozenset({"id", "name", "source", "fps", "stall_timeout", "linger_seconds", "always_on"})
+COMMON_KEYS = frozenset({"id", "name", "source", "fps", "stall_timeout", "linger_seconds", "always_on", "access"})
+ACCESS = ("public", "signed")
+"""A camera's ``access`` values: anyone may watch, or only with a signed link (``web.signing``)."""
 """The keys every ``[[cameras]]`` table may hold, whatever its source."""
+
+
+def _access(value: Any) -> str:
+    if value not in ACCESS:
+        raise Problem(f'must be "public" or "signed", got {value!r}')
+    return str(value)
+
+
 COMMON_CHECKS: dict[str, Check] = {
     "name": text,
     "fps": number_in(MIN_FPS, MAX_FPS, "a number"),
     "stall_timeout": number_in(1, 3600),
     "linger_seconds": number_in(0, 86_400),
     "always_on": boolean,
+    "access": _access,
 }
 """The check of each common key but ``id`` and ``source``, in the order they are reported."""
 
@@ -63,7 +74,8 @@ class CameraConfig:
     without a complete frame before the camera counts as stalled and is reconnected) is
     None for the Camera's default. The camera fetches only while someone watches and for
     ``linger_seconds`` after the last viewer leaves or the last snapshot, unless
-    ``always_on``.
+    ``always_on``. ``access``: ``"public"``, or ``"signed"`` (its stream, snapshot and
+    page need a signed link, ``web.signing``).
     """
 
     id: str
@@ -73,6 +85,7 @@ class CameraConfig:
     stall_timeout: float | None = None
     linger_seconds: float = 30.0
     always_on: bool = False
+    access: str = "public"
 
     @property
     def kind(self) -> str:

@@ -83,7 +83,7 @@ def parse_config(
     if unknown:
         expected = ", ".join(["[server]", "[cluster]", *(f"[{name}]" for name in TABLES)])
         raise ConfigError(f"{path}: unknown table or key {sorted(unknown)[0]!r} (expected {expected} and [[cameras]])")
-    server = parse_server(data.get("server", {}), path)
+    server = parse_server(data.get("server", {}), path, environ)
     cluster = parse_cluster(data["cluster"], path, environ) if "cluster" in data else None
     tables = {name: parse(data[name], path, environ) for name, parse in TABLES.items() if name in data}
     cameras_data = data.get("cameras", None if require_cameras else [])
@@ -95,7 +95,10 @@ def parse_config(
         raise ConfigError(f"{path}: no cameras: add at least one [[cameras]] table")
     cameras: list[CameraConfig] = []
     for index, entry in enumerate(cameras_data, start=1):
-        camera = _parse_camera(CameraTable(entry, _camera_fail(entry, index, path), environ, tables))
+        fail = _camera_fail(entry, index, path)
+        camera = _parse_camera(CameraTable(entry, fail, environ, tables))
+        if camera.access == "signed" and not server.signing_keys:
+            raise fail("access", '"signed" needs a signing key: set [server] signing_key_env')
         if any(other.id == camera.id for other in cameras):
             raise ConfigError(f"{path}: camera {camera.id!r}: field 'id': duplicate id, already used by another camera")
         cameras.append(camera)

@@ -5,12 +5,22 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from yarl import URL
 
-from mjpeg_proxy.config.checks import Check, Problem, check_table, integer_in, number_in, read_fields
+from mjpeg_proxy.config.checks import (
+    Check,
+    Fail,
+    Problem,
+    check_table,
+    integer_in,
+    number_in,
+    read_fields,
+    secret_from_env,
+)
 from mjpeg_proxy.pictures.fonts import FontError, read_font
 
 DEFAULT_HOST = "127.0.0.1"
@@ -60,6 +70,10 @@ class ServerConfig:
     The default stays below the 6 users at once that small Dahua cameras allow
     (``sources.upstream_hosts``), so the device's own web page still gets in; a wall of
     cameras on one device starts in rounds of that many.
+
+    ``signing_keys``: the keys signed links are checked with (``web.signing``), the one
+    that signs first (``signing_key_env``), then older ones still accepted
+    (``previous_signing_keys_env``, comma-separated); secrets, kept out of ``repr``.
     """
 
     host: str = DEFAULT_HOST
@@ -76,17 +90,39 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = (ANY_ORIGIN,)
     font: str | None = None
     max_upstream_requests_per_host: int = 4
+    signing_keys: tuple[bytes, ...] = field(default=(), repr=False)
 
 
-def parse_server(data: Any, path: str) -> ServerConfig:
-    """Check the ``[server]`` table of the file at ``path``; absent keys keep their defaults.
+def parse_server(data: Any, path: str, environ: Mapping[str, str]) -> ServerConfig:
+    """Check the ``[server]`` table of the file at ``path``; absent keys keep their defaults; secrets from ``environ``.
 
     Raises:
         ConfigError: a key is unknown or a value is wrong.
     """
     checks = _server_checks(path)
-    fail = check_table(data, path, "server", set(checks))
-    return ServerConfig(**read_fields(data, checks, fail))
+    fail = check_table(data, path, "server", {*checks, *SIGNING_KEYS})
+    return ServerConfig(**read_fields(data, checks, fail), signing_keys=_signing_keys(data, environ, fail))
+
+
+SIGNING_KEYS = ("signing_key_env", "previous_signing_keys_env")
+"""The ``[server]`` keys naming the environment variables of the signing keys."""
+MIN_SIGNING_KEY_CHARS = 16
+"""The shortest signing key accepted: a short one could be guessed from links."""
+
+
+def _signing_keys(data: Mapping[str, Any], environ: Mapping[str, str], fail: Fail) -> tuple[bytes, ...]:
+    """The signing key (``signing_key_env``), then the older ones still accepted (``previous_signing_keys_env``)."""
+    current = secret_from_env(data, "signing_key_env", environ, fail)
+    previous = secret_from_env(data, "previous_signing_keys_env", environ, fail)
+    if previous is not None and current is None:
+        raise fail("previous_signing_keys_env", "needs signing_key_env: only the current key signs")
+    keys = [current] if current is not None else []
+    keys += [key.strip() for key in (previous or "").split(",") if key.strip()]
+    for key in keys:
+        if len(key) < MIN_SIGNING_KEY_CHARS:
+            which = "signing_key_env" if key == current else "previous_signing_keys_env"
+            raise fail(which, f"a signing key must be at least {MIN_SIGNING_KEY_CHARS} characters (a random one)")
+    return tuple(key.encode() for key in keys)
 
 
 def _server_checks(path: str) -> dict[str, Check]:

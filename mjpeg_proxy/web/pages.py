@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from mjpeg_proxy.pictures.drawing import TEXT_COLOUR, TITLE_COLOUR, render_lines
+from mjpeg_proxy.web.access import require_link, signed_like
 from mjpeg_proxy.web.appkeys import CAMERAS, CONFIG, camera_from_request
 from mjpeg_proxy.web.clients import ClientKind, client_kind
 from mjpeg_proxy.web.limits import from_trusted_proxy
@@ -36,12 +37,12 @@ RELOAD_DELAY_S = 2
 
 
 async def index(request: web.Request) -> web.Response:
-    """``GET /``: every camera with its name.
+    """``GET /``: every public camera with its name (a signed camera opens only with its own link).
 
     Live ``<img>`` streams for up to ``MAX_LIVE_TILES`` cameras, else snapshots reloaded
     every ``SNAPSHOT_REFRESH_S`` (each linking to its live page).
     """
-    cameras = list(request.app[CAMERAS].values())
+    cameras = [camera for camera in request.app[CAMERAS].values() if camera.config.access == "public"]
     live = len(cameras) <= MAX_LIVE_TILES
     context = {
         "cameras": cameras,
@@ -55,7 +56,9 @@ async def index(request: web.Request) -> web.Response:
 async def kiosk(request: web.Request) -> web.Response:
     """``GET /cameras/{camera_id}``: one camera filling the window, for kiosk screens."""
     camera = camera_from_request(request)
-    context = {"camera": camera, "stream_src": stream_path(camera.id), "reload_seconds": reload_seconds(request)}
+    require_link(request, camera)
+    stream_src = signed_like(request, camera, f"/{stream_path(camera.id)}", stream_path(camera.id))
+    context = {"camera": camera, "stream_src": stream_src, "reload_seconds": reload_seconds(request)}
     return render("kiosk.html", request, context)
 
 

@@ -15,6 +15,7 @@ from mjpeg_proxy.camera.hub import FrameHub, HubClosed, Part
 from mjpeg_proxy.camera.stats import CameraStats
 from mjpeg_proxy.logs import SummarisedLog
 from mjpeg_proxy.pictures.drawing import utc_text
+from mjpeg_proxy.web.access import require_link
 from mjpeg_proxy.web.appkeys import CAMERAS, CONFIG, FLOOD_LOG, FRAMINGS, camera_from_request
 from mjpeg_proxy.web.clients import ClientKind, client_kind
 from mjpeg_proxy.web.framings import StreamPart
@@ -246,6 +247,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         web.HTTPServiceUnavailable: a viewer limit is reached (``limits.check_viewer_limits``).
     """
     camera = camera_from_request(request)
+    require_link(request, camera)
     fps = _float_param(request, "fps", 0.01, 100)
     max_seconds = _float_param(request, "max_seconds", 1, 31_536_000)
     kind = client_kind(request)
@@ -336,6 +338,7 @@ async def snapshot(request: web.Request) -> web.Response:
             in an error state, which gets the offline picture).
     """
     camera = camera_from_request(request)
+    require_link(request, camera)
     camera.touch()
     part = camera.hub.latest
     try:
