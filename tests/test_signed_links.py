@@ -153,3 +153,17 @@ async def test_ffmpeg_and_curl_play_a_signed_stream(signed_proxy):
     )
     out, _ = await asyncio.wait_for(curl.communicate(), 30)
     assert out.decode() == "403"
+
+
+async def test_chromium_shows_the_signed_camera_page_and_its_stream(signed_proxy, browser):
+    page = await browser.new_page()
+    try:
+        await page.goto(signed_proxy.url(sign(KEY, "/cameras/yard", int(time.time()) + 60)))
+        await page.wait_for_function("[...document.images].some(img => img.naturalWidth > 0)", timeout=10_000)
+        width = await page.evaluate("Math.max(...[...document.images].map(img => img.naturalWidth))")
+        assert width == 768  # the camera's frame, not an error picture
+        answer = await page.goto(signed_proxy.url("/cameras/yard"))
+        assert answer is not None and answer.status == 403
+        assert "needs a signed link" in await page.content()
+    finally:
+        await page.close()
