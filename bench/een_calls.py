@@ -45,8 +45,6 @@ from yarl import URL
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mjpeg_proxy.sources.een_oauth import Client, exchange_code  # noqa: E402
-from mjpeg_proxy.sources.een_tokens import write_tokens  # noqa: E402
 from tests.fake_een import FakeEen  # noqa: E402
 from tests.fake_een_v3 import FakeEenV3  # noqa: E402
 from tests.helpers import real_frames  # noqa: E402
@@ -106,13 +104,7 @@ def v3_setup(preview: str) -> Setup:
         )
 
     async def log_in(url: URL, scratch: Path) -> None:
-        """What ``een-login`` does once the browser came back (as ``log_in`` in tests/test_een_v3_proxy.py)."""
-        client = Client(fake.client_id, fake.client_secret, str(url))
-        query = {"scope": "vms.all", "client_id": fake.client_id, "response_type": "code", "redirect_uri": REDIRECT}
-        async with aiohttp.ClientSession() as session:
-            async with session.get(url / "oauth2/authorize", params=query, allow_redirects=False) as answer:
-                code = URL(answer.headers["Location"]).query["code"]
-            write_tokens(scratch / "een.json", await exchange_code(session, client, code, REDIRECT, time.time))
+        await fake.log_in(url, scratch / "een.json")
 
     def counts() -> Counts:
         result = {}

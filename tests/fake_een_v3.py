@@ -28,6 +28,7 @@ import asyncio
 import base64
 import binascii
 import json
+import os
 import secrets
 import time
 from collections import Counter
@@ -36,7 +37,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
+import aiohttp
 from aiohttp import web
+from yarl import URL
+
+from mjpeg_proxy.sources.een_oauth import Client, exchange_code
+from mjpeg_proxy.sources.een_tokens import write_tokens
 
 SCOPE = "vms.all"
 CODE_TTL_S = 5 * 60.0  # "The code expires after 5 min." (3.1)
@@ -204,6 +210,17 @@ class FakeEenV3:
         if allowed:
             self.access.add(esn)
         return camera
+
+    async def log_in(self, base_url: URL, token_file: str | os.PathLike[str]) -> None:
+        """What ``mjpeg-proxy een-login`` does once the browser came back: authorize at ``base_url``
+        (where this fake is served) with a registered redirect URI, exchange the code, write ``token_file``."""
+        redirect_uri = sorted(self.redirect_uris)[0]
+        client = Client(self.client_id, self.client_secret, str(base_url).rstrip("/"))
+        query = {"scope": SCOPE, "client_id": self.client_id, "response_type": "code", "redirect_uri": redirect_uri}
+        async with aiohttp.ClientSession() as session:
+            async with session.get(base_url / "oauth2/authorize", params=query, allow_redirects=False) as answer:
+                code = URL(answer.headers["Location"]).query["code"]
+            write_tokens(token_file, await exchange_code(session, client, code, redirect_uri, time.time))
 
     async def until(self, predicate: Callable[[], bool]) -> None:
         """Return once ``predicate()`` holds; it is checked again whenever a request arrives,

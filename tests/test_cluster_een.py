@@ -6,20 +6,14 @@ only one of them was logged in with een-login; Redis carries the tokens to the o
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-import aiohttp
 import pytest
-from yarl import URL
 
 from mjpeg_proxy.cluster.feed import ClusterFeed, Role
 from mjpeg_proxy.cluster.node import ClusterNode, ClusterTiming
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.een_config import EenCameraConfig, EenConfig
-from mjpeg_proxy.sources.een_oauth import Client, exchange_code
 from mjpeg_proxy.sources.een_timing import EenTiming
-from mjpeg_proxy.sources.een_tokens import read_tokens, write_tokens
+from mjpeg_proxy.sources.een_tokens import read_tokens
 from mjpeg_proxy.sources.een_v3_config import EenV3Config
 from tests.fake_een import FakeEen
 from tests.fake_een_v3 import FakeEenV3
@@ -37,16 +31,6 @@ QUICK_EEN = EenTiming(
 pytestmark = pytest.mark.usefixtures("fast_retries")
 
 
-async def log_in(een: URL, fake: FakeEenV3, token_file: Path) -> None:
-    """What een-login does once the browser came back."""
-    client = Client(fake.client_id, fake.client_secret, str(een))
-    async with aiohttp.ClientSession() as session:
-        query = {"scope": "vms.all", "client_id": fake.client_id, "response_type": "code", "redirect_uri": REDIRECT}
-        async with session.get(een / "oauth2/authorize", params=query, allow_redirects=False) as answer:
-            code = URL(answer.headers["Location"]).query["code"]
-        write_tokens(token_file, await exchange_code(session, client, code, REDIRECT, time.time))
-
-
 def feed(proxy: Proxy) -> ClusterFeed:
     cluster_feed = proxy.camera(FRONT).feed
     assert isinstance(cluster_feed, ClusterFeed)
@@ -61,7 +45,7 @@ async def test_one_login_serves_the_cluster_and_a_rotation_is_one_refresh(
     een = (await aiohttp_server(fake.app())).make_url("")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    await log_in(een, fake, tmp_path / "a" / "een.json")  # on machine a only
+    await fake.log_in(een, tmp_path / "a" / "een.json")  # on machine a only
     replicas = []
     for name in ("a", "b"):
         account = EenV3Config(

@@ -7,13 +7,8 @@ process or a second replica would run; the fake EEN v3 serves them from this tes
 from __future__ import annotations
 
 import os
-import time
 
-import aiohttp
-from yarl import URL
-
-from mjpeg_proxy.sources.een_oauth import Client, exchange_code
-from mjpeg_proxy.sources.een_tokens import read_tokens, write_tokens
+from mjpeg_proxy.sources.een_tokens import read_tokens
 from tests.fake_een_v3 import FakeEenV3
 from tests.helpers import MjpegViewer, real_frames
 from tests.processes import proxy_process
@@ -36,12 +31,7 @@ async def test_two_processes_sharing_the_token_file_refresh_in_turn_and_both_kee
     fake.add_camera(FRONT, PETS, interval_s=0.1)
     een = (await aiohttp_server(fake.app())).make_url("")
     token_file = tmp_path / "een.json"
-    async with aiohttp.ClientSession() as session:
-        query = {"scope": "vms.all", "client_id": fake.client_id, "response_type": "code", "redirect_uri": REDIRECT}
-        async with session.get(een / "oauth2/authorize", params=query, allow_redirects=False) as answer:
-            code = URL(answer.headers["Location"]).query["code"]
-        client = Client(fake.client_id, fake.client_secret, str(een))
-        write_tokens(token_file, await exchange_code(session, client, code, REDIRECT, time.time))
+    await fake.log_in(een, token_file)
     config = tmp_path / "mjpeg-proxy.toml"
     config.write_text(
         f'[een]\napi = "v3"\nclient_id = "{fake.client_id}"\nclient_secret_env = "EEN_CLIENT_SECRET"\n'

@@ -16,9 +16,8 @@ from yarl import URL
 
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.sources.een_config import EenCameraConfig
-from mjpeg_proxy.sources.een_oauth import Client, exchange_code
 from mjpeg_proxy.sources.een_timing import EenTiming
-from mjpeg_proxy.sources.een_tokens import read_tokens, write_tokens
+from mjpeg_proxy.sources.een_tokens import read_tokens
 from mjpeg_proxy.sources.een_v3 import parse_v3_timestamp
 from mjpeg_proxy.sources.een_v3_config import EenV3Config
 from mjpeg_proxy.web.app import apply_config
@@ -53,16 +52,6 @@ async def een(aiohttp_server, fake) -> URL:
     return server.make_url("")
 
 
-async def log_in(een: URL, fake: FakeEenV3, token_file: Path) -> None:
-    """What ``een-login`` does once the browser came back: authorize, exchange the code, write the file."""
-    client = Client(fake.client_id, fake.client_secret, str(een))
-    async with aiohttp.ClientSession() as session:
-        query = {"scope": "vms.all", "client_id": fake.client_id, "response_type": "code", "redirect_uri": REDIRECT}
-        async with session.get(een / "oauth2/authorize", params=query, allow_redirects=False) as answer:
-            code = URL(answer.headers["Location"]).query["code"]
-        write_tokens(token_file, await exchange_code(session, client, code, REDIRECT, time.time))
-
-
 @pytest.fixture
 def start_v3(start_proxy, een, fake, tmp_path):
     """Start a proxy whose cameras are the given ESNs on the fake's v3 account (camera id = ESN)."""
@@ -81,7 +70,7 @@ def start_v3(start_proxy, een, fake, tmp_path):
 async def logged_in(een, fake, tmp_path) -> Path:
     """The token file of a login to the fake."""
     path = tmp_path / "een.json"
-    await log_in(een, fake, path)
+    await fake.log_in(een, path)
     return path
 
 
@@ -144,7 +133,7 @@ async def log_in_again_with_short_tokens(fake: FakeEenV3, path: Path) -> None:
     record = read_tokens(path)
     assert record is not None
     url = URL.build(scheme="http", host=record.api_host, port=record.api_port)
-    await log_in(url, fake, path)
+    await fake.log_in(url, path)
 
 
 async def watch_through_an_expiry(proxy: Proxy, fake: FakeEenV3) -> None:
@@ -187,7 +176,7 @@ async def test_without_a_token_file_cameras_say_to_log_in_then_come_up_by_themse
     assert sum(fake.requests.values()) == before  # looking for the file asks EEN nothing
     async with MjpegViewer(proxy.url(f"/cameras/{FRONT}/stream.mjpg")) as viewer:
         assert (await viewer.next_new_part()).jpeg not in PETS  # the offline picture
-        await log_in(een, fake, tmp_path / "een.json")
+        await fake.log_in(een, tmp_path / "een.json")
         assert (await viewer.next_new_part()).jpeg in PETS
 
 
@@ -208,7 +197,7 @@ async def test_a_refused_refresh_is_login_expired_without_a_storm_until_a_new_lo
             async with session.get(proxy.url("/api/cameras/" + FRONT)) as answer:
                 status = await answer.json()
         assert "een-login" in str(status)
-        await log_in(een, fake, logged_in)
+        await fake.log_in(een, logged_in)
         await viewer.next_new_part()  # the same connection: the offline picture, then live again
         await eventually(lambda: proxy.camera(FRONT).state == "live")
     assert fake.dead_refreshes == 0
