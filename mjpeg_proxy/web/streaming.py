@@ -21,7 +21,7 @@ from mjpeg_proxy.web.clients import ClientKind, client_kind
 from mjpeg_proxy.web.framings import StreamPart
 from mjpeg_proxy.web.hotlink import check_embedder
 from mjpeg_proxy.web.limits import check_viewer_limits, client_address
-from mjpeg_proxy.web.pages import reload_seconds, render, stream_path
+from mjpeg_proxy.web.pages import camera_page, stream_path
 from mjpeg_proxy.wire.writer import MultipartWriter
 
 log = logging.getLogger(__name__)
@@ -258,9 +258,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if request.method == "GET" and kind is ClientKind.PAGE:
         # The address bar would show a never-ending download in some browsers; a page
         # holding the stream as <img> shows the picture in all of them.
-        src = stream_path(camera.id, request.query_string)
-        context = {"camera": camera, "stream_src": src, "reload_seconds": reload_seconds(request)}
-        return render("kiosk.html", request, context)
+        return camera_page(request, camera, stream_path(camera.id, request.query_string))
     server = request.app[CONFIG].server
     check_viewer_limits(request, camera)
     # An <img> gets the framing browsers paint at once; everything else gets parts with
