@@ -26,6 +26,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 from yarl import URL
 
 from mjpeg_proxy.camera.camera import Camera
@@ -250,6 +251,25 @@ class Proxy:
 
 
 StartProxy = Callable[..., Awaitable[Proxy]]
+
+
+async def refusals(proxy: Proxy) -> dict[str, float]:
+    """``mjpeg_proxy_refused_requests_total`` by reason, as scraped from /metrics."""
+    async with aiohttp.ClientSession() as session, session.get(proxy.url("/metrics")) as response:
+        assert response.status == 200
+        text = await response.text()
+    return parse_refusals(text)
+
+
+def parse_refusals(text: str) -> dict[str, float]:
+    """``mjpeg_proxy_refused_requests_total`` by reason, from the text of a /metrics answer."""
+    return {
+        sample.labels["reason"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "mjpeg_proxy_refused_requests"
+        for sample in family.samples
+    }
+
 
 FAST_RETRIES = CameraTiming(backoff_s=(0.05, 0.2), auth_backoff_s=(0.05, 0.2), min_stall_timeout_s=1.0)
 """Retry delays shrunk and the stall floor lowered, so recoveries take a fraction of a second."""

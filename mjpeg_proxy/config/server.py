@@ -61,6 +61,10 @@ class ServerConfig:
     port) whose pages may read streams, snapshots and the JSON API across origins;
     ``(ANY_ORIGIN,)`` for any origin, an empty tuple for none.
 
+    ``embed_origins``: the origins (written as ``cors_origins``) whose pages may show
+    streams and snapshots and frame the proxy's pages (``web.hotlink``); ``(ANY_ORIGIN,)``
+    for any site, an empty tuple for the proxy's own pages alone.
+
     ``font``: the path of a TrueType or OpenType font file to draw the text on pictures
     (the offline picture, the demo camera) with, before the default fonts
     (``mjpeg_proxy.pictures.fonts``); None for the defaults.
@@ -88,6 +92,7 @@ class ServerConfig:
     max_header_bytes: int = 8190
     request_timeout: float = 15.0
     cors_origins: tuple[str, ...] = (ANY_ORIGIN,)
+    embed_origins: tuple[str, ...] = (ANY_ORIGIN,)
     font: str | None = None
     max_upstream_requests_per_host: int = 4
     signing_keys: tuple[bytes, ...] = field(default=(), repr=False)
@@ -143,6 +148,7 @@ def _server_checks(path: str) -> dict[str, Check]:
         "trusted_proxies": _trusted_proxies,
         "font": lambda font: _font(font, path),
         "cors_origins": _origins,
+        "embed_origins": _origins,
     }
 
 
@@ -180,7 +186,7 @@ def _font(value: Any, path: str) -> str:
 
 
 def _origins(value: Any) -> tuple[str, ...]:
-    """``cors_origins`` as browsers write an ``Origin`` header.
+    """``cors_origins`` or ``embed_origins`` as browsers write an ``Origin`` header.
 
     That is the serialization of an origin (WHATWG HTML 7.1.1: lowercase scheme and host,
     the host in punycode, no default port), so that a header can be compared with it as a

@@ -28,6 +28,9 @@ The rules, first match wins:
 5. Everything else is a tool: curl, wget, ffmpeg and OpenCV (``Lavf``), VLC, GStreamer,
    Python (requests, urllib, aiohttp), Go, Java, Home Assistant, motion and motionEye send
    ``Accept: */*`` or none. ``tests/client_headers.py`` holds each one's real headers.
+
+Here too, for the hot-link check (``web.hotlink``): which site a browser says the request
+comes from (``fetch_site``).
 """
 
 from __future__ import annotations
@@ -61,6 +64,18 @@ def client_kind(request: web.Request) -> ClientKind:
     if kind is None:
         kind = request[_KIND] = _classify(request.headers)
     return kind
+
+
+def fetch_site(request: web.Request) -> str | None:
+    """How the page that sent ``request`` stands to the proxy, as the browser says: ``Sec-Fetch-Site``.
+
+    ``same-origin``, ``same-site``, ``cross-site`` or ``none`` (the user's own navigation),
+    lowercase (W3C Fetch Metadata Request Headers, 2.4). None without the header: a tool,
+    an old browser, or a page whose origin is not potentially trustworthy (plain http
+    other than localhost), for which browsers do not send it.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    return None if site is None else site.strip().lower()
 
 
 def _classify(headers: CIMultiDictProxy[str]) -> ClientKind:

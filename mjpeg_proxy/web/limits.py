@@ -23,10 +23,11 @@ from mjpeg_proxy.web.appkeys import CAMERAS, CONFIG, FLOOD_LOG, REFUSALS
 
 log = logging.getLogger(__name__)
 
-REASONS = ("camera_full", "server_full", "client_limit", "bad_request")
+REASONS = ("camera_full", "server_full", "client_limit", "bad_request", "hotlink")
 """Why a request was refused: a camera's ``max_viewers_per_camera`` or the server's
 ``max_viewers`` reached (503), a client's ``max_connections_per_client`` reached (429),
-or a malformed request, header lines over ``max_header_bytes`` included (400)."""
+a malformed request, header lines over ``max_header_bytes`` included (400), or a page of
+a site not in ``embed_origins`` showing a stream or snapshot (403, ``web.hotlink``)."""
 RETRY_AFTER_S = 10
 """The ``Retry-After`` of a refusal, in seconds."""
 
@@ -117,11 +118,18 @@ def _is_in(ip: IPAddress, networks: Iterable[ipaddress.IPv4Network | ipaddress.I
     return any(ip in network for network in networks)
 
 
-def refuse(request: web.Request, reason: str, error: type[web.HTTPException], message: str) -> web.HTTPException:
+def refuse(
+    request: web.Request,
+    reason: str,
+    error: type[web.HTTPException],
+    message: str,
+    retry_after_s: int | None = RETRY_AFTER_S,
+) -> web.HTTPException:
     """Count a refusal of ``reason`` (one of ``REASONS``) and return the error to raise.
 
-    The error carries ``message`` and ``Retry-After: RETRY_AFTER_S``. The refusal is logged
-    at info level, summarised (``FLOOD_LOG``).
+    The error carries ``message`` and ``Retry-After: retry_after_s`` (none for None: a
+    refusal that waiting does not end). The refusal is logged at info level, summarised
+    (``FLOOD_LOG``).
     """
     request.app[REFUSALS][reason] += 1
     address = client_address(request)
@@ -131,7 +139,7 @@ def refuse(request: web.Request, reason: str, error: type[web.HTTPException], me
         address,
         f"refused {request.method} {request.path} from {address} ({reason}): {message}",
     )
-    return error(text=message, headers={"Retry-After": str(RETRY_AFTER_S)})
+    return error(text=message, headers=None if retry_after_s is None else {"Retry-After": str(retry_after_s)})
 
 
 def check_viewer_limits(request: web.Request, camera: Camera) -> None:

@@ -13,11 +13,13 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from mjpeg_proxy.pictures.drawing import TEXT_COLOUR, TITLE_COLOUR, render_lines
+from mjpeg_proxy.camera.camera import Camera
+from mjpeg_proxy.pictures.drawing import TEXT_COLOUR, TITLE_COLOUR, render_lines, utc_text
 from mjpeg_proxy.web.access import require_link, signed_like
 from mjpeg_proxy.web.appkeys import CAMERAS, CONFIG, camera_from_request
 from mjpeg_proxy.web.clients import ClientKind, client_kind
 from mjpeg_proxy.web.limits import from_trusted_proxy
+from mjpeg_proxy.web.signing import EXPIRES
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,23 @@ async def kiosk(request: web.Request) -> web.Response:
     camera = camera_from_request(request)
     require_link(request, camera)
     stream_src = signed_like(request, camera, f"/{stream_path(camera.id)}", stream_path(camera.id))
-    context = {"camera": camera, "stream_src": stream_src, "reload_seconds": reload_seconds(request)}
+    return camera_page(request, camera, stream_src)
+
+
+def camera_page(request: web.Request, camera: Camera, stream_src: str) -> web.Response:
+    """The page (``kiosk.html``) showing ``camera``'s stream at ``stream_src``, with the ``<img>`` snippet to copy.
+
+    The snippet's address is made absolute in the browser, from the page's own. For a signed
+    camera it says when the link expires (the request's, already checked by
+    ``access.require_link``).
+    """
+    signed = camera.config.access == "signed"
+    context = {
+        "camera": camera,
+        "stream_src": stream_src,
+        "reload_seconds": reload_seconds(request),
+        "link_expires": utc_text(int(request.query[EXPIRES])) if signed else None,
+    }
     return render("kiosk.html", request, context)
 
 

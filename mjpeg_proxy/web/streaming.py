@@ -19,8 +19,9 @@ from mjpeg_proxy.web.access import require_link
 from mjpeg_proxy.web.appkeys import CAMERAS, CONFIG, FLOOD_LOG, FRAMINGS, camera_from_request
 from mjpeg_proxy.web.clients import ClientKind, client_kind
 from mjpeg_proxy.web.framings import StreamPart
+from mjpeg_proxy.web.hotlink import check_embedder
 from mjpeg_proxy.web.limits import check_viewer_limits, client_address
-from mjpeg_proxy.web.pages import reload_seconds, render, stream_path
+from mjpeg_proxy.web.pages import camera_page, stream_path
 from mjpeg_proxy.wire.writer import MultipartWriter
 
 log = logging.getLogger(__name__)
@@ -244,19 +245,20 @@ async def stream(request: web.Request) -> web.StreamResponse:
     Raises:
         web.HTTPNotFound: no such camera.
         web.HTTPBadRequest: ``fps`` or ``max_seconds`` is not a number in its range.
+        web.HTTPForbidden: no valid signed link (``access.require_link``), or a page of a
+            site ``embed_origins`` does not list (``hotlink.check_embedder``).
         web.HTTPServiceUnavailable: a viewer limit is reached (``limits.check_viewer_limits``).
     """
     camera = camera_from_request(request)
     require_link(request, camera)
+    check_embedder(request)
     fps = _float_param(request, "fps", 0.01, 100)
     max_seconds = _float_param(request, "max_seconds", 1, 31_536_000)
     kind = client_kind(request)
     if request.method == "GET" and kind is ClientKind.PAGE:
         # The address bar would show a never-ending download in some browsers; a page
         # holding the stream as <img> shows the picture in all of them.
-        src = stream_path(camera.id, request.query_string)
-        context = {"camera": camera, "stream_src": src, "reload_seconds": reload_seconds(request)}
-        return render("kiosk.html", request, context)
+        return camera_page(request, camera, stream_path(camera.id, request.query_string))
     server = request.app[CONFIG].server
     check_viewer_limits(request, camera)
     # An <img> gets the framing browsers paint at once; everything else gets parts with
@@ -334,11 +336,13 @@ async def snapshot(request: web.Request) -> web.Response:
 
     Raises:
         web.HTTPNotFound: no such camera.
+        web.HTTPForbidden: as for ``stream``.
         web.HTTPServiceUnavailable: no frame to show (but for an ``<img>`` of a camera
             in an error state, which gets the offline picture).
     """
     camera = camera_from_request(request)
     require_link(request, camera)
+    check_embedder(request)
     camera.touch()
     part = camera.hub.latest
     try:
