@@ -1,7 +1,7 @@
 """A frame made narrower: JPEG bytes in, JPEG bytes out (Pillow, libjpeg's scaled decoding).
 
-``resize_jpeg`` reads the header first and refuses what it must not decode (a picture of
-more pixels than the cap, something that is no JPEG); it then lets libjpeg decode at
+``resize_jpeg`` reads the header first (``announced_size``) and refuses what it must not
+decode (a picture of more pixels than the cap, something that is no JPEG); it then lets libjpeg decode at
 1/2, 1/4 or 1/8 of the size when that is still at least the target (``Image.draft``: the
 inverse DCT at a smaller size, a fraction of the work), resizes the rest of the way and
 encodes a baseline JPEG. It is slow work for an event loop (milliseconds to tens of
@@ -11,6 +11,7 @@ milliseconds): call it in a thread.
 from __future__ import annotations
 
 import io
+import struct
 
 from PIL import ExifTags, Image
 
@@ -33,6 +34,10 @@ REDUCING_GAP = 3.0
 target), Pillow first averages whole blocks of pixels, then resamples; Pillow's documentation
 calls the result of 3 indistinguishable from resampling the whole way."""
 _ORIENTATION = ExifTags.Base.Orientation
+_SOI = b"\xff\xd8"
+_SOS = 0xDA
+# The frame headers (T.81, Table B.1): SOF0-SOF15 but DHT, JPG and DAC.
+_SOF_CODES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 class ResizeError(Exception):
@@ -56,32 +61,59 @@ def scaled_size(size: tuple[int, int], width: int) -> tuple[int, int]:
     return width, max(1, round(size[1] * width / size[0]))
 
 
+def announced_size(jpeg: bytes) -> tuple[int, int] | None:
+    """(width, height) in pixels that a JPEG's frame header (SOFn, T.81 B.2.2) announces.
+
+    None when ``jpeg`` does not start with SOI or has no frame header before its first
+    scan. Nothing is decoded: this is what a cap is checked on before Pillow opens
+    anything (which would warn, or refuse, past its own limit).
+    """
+    if not jpeg.startswith(_SOI):
+        return None
+    at = 2
+    while at + 9 <= len(jpeg) and jpeg[at] == 0xFF:
+        code = jpeg[at + 1]
+        if code == 0xFF:
+            at += 1  # a fill byte (T.81 B.1.1.2)
+        elif code in _SOF_CODES:
+            height, width = struct.unpack_from(">HH", jpeg, at + 5)
+            return width, height
+        elif code == _SOS:
+            return None
+        else:
+            at += 2 + struct.unpack_from(">H", jpeg, at + 2)[0]
+    return None
+
+
 def resize_jpeg(jpeg: bytes, width: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
     """``jpeg`` at ``width`` pixels wide (``scaled_size``), or ``jpeg`` itself if it is no wider.
 
     The result is a baseline JPEG of quality ``QUALITY`` in RGB (greyscale stays
     greyscale; CMYK and other modes become RGB), without the original's metadata
-    (EXIF, comments, ICC profile) but its EXIF orientation, when it has one: the picture is not turned, so browsers,
-    which turn by that tag, show it as they show the original.
+    (EXIF, comments, ICC profile) but its EXIF orientation, when it has one: the picture
+    is not turned, so browsers, which turn by that tag, show it as they show the
+    original, and players, which ignore it, too.
 
     Raises:
         NotAJpeg: ``jpeg`` is not a JPEG.
         TooManyPixels: its header announces more than ``max_pixels`` pixels (nothing decoded).
         BrokenJpeg: its data cannot be decoded (truncated, corrupt).
     """
+    original = announced_size(jpeg)
+    if original is None:
+        raise NotAJpeg("not a JPEG (no frame header before its first scan)")
+    if original[0] * original[1] > max_pixels:
+        raise TooManyPixels(
+            f"its header says {original[0]}x{original[1]}, {original[0] * original[1]:,} pixels, over"
+            f" max_resize_pixels ({max_pixels:,}); not decoded"
+        )
+    if original[0] <= width:
+        return jpeg
     try:
         image = Image.open(io.BytesIO(jpeg), formats=("JPEG",))  # lazy: the header only
     except (OSError, ValueError, Image.DecompressionBombError):
         raise NotAJpeg("not a JPEG (its header cannot be read)") from None
     with image:
-        original = image.size
-        if original[0] * original[1] > max_pixels:
-            raise TooManyPixels(
-                f"{original[0]}x{original[1]} is {original[0] * original[1]:,} pixels, over max_resize_pixels"
-                f" ({max_pixels:,}); not decoded"
-            )
-        if original[0] <= width:
-            return jpeg
         target = scaled_size(original, width)
         try:
             orientation = image.getexif().get(_ORIENTATION)
