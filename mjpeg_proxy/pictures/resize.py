@@ -27,8 +27,8 @@ QUALITY = 80
 artefacts of quality 80 do not show; about two thirds of the bytes of quality 90."""
 RESAMPLING = Image.Resampling.BICUBIC
 """The filter for what the scaled decoding leaves (a factor from 1 to 2). Measured on real
-frames (bench/RESULTS.md): within 41-53 dB PSNR of Lanczos at 0.7-0.85 of its cost, where
-bilinear is 36-45 dB at 0.6-0.75. Pillow's ``thumbnail`` uses it too."""
+frames (bench/RESULTS.md): within 41-53 dB PSNR of Lanczos at 0.8-0.95 of its cost, where
+bilinear is visibly softer (36-45 dB) at 0.6-0.8. Pillow's ``thumbnail`` uses it too."""
 REDUCING_GAP = 3.0
 """Past 3 times the target after the scaled decoding (a frame wider than 24 times the
 target), Pillow first averages whole blocks of pixels, then resamples; Pillow's documentation
