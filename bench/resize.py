@@ -166,7 +166,9 @@ def proxy_rows(sizes: list[str], fps: float, seconds: float, many: int, many_wid
             config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
             stack.callback(Path(config.name).unlink)
             url = f"http://127.0.0.1:{camera_port}/video.mjpg"
-            config.write(f'{SERVER_LIMITS}[[cameras]]\nid = "{CAMERA}"\nsource = "mjpeg"\nurl = "{url}"\nalways_on = true\n')
+            config.write(
+                f'{SERVER_LIMITS}[[cameras]]\nid = "{CAMERA}"\nsource = "mjpeg"\nurl = "{url}"\nalways_on = true\n'
+            )
             config.close()
             proxy = subprocess.Popen(pinned(0, proxy_command(config.name, proxy_port)), cwd=ROOT)
             stack.callback(lambda process=proxy: (process.terminate(), process.wait(10)))
