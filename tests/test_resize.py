@@ -13,10 +13,22 @@ from PIL import Image
 from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.config import CameraConfig, Config, ServerConfig
 from mjpeg_proxy.config.live import RESTART_KEYS
+from mjpeg_proxy.config.loader import load_config
 from mjpeg_proxy.pictures.resize import resize_jpeg
 from mjpeg_proxy.web.app import apply_config
 from mjpeg_proxy.web.signing import sign
-from tests.helpers import MjpegViewer, PushConfig, decoded, eventually, need_binary, push_camera, real_frames
+from tests.helpers import (
+    DEMO,
+    MjpegViewer,
+    PushConfig,
+    decoded,
+    eventually,
+    load_error,
+    need_binary,
+    push_camera,
+    real_frames,
+    write,
+)
 from tests.jpeg_samples import announcing
 from tests.raw_viewers import RawViewer, raw_viewers
 
@@ -259,3 +271,24 @@ async def test_the_widths_and_the_cap_apply_on_reload(start_proxy):
     await proxy.publish("cam", smaller)
     status, jpeg, _ = await get(proxy.url(f"{SNAPSHOT}?width=100"))
     assert (status, size_of(jpeg)) == (200, (640, 480))
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("widths = []", "must be a list of one or more widths in pixels"),
+        ("widths = [320, 320]", "lists a width twice"),
+        ("widths = [8]", "8 is not a whole number of pixels from 16 to 7680"),
+        ("widths = [320.0]", "320.0 is not a whole number of pixels"),
+        ("max_resize_pixels = 0", "must be an integer from 1 to 89478485"),
+        ("max_resize_pixels = 100000000", "must be an integer from 1 to 89478485"),
+    ],
+)
+def test_a_wrong_ladder_or_cap_is_one_clear_error_naming_the_key(tmp_path, line, problem):
+    message = load_error(tmp_path, f"[server]\n{line}\n" + DEMO)
+    assert f"[server]: field '{line.split()[0]}': {problem}" in message
+
+
+def test_the_ladder_is_read_in_any_order_and_kept_ascending(tmp_path):
+    config = load_config(write(tmp_path, "[server]\nwidths = [1280, 160, 640]\n" + DEMO), {})
+    assert (config.server.widths, config.server.max_resize_pixels) == ((160, 640, 1280), 40_000_000)
