@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from mjpeg_proxy.camera.camera import Camera, FeedWrapper
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.hub import FrameHub
+from mjpeg_proxy.camera.scaled import Resize
 from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig, Config
 from mjpeg_proxy.pictures.fonts import TextFonts
+from mjpeg_proxy.pictures.resize import resize_jpeg
 from mjpeg_proxy.sources import Upstreams
 from mjpeg_proxy.sources.een_token_store import SharedRecords
 
@@ -57,6 +59,7 @@ class CameraSet:
     ``fonts`` draw the text on the cameras' offline pictures and the demo cameras' frames;
     ``timing`` holds every camera's delays and clock; ``wrap_feed`` makes each camera's feed
     around its own fetch loop, and ``records`` are the replicas' shared records (cluster mode).
+    ``resize`` resizes the cameras' frames for ``?width=`` (``Camera.scaled``).
     """
 
     def __init__(
@@ -68,8 +71,10 @@ class CameraSet:
         timing: CameraTiming,
         wrap_feed: FeedWrapper | None = None,
         records: SharedRecords | None = None,
+        resize: Resize = resize_jpeg,
     ) -> None:
         self.by_id = by_id
+        self._resize = resize
         self._wrap_feed = wrap_feed
         self._records = records
         self._fonts = fonts
@@ -111,6 +116,7 @@ class CameraSet:
                     timing=self.timing,
                     fonts=self._fonts,
                     wrap_feed=self._wrap_feed,
+                    resize=self._resize,
                 )
                 changes.added.append(camera.id)
             elif camera.config != camera_config:

@@ -62,6 +62,16 @@ def with_segment(jpeg: bytes, marker: int, payload: bytes) -> bytes:
     return SOI + bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
 
 
+def announcing(jpeg: bytes, width: int, height: int) -> bytes:
+    """``jpeg`` (a baseline or progressive one) with its SOF segment saying ``width`` x ``height``,
+    and nothing else changed: a decompression bomb's header on a small frame's data. The
+    SOF (T.81, B.2.2) is the first FF C0 or FF C2 segment: length, precision, height, width."""
+    at = 2
+    while jpeg[at + 1] not in (0xC0, 0xC2):  # walk the marker segments by their lengths
+        at += 2 + struct.unpack_from(">H", jpeg, at + 2)[0]
+    return jpeg[: at + 5] + struct.pack(">HH", height, width) + jpeg[at + 9 :]
+
+
 @functools.cache
 def variants() -> dict[str, bytes]:
     """Whole JPEGs by name, each as a camera or encoder writes it."""

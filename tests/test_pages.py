@@ -22,8 +22,8 @@ async def test_index_lists_every_camera_as_a_live_image(start_proxy, aiohttp_cli
             assert response.status == 200
             assert response.content_type == "text/html"
             html = await response.text()
-    assert '<img src="cameras/garage/stream.mjpg"' in html
-    assert '<img src="cameras/yard/stream.mjpg"' in html
+    assert '<img src="cameras/garage/stream.mjpg?width=640"' in html
+    assert '<img src="cameras/yard/stream.mjpg?width=640"' in html
     assert "Garage &lt;door&gt;" in html and "<door>" not in html
     assert '<a href="cameras/garage">' in html
 

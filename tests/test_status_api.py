@@ -15,7 +15,7 @@ from tests.scripted_run import BASIC_CREDENTIALS, FRAMES, PASSWORD, scripted_run
 KEYS = {
     "id", "name", "source", "state", "state_since", "fetching", "viewers", "frames_received", "frames_trimmed",
     "frames_sent", "bytes_sent", "frames_dropped", "input_fps", "frame_age_seconds", "last_error", "errors",
-    "upstream_requests",
+    "upstream_requests", "frames_resized", "frames_resize_failed",
     "cluster",
 }  # fmt: skip
 

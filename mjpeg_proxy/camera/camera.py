@@ -37,12 +37,14 @@ from mjpeg_proxy.camera.fetch import FetchLoop
 from mjpeg_proxy.camera.frame import Frame
 from mjpeg_proxy.camera.hub import FrameHub, Subscriber
 from mjpeg_proxy.camera.offline import OfflinePicture
+from mjpeg_proxy.camera.scaled import Resize, ScaledStreams
 from mjpeg_proxy.camera.source import Source
 from mjpeg_proxy.camera.state import CameraState, StateTracker
 from mjpeg_proxy.camera.stats import CameraStats, InputRate
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.config import CameraConfig
 from mjpeg_proxy.pictures.fonts import TextFonts
+from mjpeg_proxy.pictures.resize import resize_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,8 @@ class Camera:
     backoff: ``tracker`` (a ``StateTracker``); stalls: ``feed`` (a ``FetchLoop`` unless
     ``make_feed`` says otherwise). ``timing`` holds the delays and the clock
     (default: ``CameraTiming()``); ``fonts`` draw the offline picture's text (default:
-    ``fonts.shared_fonts()``).
+    ``fonts.shared_fonts()``). ``scaled`` holds the streams at the widths viewers ask for
+    (``?width=``), resized by ``resize`` (default: ``resize_jpeg`` with its default cap).
     """
 
     def __init__(
@@ -75,11 +78,13 @@ class Camera:
         timing: CameraTiming | None = None,
         fonts: TextFonts | None = None,
         wrap_feed: FeedWrapper | None = None,
+        resize: Resize = resize_jpeg,
     ) -> None:
         self.config = config
         self.hub = hub
         self._timing = timing or CameraTiming()
         self.stats = CameraStats()
+        self.scaled = ScaledStreams(config.id, hub, self.stats, resize)
         self.last_frame: Frame | None = None
         """The latest frame from the upstream (never an offline picture)."""
         self.tracker = StateTracker(config.id, self._timing)
@@ -170,9 +175,18 @@ class Camera:
         return self._timing.snapshot_wait_for(self.config)
 
     @contextlib.contextmanager
-    def viewer(self, subscriber: Subscriber | None = None) -> Iterator[None]:
-        """Count a viewer of the hub (see ``FrameHub.viewer``) and fetch while it watches."""
-        with self.hub.viewer(subscriber):
+    def viewer(self, subscriber: Subscriber | None = None, hub: FrameHub | None = None) -> Iterator[None]:
+        """Count a viewer of the camera (see ``FrameHub.viewer``) and fetch while it watches.
+
+        ``subscriber`` is handed the parts of ``hub``: the camera's own (the default), or
+        a resized stream's (``scaled.rung``), whose viewers count as the camera's.
+        """
+        with contextlib.ExitStack() as stack:
+            if hub is None or hub is self.hub:
+                stack.enter_context(self.hub.viewer(subscriber))
+            else:
+                stack.enter_context(self.hub.viewer())
+                stack.enter_context(hub.viewer(subscriber))
             self.demand.changed()
             try:
                 yield
@@ -235,5 +249,6 @@ class Camera:
                 # Also when cancelled (a reload stops the camera): a viewer arriving later
                 # must not see a picture from now, nor a status page "live".
                 self.hub.forget()
+                self.scaled.forget()
                 self.tracker.set(CameraState.IDLE)
             log.info("camera %s: idle (no viewer for %g s); upstream closed", self.id, self.config.linger_seconds)

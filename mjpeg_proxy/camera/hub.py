@@ -64,6 +64,11 @@ class FrameHub(Generic[P]):
         self._subscribers: set[Subscriber[P]] = set()
 
     @property
+    def build(self) -> Callable[[Frame], P]:
+        """What makes each frame's payload; a hub for the same viewers (a resized stream's) is made with it."""
+        return self._build
+
+    @property
     def latest(self) -> Part[P] | None:
         """The newest published part, or None before the first frame."""
         return self._latest
@@ -137,14 +142,26 @@ class FrameHub(Generic[P]):
         the hub is closed.
         """
         if subscriber is not None:
-            if self._closed:
-                subscriber.close(self._latest)  # came as the hub closed (a reload removed its camera)
-            else:
-                self._subscribers.add(subscriber)
+            self.subscribe(subscriber)
         self._viewers += 1
         try:
             yield
         finally:
             if subscriber is not None:
-                self._subscribers.discard(subscriber)
+                self.unsubscribe(subscriber)
             self._viewers -= 1
+
+    def subscribe(self, subscriber: Subscriber[P]) -> None:
+        """Hand ``subscriber`` every part published from now until ``unsubscribe``, not counting it as a viewer.
+
+        For what passes parts on to viewers counted elsewhere (a resized stream,
+        ``scaled.ScaledStreams``). Closed at once if the hub is closed.
+        """
+        if self._closed:
+            subscriber.close(self._latest)  # came as the hub closed (a reload removed its camera)
+        else:
+            self._subscribers.add(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber[P]) -> None:
+        """Stop handing parts to ``subscriber`` (nothing if it was not subscribed)."""
+        self._subscribers.discard(subscriber)

@@ -26,6 +26,10 @@ class CameraStats:
     """Bytes of the parts in ``frames_sent``."""
     frames_dropped: int = 0
     """Parts a viewer skipped because its connection was still busy with earlier ones."""
+    frames_resized: int = 0
+    """Frames resized for ``?width=`` (once per frame and width, streams and snapshots alike)."""
+    frames_resize_failed: int = 0
+    """Frames that could not be resized (corrupt, over ``max_resize_pixels``), once per frame and width."""
     viewers_timed_out: int = 0
     """Viewers closed because their connection took no data for ``write_timeout`` seconds."""
     errors: collections.Counter[str] = field(default_factory=collections.Counter)

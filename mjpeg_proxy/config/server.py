@@ -17,11 +17,13 @@ from mjpeg_proxy.config.checks import (
     Problem,
     check_table,
     integer_in,
+    is_int,
     number_in,
     read_fields,
     secret_from_env,
 )
 from mjpeg_proxy.pictures.fonts import FontError, read_font
+from mjpeg_proxy.pictures.resize import DEFAULT_MAX_PIXELS, MAX_PIXELS_LIMIT
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -34,6 +36,9 @@ ANY_ORIGIN = "*"
 # A host as yarl gives it: a name in lowercase punycode, an IPv4 or IPv6 address.
 _ORIGIN_HOST_RE = re.compile(r"[0-9a-z._:-]+")
 _FONT_EXAMPLE = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+DEFAULT_WIDTHS = (320, 640, 1280)
+WIDTH_RANGE = (16, 7680)
+"""The narrowest and widest rung of ``widths``, in pixels (7680: an 8K frame's width)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,10 @@ class ServerConfig:
     ``signing_keys``: the keys signed links are checked with (``web.signing``), the one
     that signs first (``signing_key_env``), then older ones still accepted
     (``previous_signing_keys_env``, comma-separated); secrets, kept out of ``repr``.
+
+    ``widths``: the ladder of widths (pixels, ascending) that ``?width=`` picks from
+    (``web.widths``); ``max_resize_pixels``: a frame whose header announces more pixels
+    than this is never decoded to be resized (``pictures.resize``).
     """
 
     host: str = DEFAULT_HOST
@@ -96,6 +105,8 @@ class ServerConfig:
     font: str | None = None
     max_upstream_requests_per_host: int = 4
     signing_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    widths: tuple[int, ...] = DEFAULT_WIDTHS
+    max_resize_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def parse_server(data: Any, path: str, environ: Mapping[str, str]) -> ServerConfig:
@@ -149,6 +160,8 @@ def _server_checks(path: str) -> dict[str, Check]:
         "font": lambda font: _font(font, path),
         "cors_origins": _origins,
         "embed_origins": _origins,
+        "widths": _widths,
+        "max_resize_pixels": integer_in(1, MAX_PIXELS_LIMIT),
     }
 
 
@@ -156,6 +169,19 @@ def _host(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise Problem('must be a non-empty string such as "0.0.0.0"')
     return value
+
+
+def _widths(value: Any) -> tuple[int, ...]:
+    """The ladder of widths, ascending."""
+    low, high = WIDTH_RANGE
+    if not isinstance(value, list) or not value:
+        raise Problem(f"must be a list of one or more widths in pixels, such as [320, 640, 1280], got {value!r}")
+    for width in value:
+        if not is_int(width) or not low <= width <= high:
+            raise Problem(f"{width!r} is not a whole number of pixels from {low} to {high}")
+    if len(set(value)) < len(value):
+        raise Problem(f"lists a width twice: {value!r}")
+    return tuple(sorted(value))
 
 
 def _trusted_proxies(value: Any) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

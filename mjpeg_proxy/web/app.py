@@ -12,6 +12,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from mjpeg_proxy.camera.scaled import Resize
 from mjpeg_proxy.camera.timing import CameraTiming
 from mjpeg_proxy.camera_set import CameraSet, SourceFactory
 from mjpeg_proxy.cluster.feed import cluster_feeds
@@ -19,6 +20,7 @@ from mjpeg_proxy.cluster.node import ClusterNode
 from mjpeg_proxy.config import Config, LiveConfig
 from mjpeg_proxy.logs import SUMMARY_INTERVAL_S, SummarisedLog
 from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts
+from mjpeg_proxy.pictures.resize import resize_jpeg
 from mjpeg_proxy.sources import build_source
 from mjpeg_proxy.web import cors, hotlink, limits, metrics, pages, status, streaming
 from mjpeg_proxy.web.appkeys import CAMERA_SET, CAMERAS, CLUSTER, CONFIG, FLOOD_LOG, FRAMINGS
@@ -35,6 +37,7 @@ def create_app(
     fonts: TextFonts | None = None,
     timing: CameraTiming | None = None,
     cluster: ClusterNode | None = None,
+    resize: Resize | None = None,
 ) -> web.Application:
     """Return the application serving ``config``'s cameras.
 
@@ -48,7 +51,8 @@ def create_app(
     the system's, ``fonts.shared_fonts``). ``timing`` holds the cameras' delays and clock
     (default: ``CameraTiming()``). With ``cluster`` (default: the one ``config.cluster``
     describes, if any), this process is a replica of that cluster: each camera's feed is a
-    ``ClusterFeed`` (closed with the application).
+    ``ClusterFeed`` (closed with the application). ``resize`` resizes frames for
+    ``?width=`` (default: ``resize_jpeg`` with the ``max_resize_pixels`` in force).
     """
     app = web.Application(
         middlewares=[
@@ -75,7 +79,10 @@ def create_app(
         cluster = ClusterNode.from_config(config.cluster, config.server.port, timing.clock)
     wrap_feed = None if cluster is None else cluster_feeds(cluster)
     records = None if cluster is None else cluster.records
-    app[CAMERA_SET] = CameraSet(app[CAMERAS], source_factory, framings.build, fonts, timing, wrap_feed, records)
+    resize = resize or _configured_resize(app[CONFIG])
+    app[CAMERA_SET] = CameraSet(
+        app[CAMERAS], source_factory, framings.build, fonts, timing, wrap_feed, records, resize=resize
+    )
     if cluster is not None:
         app[CLUSTER] = cluster
         app.on_startup.append(_announce_cluster)
@@ -94,6 +101,15 @@ def create_app(
     cors.setup(app, (app.router[name] for name in ("stream", "snapshot", "api_cameras", "api_camera")))
     hotlink.setup(app)
     return app
+
+
+def _configured_resize(live: LiveConfig) -> Resize:
+    """``resize_jpeg`` with the ``max_resize_pixels`` in force when it runs (a reload may change it)."""
+
+    def resize(jpeg: bytes, width: int) -> bytes:
+        return resize_jpeg(jpeg, width, live.server.max_resize_pixels)
+
+    return resize
 
 
 async def _announce_cluster(app: web.Application) -> None:

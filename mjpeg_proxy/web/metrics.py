@@ -65,6 +65,14 @@ class ProxyCollector(Collector):
                 "Parts a viewer skipped because its connection was still busy with earlier ones",
                 labels=label,
             ),
+            "frames_resized": CounterMetricFamily(
+                "mjpeg_proxy_frames_resized", "Frames resized for ?width=, once per frame and width", labels=label
+            ),
+            "frames_resize_failed": CounterMetricFamily(
+                "mjpeg_proxy_frames_resize_failed",
+                "Frames that could not be resized for ?width= (corrupt, over max_resize_pixels), per frame and width",
+                labels=label,
+            ),
             "viewers_timed_out": CounterMetricFamily(
                 "mjpeg_proxy_viewers_timed_out", "Viewers closed after write_timeout without progress", labels=label
             ),

@@ -36,13 +36,17 @@ SNAPSHOT_REFRESH_S = 1
 """How often, in seconds, the index reloads each snapshot when it shows snapshots."""
 RELOAD_DELAY_S = 2
 """A page with live streams reloads itself this many seconds after its streams end."""
+TILE_WIDTH = 640
+"""The ``?width=`` the index asks for its tiles, in pixels: a tile is 320 to about 640
+CSS pixels wide, and 640 pixels stay sharp on most screens at a fraction of a
+full-size frame's bytes (the rung for it, ``web.widths``)."""
 
 
 async def index(request: web.Request) -> web.Response:
     """``GET /``: every public camera with its name (a signed camera opens only with its own link).
 
     Live ``<img>`` streams for up to ``MAX_LIVE_TILES`` cameras, else snapshots reloaded
-    every ``SNAPSHOT_REFRESH_S`` (each linking to its live page).
+    every ``SNAPSHOT_REFRESH_S`` (each linking to its live page), at ``TILE_WIDTH``.
     """
     cameras = [camera for camera in request.app[CAMERAS].values() if camera.config.access == "public"]
     live = len(cameras) <= MAX_LIVE_TILES
@@ -51,6 +55,7 @@ async def index(request: web.Request) -> web.Response:
         "live": live,
         "refresh_seconds": SNAPSHOT_REFRESH_S,
         "reload_seconds": reload_seconds(request) if live else None,
+        "tile_width": TILE_WIDTH,
     }
     return render("index.html", request, context)
 

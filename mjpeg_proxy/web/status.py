@@ -23,7 +23,8 @@ def camera_status(camera: Camera) -> dict[str, Any]:
     (ISO 8601 UTC), ``fetching`` (whether the upstream is open), ``viewers``,
     ``frames_received``, ``frames_trimmed`` (of those, frames that had bytes after the
     JPEG's end marker, cut off), ``frames_sent`` and ``bytes_sent`` (to viewers, offline
-    pictures included), ``frames_dropped`` (parts viewers skipped while behind), ``input_fps``
+    pictures included), ``frames_dropped`` (parts viewers skipped while behind),
+    ``frames_resized`` and ``frames_resize_failed`` (for ``?width=``, per frame and width), ``input_fps``
     (``Camera.input_fps``), ``frame_age_seconds`` (None before the first
     frame), ``last_error`` (text without credentials, None if none), ``errors`` (count by
     kind), ``upstream_requests`` and ``cluster`` (``ClusterFeed.status()`` in cluster mode, else
@@ -43,6 +44,8 @@ def camera_status(camera: Camera) -> dict[str, Any]:
         "frames_sent": camera.stats.frames_sent,
         "bytes_sent": camera.stats.bytes_sent,
         "frames_dropped": camera.stats.frames_dropped,
+        "frames_resized": camera.stats.frames_resized,
+        "frames_resize_failed": camera.stats.frames_resize_failed,
         "input_fps": round(camera.input_fps, 2),
         "frame_age_seconds": None if age is None else round(age, 3),
         "last_error": camera.stats.last_error,

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.camera.hub import FrameHub, HubClosed, Part
 from mjpeg_proxy.camera.stats import CameraStats
 from mjpeg_proxy.logs import SummarisedLog
@@ -22,6 +23,7 @@ from mjpeg_proxy.web.framings import StreamPart
 from mjpeg_proxy.web.hotlink import check_embedder
 from mjpeg_proxy.web.limits import check_viewer_limits, client_address
 from mjpeg_proxy.web.pages import camera_page, stream_path
+from mjpeg_proxy.web.widths import requested_rung, snapshot_jpeg
 from mjpeg_proxy.wire.writer import MultipartWriter
 
 log = logging.getLogger(__name__)
@@ -237,14 +239,15 @@ async def stream(request: web.Request) -> web.StreamResponse:
     skips to the newest. While the camera sends nothing new, the latest frame is
     re-sent every ``resend_seconds``. Query parameters: ``fps`` caps this viewer's rate
     (frames are skipped, never queued); ``max_seconds`` ends the stream after that long,
-    at most the server's ``max_stream_seconds``. Ends with the close delimiter then, and
+    at most the server's ``max_stream_seconds``; ``width`` asks for smaller pictures
+    (``widths.requested_rung``). Ends with the close delimiter then, and
     when the server stops; ends at once when the viewer goes away or takes no bytes for
     ``write_timeout`` seconds. A browser navigating to the URL gets a page showing the
     stream; a HEAD request gets the headers alone (see ``clients`` for who is which).
 
     Raises:
         web.HTTPNotFound: no such camera.
-        web.HTTPBadRequest: ``fps`` or ``max_seconds`` is not a number in its range.
+        web.HTTPBadRequest: ``fps``, ``max_seconds`` or ``width`` is not a number in its range.
         web.HTTPForbidden: no valid signed link (``access.require_link``), or a page of a
             site ``embed_origins`` does not list (``hotlink.check_embedder``).
         web.HTTPServiceUnavailable: a viewer limit is reached (``limits.check_viewer_limits``).
@@ -254,6 +257,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     check_embedder(request)
     fps = _float_param(request, "fps", 0.01, 100)
     max_seconds = _float_param(request, "max_seconds", 1, 31_536_000)
+    width = requested_rung(request)
     kind = client_kind(request)
     if request.method == "GET" and kind is ClientKind.PAGE:
         # The address bar would show a never-ending download in some browsers; a page
@@ -287,19 +291,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-    hub = camera.hub
     loop = asyncio.get_running_loop()
-    viewer = StreamViewer(
-        camera.id,
-        camera.stats,
-        hub,
-        transport,
-        writer,
-        interval_s=1.0 / fps if fps else 0.0,
-        client=client_address(request),
-        flood_log=request.app[FLOOD_LOG],
-        clock=loop.time,
-    )
     deadline = loop.time() + max_seconds if max_seconds else None
     try:
         await response.prepare(request)
@@ -307,23 +299,42 @@ async def stream(request: web.Request) -> web.StreamResponse:
     except ConnectionError:
         return response
     viewers = request.app[STREAM_VIEWERS]
-    with camera.viewer(viewer):
-        viewers.add(viewer)
-        log.debug("camera %s: viewer %s connected (%d watching)", camera.id, request.remote, hub.viewers)
-        try:
-            if hub.latest is not None and hub.latest.frame.placeholder:
-                await camera.offline.show(over_frames=False)  # its "since ... ago" as of now
-            if hub.latest is not None:
-                viewer.offer(hub.latest)  # the latest picture at once, not after the next frame
+    with camera.scaled.rung(width) as hub:
+        viewer = StreamViewer(
+            camera.id,
+            camera.stats,
+            hub,
+            transport,
+            writer,
+            interval_s=1.0 / fps if fps else 0.0,
+            client=client_address(request),
+            flood_log=request.app[FLOOD_LOG],
+            clock=loop.time,
+        )
+        with camera.viewer(viewer, hub):
+            viewers.add(viewer)
+            log.debug("camera %s: viewer %s connected (%d watching)", camera.id, request.remote, camera.hub.viewers)
             try:
-                async with asyncio.timeout_at(deadline):
-                    await viewer.finished.wait()
-            except TimeoutError:
-                viewer.close(hub.latest)  # ?max_seconds= or max_stream_seconds
-        finally:
-            viewers.discard(viewer)
-            log.debug("camera %s: viewer %s left (%d watching)", camera.id, request.remote, hub.viewers - 1)
+                await _watch(camera, viewer, deadline)
+            finally:
+                viewers.discard(viewer)
+                log.debug("camera %s: viewer %s left (%d watching)", camera.id, request.remote, camera.hub.viewers - 1)
     return response
+
+
+async def _watch(camera: Camera, viewer: StreamViewer, deadline: float | None) -> None:
+    """Serve ``viewer`` of ``camera`` until its stream ends, at ``deadline`` (event-loop time) at the latest."""
+    hub = viewer.hub  # the camera's, or a resized stream's
+    latest = camera.hub.latest
+    if latest is not None and latest.frame.placeholder:
+        await camera.offline.show(over_frames=False)  # its "since ... ago" as of now
+    if hub.latest is not None:
+        viewer.offer(hub.latest)  # the latest picture at once, not after the next frame
+    try:
+        async with asyncio.timeout_at(deadline):
+            await viewer.finished.wait()
+    except TimeoutError:
+        viewer.close(hub.latest)  # ?max_seconds= or max_stream_seconds
 
 
 async def snapshot(request: web.Request) -> web.Response:
@@ -332,17 +343,20 @@ async def snapshot(request: web.Request) -> web.Response:
     Starts the camera's upstream if it was idle. Before the camera's first frame, waits
     up to ``Camera.snapshot_wait_s`` for it; answers 503 with ``Retry-After`` if none
     comes, or while viewers see the offline picture: an ``<img>`` then gets that picture
-    as the body, anyone else the reason in plain words and since when.
+    as the body, anyone else the reason in plain words and since when. ``?width=`` asks
+    for a smaller picture (``widths``).
 
     Raises:
         web.HTTPNotFound: no such camera.
+        web.HTTPBadRequest: ``width`` is not a number in its range.
         web.HTTPForbidden: as for ``stream``.
         web.HTTPServiceUnavailable: no frame to show (but for an ``<img>`` of a camera
-            in an error state, which gets the offline picture).
+            in an error state, which gets the offline picture), or it cannot be resized.
     """
     camera = camera_from_request(request)
     require_link(request, camera)
     check_embedder(request)
+    width = requested_rung(request)
     camera.touch()
     part = camera.hub.latest
     try:
@@ -351,7 +365,8 @@ async def snapshot(request: web.Request) -> web.Response:
     except HubClosed:
         part = None
     if part is not None and not part.frame.placeholder:
-        return web.Response(body=part.frame.jpeg, content_type="image/jpeg", headers=NO_CACHE_HEADERS)
+        jpeg = await snapshot_jpeg(camera, part.frame, width)
+        return web.Response(body=jpeg, content_type="image/jpeg", headers=NO_CACHE_HEADERS)
     headers = {"Retry-After": str(SNAPSHOT_RETRY_AFTER_S), "Cache-Control": "no-store"}
     state = camera.state
     if not state.is_error:
