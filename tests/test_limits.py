@@ -106,7 +106,7 @@ async def test_max_viewers_per_camera(start_proxy):
         await assert_refused(await streams.get("cam"), 503)
 
         counted = await refusals(proxy)
-    assert counted == {"camera_full": 2, "server_full": 0, "client_limit": 0, "bad_request": 0}
+    assert counted == {"camera_full": 2, "server_full": 0, "client_limit": 0, "bad_request": 0, "operator_only": 0}
 
 
 async def test_max_viewers_per_camera_holds_for_a_burst_of_simultaneous_viewers(start_proxy):
@@ -135,7 +135,7 @@ async def test_max_viewers_across_cameras(start_proxy):
         await streams.accepted("b")  # the server-wide place is free for any camera
 
         counted = await refusals(proxy)
-    assert counted == {"camera_full": 0, "server_full": 2, "client_limit": 0, "bad_request": 0}
+    assert counted == {"camera_full": 0, "server_full": 2, "client_limit": 0, "bad_request": 0, "operator_only": 0}
 
 
 async def test_max_connections_per_client(start_proxy):
@@ -160,7 +160,7 @@ async def test_max_connections_per_client(start_proxy):
 
     await wait_viewers(proxy, "cam", 0)
     counted = await refusals(proxy)
-    assert counted == {"camera_full": 0, "server_full": 0, "client_limit": 3, "bad_request": 0}
+    assert counted == {"camera_full": 0, "server_full": 0, "client_limit": 3, "bad_request": 0, "operator_only": 0}
 
 
 async def test_monitoring_gets_through_a_client_at_its_limit(start_proxy):
