@@ -20,7 +20,7 @@ from mjpeg_proxy.config import Config, ConfigError
 from mjpeg_proxy.config.loader import default_config, load_config
 from mjpeg_proxy.logs import setup_logging
 from mjpeg_proxy.sources.een_config import with_een_cameras
-from mjpeg_proxy.web import limits
+from mjpeg_proxy.web import limits, operators
 from mjpeg_proxy.web.app import apply_config, create_app
 
 log = logging.getLogger("mjpeg_proxy")
@@ -258,5 +258,6 @@ def _announce(config: Config) -> None:
     base = f"http://{shown}:{config.server.port}"
     log.info("mjpeg-proxy %s serving %d camera(s) on %s:%d", __version__, len(config.cameras), host, config.server.port)
     log.info("all cameras: %s/", base)
+    operators.warn_if_open(config.server)
     for camera in config.cameras:
         log.info("camera %s (%s): %s/cameras/%s/stream.mjpg", camera.id, camera.kind, base, camera.id)

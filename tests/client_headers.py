@@ -103,6 +103,18 @@ CLIENTS = [
         "Fetch standard: fetch() sends Accept */* and destination empty",
     ),
     Client(
+        "chromium-156-fetch-asking-for-an-image-https-or-localhost",
+        {
+            "User-Agent": CHROMIUM_UA,
+            "Accept": "image/jpeg",
+            "Sec-Fetch-Site": "same-origin",
+            "Sec-Fetch-Mode": "cors",
+            "Sec-Fetch-Dest": "empty",
+        },
+        ClientKind.IMAGE,
+        "the index's snapshot refresh (templates/index.html): fetch() with Accept image/jpeg",
+    ),
+    Client(
         "firefox-92+-address-bar-plain-http",
         {
             "User-Agent": FIREFOX_UA,

@@ -68,14 +68,18 @@ class LiveConfig:
     def apply(self, config: Config) -> tuple[list[str], list[str]]:
         """Put ``config`` in force, except the ``RESTART_KEYS`` and ``[cluster]``, which keep their values.
 
-        Returns the ``[server]`` keys that changed, as ``key: old -> new`` texts: those now
+        Returns the ``[server]`` keys that changed, as ``key: old -> new`` texts (a secret
+        as ``key: changed``): those now
         in force, and the ``RESTART_KEYS`` that wait for a restart. A changed ``[cluster]``
         (it joins or leaves Redis, which only a start does) is logged here, as a warning
         that it needs a restart.
         """
         old, old_cluster = self.current.server, self.current.cluster
         changed = {
+            # A secret (a field kept out of repr) is never logged: only that it changed.
             f.name: f"{f.name}: {getattr(old, f.name)!r} -> {getattr(config.server, f.name)!r}"
+            if f.repr
+            else f"{f.name}: changed"
             for f in fields(ServerConfig)
             if getattr(old, f.name) != getattr(config.server, f.name)
         }

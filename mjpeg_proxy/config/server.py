@@ -87,6 +87,12 @@ class ServerConfig:
     ``widths``: the ladder of widths (pixels, ascending) that ``?width=`` picks from
     (``web.widths``); ``max_resize_pixels``: a frame whose header announces more pixels
     than this is never decoded to be resized (``pictures.resize``).
+
+    Operator pages (``/status``, ``/api/...``, ``/metrics``; ``web.operators``): open to
+    requests from ``operator_networks`` or carrying ``operator_token`` (a secret, from
+    ``operator_token_env``, kept out of ``repr``); to everyone when neither is set.
+    ``index_signed_cameras``: to whom the index shows ``access = "signed"`` cameras, one of
+    ``INDEX_SIGNED_CAMERAS``.
     """
 
     host: str = DEFAULT_HOST
@@ -107,6 +113,9 @@ class ServerConfig:
     signing_keys: tuple[bytes, ...] = field(default=(), repr=False)
     widths: tuple[int, ...] = DEFAULT_WIDTHS
     max_resize_pixels: int = DEFAULT_MAX_PIXELS
+    operator_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    operator_token: str | None = field(default=None, repr=False)
+    index_signed_cameras: str = "hidden"
 
 
 def parse_server(data: Any, path: str, environ: Mapping[str, str]) -> ServerConfig:
@@ -116,8 +125,14 @@ def parse_server(data: Any, path: str, environ: Mapping[str, str]) -> ServerConf
         ConfigError: a key is unknown or a value is wrong.
     """
     checks = _server_checks(path)
-    fail = check_table(data, path, "server", {*checks, *SIGNING_KEYS})
-    return ServerConfig(**read_fields(data, checks, fail), signing_keys=_signing_keys(data, environ, fail))
+    fail = check_table(data, path, "server", {*checks, *SIGNING_KEYS, "operator_token_env"})
+    values = read_fields(data, checks, fail)
+    token = _operator_token(data, environ, fail)
+    if values.get("index_signed_cameras") == "operators" and token is None and not values.get("operator_networks"):
+        raise fail(
+            "index_signed_cameras", '"operators" needs operator_networks or operator_token_env to know who they are'
+        )
+    return ServerConfig(**values, signing_keys=_signing_keys(data, environ, fail), operator_token=token)
 
 
 SIGNING_KEYS = ("signing_key_env", "previous_signing_keys_env")
@@ -141,6 +156,25 @@ def _signing_keys(data: Mapping[str, Any], environ: Mapping[str, str], fail: Fai
     return tuple(key.encode() for key in keys)
 
 
+INDEX_SIGNED_CAMERAS = ("hidden", "operators", "everyone")
+"""Values of ``index_signed_cameras``: signed cameras left out of the index, shown to the
+requests the operator check admits, or shown to all."""
+
+
+def _operator_token(data: Mapping[str, Any], environ: Mapping[str, str], fail: Fail) -> str | None:
+    """The operator token (``operator_token_env``), at least ``MIN_SIGNING_KEY_CHARS`` long, or None."""
+    token = secret_from_env(data, "operator_token_env", environ, fail)
+    if token is not None and len(token) < MIN_SIGNING_KEY_CHARS:
+        raise fail("operator_token_env", f"the token must be at least {MIN_SIGNING_KEY_CHARS} characters (random)")
+    return token
+
+
+def _index_signed_cameras(value: Any) -> str:
+    if value not in INDEX_SIGNED_CAMERAS:
+        raise Problem(f"must be one of {', '.join(map(repr, INDEX_SIGNED_CAMERAS))}, got {value!r}")
+    return str(value)
+
+
 def _server_checks(path: str) -> dict[str, Check]:
     """The check of each ``[server]`` key, in the order they are reported."""
     viewers = integer_in(1, 1_000_000)
@@ -162,6 +196,8 @@ def _server_checks(path: str) -> dict[str, Check]:
         "embed_origins": _origins,
         "widths": _widths,
         "max_resize_pixels": integer_in(1, MAX_PIXELS_LIMIT),
+        "operator_networks": _trusted_proxies,
+        "index_signed_cameras": _index_signed_cameras,
     }
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
@@ -38,3 +39,28 @@ def signed_like(request: web.Request, camera: Camera, path: str, relative: str) 
     key = request.app[CONFIG].server.signing_keys[0]
     query = urlsplit(sign(key, path, int(request.query[EXPIRES]))).query
     return f"{relative}?{query}"
+
+
+INDEX_LINK_S = 3600
+"""Signed links on the index are good for at least this many seconds, and at most twice that."""
+
+
+def index_link_expiry(now: float) -> int:
+    """When the index's signed links expire, seeing the page at ``now`` (both in seconds since the epoch).
+
+    At the end of the next whole ``INDEX_LINK_S`` period: the page's links stay the same
+    for a period (a reload asks for the same URLs), and are good for at least one.
+    """
+    return (int(now) // INDEX_LINK_S + 2) * INDEX_LINK_S
+
+
+def index_link(request: web.Request, camera: Camera, path: str, params: Mapping[str, str] | None = None) -> str:
+    """A link of the index to ``path`` (from the site's root, without its first slash) with ``params``.
+
+    Signed with the first key to expire at ``index_link_expiry`` when ``camera`` is signed.
+    """
+    if camera.config.access != "signed":
+        return f"{path}?{urlencode(params)}" if params else path
+    key = request.app[CONFIG].server.signing_keys[0]
+    expires = index_link_expiry(request.app[CAMERA_SET].timing.clock.wall())
+    return sign(key, f"/{path}", expires, params).removeprefix("/")

@@ -22,7 +22,7 @@ from mjpeg_proxy.logs import SUMMARY_INTERVAL_S, SummarisedLog
 from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts
 from mjpeg_proxy.pictures.resize import resize_jpeg
 from mjpeg_proxy.sources import build_source
-from mjpeg_proxy.web import cors, hotlink, limits, metrics, pages, status, streaming
+from mjpeg_proxy.web import cors, hotlink, limits, metrics, operators, pages, status, streaming
 from mjpeg_proxy.web.appkeys import CAMERA_SET, CAMERAS, CLUSTER, CONFIG, FLOOD_LOG, FRAMINGS
 from mjpeg_proxy.web.framings import Framings
 
@@ -100,6 +100,7 @@ def create_app(
     app.router.add_get("/metrics", metrics.metrics, name="metrics")
     cors.setup(app, (app.router[name] for name in ("stream", "snapshot", "api_cameras", "api_camera")))
     hotlink.setup(app)
+    operators.setup(app, (app.router[name] for name in operators.ROUTES))
     return app
 
 

@@ -13,7 +13,9 @@ kind       ``stream.mjpg``                         an error
 The rules, first match wins:
 
 1. ``Sec-Fetch-Dest`` (W3C Fetch Metadata): ``document``, ``iframe`` or ``frame`` is a
-   navigation, ``image`` an image, anything else (``empty`` for ``fetch()``) a tool.
+   navigation, ``image`` an image, anything else (``empty`` for ``fetch()``) a tool, but
+   for a ``fetch()`` that lists an image type first in ``Accept``: an image (the index's
+   snapshot refresh, which shows what it gets as an ``<img>`` would).
    Browsers send it only to potentially trustworthy origins (https, localhost), so an
    ``<img>`` on a plain-http LAN page comes without it, and the next rules decide.
 2. Without it, only a ``User-Agent`` that starts with ``Mozilla/`` can be a browser (every
@@ -81,14 +83,15 @@ def fetch_site(request: web.Request) -> str | None:
 def _classify(headers: CIMultiDictProxy[str]) -> ClientKind:
     """The kind of client that sent ``headers``, by the module's rules."""
     destination = headers.get("Sec-Fetch-Dest")
+    accepted = media_ranges(",".join(headers.getall("Accept", ())))
     if destination is not None:
         destination = destination.strip().lower()
         if destination in NAVIGATION_DESTINATIONS:
             return ClientKind.PAGE
-        return ClientKind.IMAGE if destination == "image" else ClientKind.TOOL
+        asks_image = destination == "empty" and bool(accepted) and accepted[0].startswith("image/")
+        return ClientKind.IMAGE if destination == "image" or asks_image else ClientKind.TOOL
     if not headers.get("User-Agent", "").startswith("Mozilla/"):
         return ClientKind.TOOL
-    accepted = media_ranges(",".join(headers.getall("Accept", ())))
     if "text/html" in accepted and "application/xhtml+xml" in accepted:
         return ClientKind.PAGE
     if accepted and accepted[0].startswith("image/"):

@@ -23,11 +23,13 @@ from mjpeg_proxy.web.appkeys import CAMERAS, CONFIG, FLOOD_LOG, REFUSALS
 
 log = logging.getLogger(__name__)
 
-REASONS = ("camera_full", "server_full", "client_limit", "bad_request", "hotlink")
+REASONS = ("camera_full", "server_full", "client_limit", "bad_request", "hotlink", "operator_only")
 """Why a request was refused: a camera's ``max_viewers_per_camera`` or the server's
 ``max_viewers`` reached (503), a client's ``max_connections_per_client`` reached (429),
-a malformed request, header lines over ``max_header_bytes`` included (400), or a page of
-a site not in ``embed_origins`` showing a stream or snapshot (403, ``web.hotlink``)."""
+a malformed request, header lines over ``max_header_bytes`` included (400), a page of
+a site not in ``embed_origins`` showing a stream or snapshot (403, ``web.hotlink``), or an
+operator page asked for by someone the operator settings do not admit (401 or 403,
+``web.operators``)."""
 RETRY_AFTER_S = 10
 """The ``Retry-After`` of a refusal, in seconds."""
 
@@ -128,8 +130,16 @@ def refuse(
     """Count a refusal of ``reason`` (one of ``REASONS``) and return the error to raise.
 
     The error carries ``message`` and ``Retry-After: retry_after_s`` (none for None: a
-    refusal that waiting does not end). The refusal is logged at info level, summarised
-    (``FLOOD_LOG``).
+    refusal that waiting does not end). The refusal is logged (``count_refusal``).
+    """
+    count_refusal(request, reason, message)
+    return error(text=message, headers=None if retry_after_s is None else {"Retry-After": str(retry_after_s)})
+
+
+def count_refusal(request: web.Request, reason: str, message: str) -> None:
+    """Count a refusal of ``request`` for ``reason`` (one of ``REASONS``) and log it at info level.
+
+    The log line carries ``message`` and is summarised (``FLOOD_LOG``).
     """
     request.app[REFUSALS][reason] += 1
     address = client_address(request)
@@ -139,7 +149,6 @@ def refuse(
         address,
         f"refused {request.method} {request.path} from {address} ({reason}): {message}",
     )
-    return error(text=message, headers=None if retry_after_s is None else {"Retry-After": str(retry_after_s)})
 
 
 def check_viewer_limits(request: web.Request, camera: Camera) -> None:

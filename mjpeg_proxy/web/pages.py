@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -12,11 +13,13 @@ from collections.abc import Mapping
 import aiohttp_jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from multidict import CIMultiDict
 
 from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.pictures.drawing import TEXT_COLOUR, TITLE_COLOUR, render_lines, utc_text
-from mjpeg_proxy.web.access import require_link, signed_like
-from mjpeg_proxy.web.appkeys import CAMERAS, CONFIG, camera_from_request
+from mjpeg_proxy.web import operators
+from mjpeg_proxy.web.access import INDEX_LINK_S, index_link, index_link_expiry, require_link, signed_like
+from mjpeg_proxy.web.appkeys import CAMERA_SET, CAMERAS, CONFIG, camera_from_request
 from mjpeg_proxy.web.clients import ClientKind, client_kind
 from mjpeg_proxy.web.limits import from_trusted_proxy
 from mjpeg_proxy.web.signing import EXPIRES
@@ -43,21 +46,42 @@ full-size frame's bytes (the rung for it, ``web.widths``)."""
 
 
 async def index(request: web.Request) -> web.Response:
-    """``GET /``: every public camera with its name (a signed camera opens only with its own link).
+    """``GET /``: every camera shown to this request (``shows_signed_cameras``) with its name.
 
     Live ``<img>`` streams for up to ``MAX_LIVE_TILES`` cameras, else snapshots reloaded
-    every ``SNAPSHOT_REFRESH_S`` (each linking to its live page), at ``TILE_WIDTH``.
+    every ``SNAPSHOT_REFRESH_S`` (each linking to its live page), at ``TILE_WIDTH``. A
+    signed camera's links are signed to expire at ``access.index_link_expiry``; the page
+    then reloads itself when they have ``access.INDEX_LINK_S`` left, so it always holds
+    links that work.
     """
-    cameras = [camera for camera in request.app[CAMERAS].values() if camera.config.access == "public"]
+    signed = shows_signed_cameras(request)
+    cameras = [camera for camera in request.app[CAMERAS].values() if signed or camera.config.access == "public"]
     live = len(cameras) <= MAX_LIVE_TILES
-    context = {
-        "cameras": cameras,
-        "live": live,
-        "refresh_seconds": SNAPSHOT_REFRESH_S,
-        "reload_seconds": reload_seconds(request) if live else None,
-        "tile_width": TILE_WIDTH,
-    }
+    tile = {"width": str(TILE_WIDTH)}
+    tiles = [
+        {
+            "camera": camera,
+            "page": index_link(request, camera, f"cameras/{camera.id}"),
+            "snapshot": index_link(request, camera, f"cameras/{camera.id}/snapshot.jpg", tile),
+            "still": index_link(request, camera, f"cameras/{camera.id}/snapshot.jpg"),
+            "stream": index_link(request, camera, stream_path(camera.id), tile),
+        }
+        for camera in cameras
+    ]
+    reload = reload_seconds(request) if live else None
+    if any(camera.config.access == "signed" for camera in cameras):
+        now = request.app[CAMERA_SET].timing.clock.wall()
+        renew = max(1, math.ceil(index_link_expiry(now) - INDEX_LINK_S - now))
+        reload = renew if reload is None else min(reload, renew)
+    context = {"tiles": tiles, "live": live, "refresh_seconds": SNAPSHOT_REFRESH_S, "reload_seconds": reload}
     return render("index.html", request, context)
+
+
+def shows_signed_cameras(request: web.Request) -> bool:
+    """Whether the index shows ``request`` the signed cameras (``[server] index_signed_cameras``)."""
+    server = request.app[CONFIG].server
+    mode = server.index_signed_cameras
+    return mode == "everyone" or (mode == "operators" and operators.admitted(request, server))
 
 
 async def kiosk(request: web.Request) -> web.Response:
@@ -183,6 +207,10 @@ def error_picture(title: str, message: str) -> bytes:
     return render_lines([(title, TITLE_COLOUR, 1.0), (message, TEXT_COLOUR, 0.55)], ERROR_PICTURE_SIZE)
 
 
+KEPT_HEADERS = frozenset({"retry-after", "allow", "cache-control", "www-authenticate"})
+"""Headers of an error that its answer keeps (lowercase), each value of a repeated one."""
+
+
 @web.middleware
 async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer errors in the form the client can show (``clients.client_kind``).
@@ -206,17 +234,17 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
 async def _error_response(
     request: web.Request, status: int, reason: str, message: str, headers: Mapping[str, str]
 ) -> web.Response:
-    """The error ``status`` for the kind of client of ``request``, keeping a few of ``headers``."""
-    extra = {name: headers[name] for name in ("Retry-After", "Allow", "Cache-Control") if name in headers}
+    """The error ``status`` for the kind of client of ``request``, keeping ``KEPT_HEADERS`` of ``headers``."""
+    extra = CIMultiDict((name, value) for name, value in headers.items() if name.lower() in KEPT_HEADERS)
     kind = client_kind(request)
     if kind is ClientKind.PAGE:
         context = {"status": status, "reason": reason, "message": message}
         response = render("error.html", request, context, status=status)
-        response.headers.update(extra)
+        response.headers.extend(extra)
         return response
     if kind is ClientKind.IMAGE:
         jpeg = await asyncio.to_thread(error_picture, f"{status} {reason}", message)
         # An error picture held in a browser's cache would hide the camera once it is back.
-        headers = {**extra, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-        return web.Response(status=status, body=jpeg, content_type="image/jpeg", headers=headers)
+        extra.update({"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+        return web.Response(status=status, body=jpeg, content_type="image/jpeg", headers=extra)
     return web.json_response({"error": reason, "status": status, "message": message}, status=status, headers=extra)
