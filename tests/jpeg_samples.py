@@ -52,6 +52,14 @@ def exif_with_thumbnail(thumbnail: bytes) -> bytes:
     return b"Exif\x00\x00" + b"MM\x00\x2a" + struct.pack(">I", ifd0_offset) + ifd0 + ifd1 + thumbnail
 
 
+def exif_orientation(kind: int, value: bytes) -> bytes:
+    """An Exif APP1 payload whose one tag is Orientation (0x0112) of TIFF field type ``kind``
+    (2 ASCII, 3 SHORT, 4 LONG, 8 SSHORT, ...) and count 1, ``value`` its 4 inline bytes
+    (big-endian): what a firmware that writes the tag wrongly sends."""
+    entry = struct.pack(">HHI", 0x0112, kind, 1) + value.ljust(4, b"\x00")
+    return b"Exif\x00\x00" + b"MM\x00\x2a" + struct.pack(">IH", 8, 1) + entry + struct.pack(">I", 0)
+
+
 def with_exif_thumbnail() -> bytes:
     """A JPEG whose APP1 carries a 160x120 thumbnail JPEG, with its own SOI and EOI."""
     return pillow_jpeg(exif=exif_with_thumbnail(pillow_jpeg(size=(160, 120), quality=70)))
@@ -70,6 +78,30 @@ def announcing(jpeg: bytes, width: int, height: int) -> bytes:
     while jpeg[at + 1] not in (0xC0, 0xC2):  # walk the marker segments by their lengths
         at += 2 + struct.unpack_from(">H", jpeg, at + 2)[0]
     return jpeg[: at + 5] + struct.pack(">HH", height, width) + jpeg[at + 9 :]
+
+
+def hiding_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """``jpeg`` (a baseline one) whose frame header says ``width`` x ``height``, hidden from a
+    reader that takes a restart marker for a segment with a length.
+
+    RST0 (FF D0, T.81 B.1.1.3: a marker alone, no length) right after SOI, then the SOF,
+    the other header segments and a comment: read as a length, the SOF's own marker bytes
+    (FF C0) skip the reader into the comment, onto a decoy SOF of 1000x10 pixels. Pillow
+    and libjpeg read the real SOF and decode at its size.
+    """
+    segments = []
+    at = 2
+    while jpeg[at + 1] != 0xDA:  # the header segments, up to the scan
+        end = at + 2 + struct.unpack_from(">H", jpeg, at + 2)[0]
+        segments.append(jpeg[at:end])
+        at = end
+    sof = next(segment for segment in segments if segment[1] == 0xC0)
+    head = SOI + b"\xff\xd0" + sof[:5] + struct.pack(">HH", height, width) + sof[9:]
+    head += b"".join(segment for segment in segments if segment is not sof)
+    landing = 4 + struct.unpack_from(">H", head, 4)[0]  # where FF C0, taken for a length, leads
+    decoy = b"\xff\xc0\x00\x0b\x08" + struct.pack(">HH", 10, 1000) + b"\x01\x01\x11\x00"
+    comment = bytes(landing - len(head) - 4) + decoy + bytes(16)
+    return head + b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment + jpeg[at:]
 
 
 @functools.cache

@@ -91,6 +91,18 @@ async def test_a_listed_site_a_request_naming_no_site_and_the_proxys_own_pages_a
     assert (await refusals(proxy))["hotlink"] == len(refused)
 
 
+@pytest.mark.parametrize("path", MEDIA)
+async def test_a_page_of_another_site_hiding_its_address_is_refused_where_the_browser_says_so(start_proxy, path):
+    # <img referrerpolicy="no-referrer">, or an <img> in a data: frame, sends no Referer; over
+    # https and to localhost the browser still says whose page asks (Sec-Fetch-Site).
+    proxy = await started(start_proxy, embed_origins=(SITE,))
+    hidden = {**BROWSER_IMAGE, "Sec-Fetch-Dest": "image", "Sec-Fetch-Mode": "no-cors"}
+    for said, expected in (("cross-site", 403), ("same-site", 403), ("same-origin", 200)):
+        status, _, body = await get(proxy.url(path), {**hidden, "Sec-Fetch-Site": said})
+        assert status == expected, said
+    assert (await refusals(proxy))["hotlink"] == 2
+
+
 async def test_by_default_any_site_may_show_and_frame_the_cameras(start_proxy):
     proxy = await started(start_proxy)
     for path in MEDIA:
@@ -169,6 +181,31 @@ async def other_site(aiohttp_server) -> str:
     site.router.add_get("/", home)
     server = await aiohttp_server(site)
     return f"http://127.0.0.1:{server.port}"
+
+
+async def test_chromium_on_another_site_gets_no_camera_by_hiding_the_page(start_proxy, aiohttp_server, browser):
+    proxy = await start_proxy(demo_camera("demo"), embed_origins=(SITE,))
+    base = proxy.url("").rstrip("/")
+    hiding = f"""<!doctype html><title>Another site</title>
+<img referrerpolicy="no-referrer" src="{base}/cameras/demo/stream.mjpg">
+<iframe src="data:text/html,<img src='{base}/cameras/demo/snapshot.jpg'>"></iframe>"""
+
+    async def home(request: web.Request) -> web.Response:
+        return web.Response(text=hiding, content_type="text/html")
+
+    site = web.Application()
+    site.router.add_get("/", home)
+    other = await aiohttp_server(site)
+    page = await browser.new_page()
+    try:
+        await page.goto(f"http://localhost:{other.port}/", wait_until="domcontentloaded")
+        for frame in page.frames:
+            await frame.wait_for_function("document.images[0].naturalWidth > 0", timeout=10_000)
+        widths = [await frame.evaluate("document.images[0].naturalWidth") for frame in page.frames]
+        assert widths == [640, 640]  # the 403 picture; the camera's is 320 wide
+    finally:
+        await page.close()
+    assert (await refusals(proxy))["hotlink"] == 2
 
 
 async def widths_on(browser, url: str) -> list[int]:

@@ -18,7 +18,7 @@ from mjpeg_proxy.pictures.resize import (
 )
 from mjpeg_proxy.web.widths import rung_for
 from tests.helpers import decoded, real_frames
-from tests.jpeg_samples import announcing, variants
+from tests.jpeg_samples import announcing, exif_orientation, hiding_size, variants, with_segment
 
 PETS = real_frames()[0]  # 768x576
 AXIS = real_frames("axis-runway-webcam-640x480")[0]
@@ -81,6 +81,25 @@ def test_a_header_announcing_more_pixels_than_the_cap_is_refused_without_decodin
     with pytest.raises(TooManyPixels, match="768x576, 442,368 pixels"):
         resize_jpeg(PETS, 320, max_pixels=442_367)
     assert len(resize_jpeg(PETS, 320, max_pixels=442_368)) > 0
+
+
+def test_a_frame_header_behind_a_restart_marker_is_read_where_pillow_reads_it():
+    # A marker that stands alone (T.81 B.1.1.3) has no length: read as one, it would skip the
+    # real SOF and the cap would be checked on a decoy while Pillow decodes the real size.
+    with pytest.raises(TooManyPixels, match="9000x9000"):
+        resize_jpeg(hiding_size(PETS, 9000, 9000), 320)
+    assert opened(resize_jpeg(hiding_size(PETS, 768, 576), 320)).size == (320, 240)
+
+
+@pytest.mark.parametrize(
+    "kind, value",
+    [(2, b"abc\x00"), (4, b"\x00\x01\x11\x70"), (8, b"\xff\xff"), (5, b""), (3, b"\x00\x09")],
+    ids=["ASCII", "LONG 70000", "SSHORT -1", "RATIONAL out of the file", "SHORT 9"],
+)
+def test_an_exif_orientation_that_is_no_orientation_is_left_out_not_an_error(kind, value):
+    jpeg = with_segment(PETS, 0xE1, exif_orientation(kind, value))
+    image = opened(resize_jpeg(jpeg, 320))
+    assert image.size == (320, 240) and image.getexif() == {}
 
 
 @pytest.mark.parametrize(

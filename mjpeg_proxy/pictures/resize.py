@@ -38,6 +38,13 @@ _SOI = b"\xff\xd8"
 _SOS = 0xDA
 # The frame headers (T.81, Table B.1): SOF0-SOF15 but DHT, JPG and DAC.
 _SOF_CODES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers that stand alone, with no length (T.81 B.1.1.3): TEM, RST0-RST7, SOI, EOI; and
+# FF 00, no marker, which libjpeg and Pillow step over too. Read as a length, the next
+# marker's bytes would skip a reader past the frame header Pillow reads.
+_LONE_CODES = frozenset({0x00, 0x01, *range(0xD0, 0xDA)})
+_TURNED = range(2, 9)
+"""The EXIF orientations of a turned picture (a SHORT, 1 to 8, TIFF 6.0 and Exif); 1 is
+upright, and another value or type is a firmware's error, left out."""
 
 
 class ResizeError(Exception):
@@ -75,6 +82,8 @@ def announced_size(jpeg: bytes) -> tuple[int, int] | None:
         code = jpeg[at + 1]
         if code == 0xFF:
             at += 1  # a fill byte (T.81 B.1.1.2)
+        elif code in _LONE_CODES:
+            at += 2
         elif code in _SOF_CODES:
             height, width = struct.unpack_from(">HH", jpeg, at + 5)
             return width, height
@@ -90,7 +99,7 @@ def resize_jpeg(jpeg: bytes, width: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
 
     The result is a baseline JPEG of quality ``QUALITY`` in RGB (greyscale stays
     greyscale; CMYK and other modes become RGB), without the original's metadata
-    (EXIF, comments, ICC profile) but its EXIF orientation, when it has one: the picture
+    (EXIF, comments, ICC profile) but its EXIF orientation, when it has a valid one: the picture
     is not turned, so browsers, which turn by that tag, show it as they show the
     original, and players, which ignore it, too.
 
@@ -128,7 +137,7 @@ def resize_jpeg(jpeg: bytes, width: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
             raise BrokenJpeg(f"the picture cannot be decoded ({type(e).__name__}: {e})") from None
     out = io.BytesIO()
     options = {}
-    if orientation not in (None, 1):
+    if type(orientation) is int and orientation in _TURNED:
         exif = Image.Exif()
         exif[_ORIENTATION] = orientation
         options["exif"] = exif

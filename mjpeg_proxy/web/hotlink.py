@@ -9,7 +9,10 @@ first match wins:
    site cannot frame that (below).
 2. A request with neither ``Origin`` nor ``Referer`` is let through: players and tools
    (VLC, ffmpeg, curl), and browsers whose privacy settings, or the page's
-   ``referrerpolicy="no-referrer"``, leave them out. A site can hide itself that way.
+   ``referrerpolicy="no-referrer"``, leave them out; unless the browser says the page is
+   of another site (``Sec-Fetch-Site: cross-site`` or ``same-site``, sent over https and
+   to localhost): another site hiding itself, refused as an unknown site (rule 4). Over
+   plain http browsers do not say, and a site can hide itself that way.
 3. The proxy's own pages are let through: the browser says ``Sec-Fetch-Site:
    same-origin`` (every current browser, to https and to localhost); without that
    header, the page's host and port are those of the request's ``Host`` (with the page's
@@ -43,6 +46,8 @@ from mjpeg_proxy.web.appkeys import CONFIG
 from mjpeg_proxy.web.clients import ClientKind, client_kind, fetch_site
 from mjpeg_proxy.web.limits import refuse
 
+_OTHER_SITE = frozenset({"cross-site", "same-site"})
+"""What ``Sec-Fetch-Site`` says of a page that is not the proxy's own."""
 REFUSAL = "this camera may only be shown on its owner's site"
 """The reason a refused request is given (the page of another site shows it in the picture)."""
 
@@ -58,9 +63,9 @@ def check_embedder(request: web.Request) -> None:
     if ANY_ORIGIN in allowed or client_kind(request) is ClientKind.PAGE:
         return
     header = request.headers.get("Origin") or request.headers.get("Referer")
-    if header is None:
+    if header is None and fetch_site(request) not in _OTHER_SITE:
         return
-    site = _origin(header)
+    site = None if header is None else _origin(header)
     if site in allowed or _is_own_page(request, site):
         return
     shown = "an unknown site" if site is None else site[:100]
