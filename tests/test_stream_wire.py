@@ -181,6 +181,15 @@ async def test_img_requests_get_the_next_parts_headers_ahead(start_proxy):
         assert await asyncio.wait_for(reader.readexactly(len(FRAMES[1])), 5) == FRAMES[1]
 
 
+async def test_the_page_for_the_address_bar_keeps_the_query_as_it_was_written(start_proxy):
+    # Decoded, "%23" would become "#" and cut the stream's query short; "%26" would split a value.
+    proxy = await start_proxy(push_camera())
+    headers = {"Sec-Fetch-Dest": "document", "Accept": "text/html,*/*"}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(proxy.url("/cameras/cam/stream.mjpg?fps=2&note=a%23b%26c"), headers=headers) as response:
+            assert '<img src="cameras/cam/stream.mjpg?fps=2&amp;note=a%23b%26c"' in await response.text()
+
+
 @pytest.mark.parametrize(
     ("headers", "page"),
     [

@@ -21,7 +21,8 @@ MAX_PIXELS_LIMIT = 89_478_485
 DEFAULT_MAX_PIXELS = 40_000_000
 """The default cap on a frame's pixels: an 8K frame (7680x4320) is 33 MP. Decoding needs
 about 3 bytes a pixel, and a progressive JPEG keeps all its coefficients (2 bytes a
-sample) in memory however small it is decoded, so 40 MP is some 120 MB for one frame."""
+sample) in memory however small it is decoded, so 40 MP is some 120 MB for one
+frame, and up to 240 MB for a progressive one without colour subsampling (4:4:4)."""
 QUALITY = 80
 """The JPEG quality of a resized frame: a small picture for a phone or a tile, where the
 artefacts of quality 80 do not show; about two thirds of the bytes of quality 90."""

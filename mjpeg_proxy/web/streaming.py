@@ -262,7 +262,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if request.method == "GET" and kind is ClientKind.PAGE:
         # The address bar would show a never-ending download in some browsers; a page
         # holding the stream as <img> shows the picture in all of them.
-        return camera_page(request, camera, stream_path(camera.id, request.query_string))
+        return camera_page(request, camera, stream_path(camera.id, request.rel_url.raw_query_string))
     server = request.app[CONFIG].server
     check_viewer_limits(request, camera)
     # An <img> gets the framing browsers paint at once; everything else gets parts with
