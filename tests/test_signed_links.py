@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
+import logging
 import time
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import pytest
 
-from mjpeg_proxy.config import CameraConfig, ConfigError
+from mjpeg_proxy.config import CameraConfig, Config, ConfigError, ServerConfig
 from mjpeg_proxy.config.loader import load_config
 from mjpeg_proxy.sign_link import main as sign_main
+from mjpeg_proxy.web.app import apply_config
 from mjpeg_proxy.web.signing import LinkRefused, sign, verify
-from tests.helpers import PushConfig, need_binary, real_frames, write
+from tests.helpers import PushConfig, need_binary, push_camera, real_frames, write
 from tests.processes import REPO_ROOT
 
 JPEG = real_frames()[0]
@@ -167,3 +170,34 @@ async def test_chromium_shows_the_signed_camera_page_and_its_stream(signed_proxy
         assert "needs a signed link" in await page.content()
     finally:
         await page.close()
+
+
+async def test_a_reload_ends_the_streams_a_camera_no_longer_admits(start_proxy, caplog):
+    # The owner makes a leaked public camera signed, and drops a leaked key: the streams
+    # already playing without a link, or with the dropped key's, end; a valid one plays on.
+    yard, gate = push_camera("yard", access="signed"), push_camera("gate")
+    proxy = await start_proxy(yard, gate, signing_keys=(KEY, OLD_KEY))
+    for camera_id in proxy.pushed:
+        await proxy.publish(camera_id, JPEG)
+    far = int(time.time()) + 3600
+    links = {
+        "unsigned": "/cameras/gate/stream.mjpg",
+        "old key": sign(OLD_KEY, "/cameras/yard/stream.mjpg", far),
+        "kept key": sign(KEY, "/cameras/gate/stream.mjpg", far),
+    }
+    async with aiohttp.ClientSession() as session:
+        answers = {name: await session.get(proxy.url(link)) for name, link in links.items()}
+        for answer in answers.values():
+            assert answer.status == 200
+            await answer.content.readuntil(b"\xff\xd9")  # playing
+        new = Config(ServerConfig(signing_keys=(KEY,)), (yard, dataclasses.replace(gate, access="signed")))
+        with caplog.at_level(logging.INFO, logger="mjpeg_proxy.web.app"):
+            await apply_config(proxy.server.app, new)
+        for name in ("unsigned", "old key"):
+            body = await asyncio.wait_for(answers[name].content.read(), 5)
+            assert body.endswith(b"--\r\n"), name  # ended with the close delimiter
+        assert "2 streams ended" in caplog.text
+        await proxy.publish("gate", real_frames()[1])
+        await asyncio.wait_for(answers["kept key"].content.readuntil(real_frames()[1][-50:]), 5)  # plays on
+        for answer in answers.values():
+            answer.close()
