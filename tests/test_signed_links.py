@@ -16,6 +16,7 @@ from mjpeg_proxy.config import CameraConfig, Config, ConfigError, ServerConfig
 from mjpeg_proxy.config.loader import load_config
 from mjpeg_proxy.sign_link import main as sign_main
 from mjpeg_proxy.web.app import apply_config
+from mjpeg_proxy.web.appkeys import CONFIG
 from mjpeg_proxy.web.signing import LinkRefused, sign, verify
 from tests.helpers import PushConfig, need_binary, push_camera, real_frames, write
 from tests.processes import REPO_ROOT
@@ -190,12 +191,16 @@ async def test_a_reload_ends_the_streams_a_camera_no_longer_admits(start_proxy, 
         for answer in answers.values():
             assert answer.status == 200
             await answer.content.readuntil(b"\xff\xd9")  # playing
-        new = Config(ServerConfig(signing_keys=(KEY,)), (yard, dataclasses.replace(gate, access="signed")))
+        running_yard, running_gate = proxy.server.app[CONFIG].cameras
+        new = Config(
+            ServerConfig(signing_keys=(KEY,)), (running_yard, dataclasses.replace(running_gate, access="signed"))
+        )
         with caplog.at_level(logging.INFO, logger="mjpeg_proxy.web.app"):
             await apply_config(proxy.server.app, new)
-        for name in ("unsigned", "old key"):
-            body = await asyncio.wait_for(answers[name].content.read(), 5)
-            assert body.endswith(b"--\r\n"), name  # ended with the close delimiter
+        # Both end; the unchanged camera's with the close delimiter after its picture (the
+        # changed one has no picture of its new source to end with).
+        assert (await asyncio.wait_for(answers["old key"].content.read(), 5)).endswith(b"--\r\n")
+        await asyncio.wait_for(answers["unsigned"].content.read(), 5)
         assert "2 streams ended" in caplog.text
         await proxy.publish("gate", real_frames()[1])
         await asyncio.wait_for(answers["kept key"].content.readuntil(real_frames()[1][-50:]), 5)  # plays on
