@@ -120,6 +120,18 @@ async def test_mjpeg_proxy_sign_prints_a_link_the_proxy_opens(tmp_path, signed_p
             assert answer.status == 200 and await answer.read() == JPEG
 
 
+def test_mjpeg_proxy_sign_refuses_an_expiry_the_proxy_would_refuse(tmp_path, capsys):
+    # --expires past the year 33658 would make an expiry of 13 digits: a link that never opens.
+    config = write(tmp_path, '[server]\nsigning_key_env = "K"\n')
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_status:
+        sign_main(["--config", str(config), "--expires", "99999999999999", PATH], out, environ={"K": KEY.decode()})
+    assert exit_status.value.code == 2 and out.getvalue() == ""
+    assert "expires" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="expiry"):
+        sign(KEY, PATH, 10**12)
+
+
 def test_the_readmes_python_snippet_signs_links_the_proxy_accepts():
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Signed links") :]
