@@ -236,3 +236,31 @@ async def test_chromium_refreshes_signed_snapshot_tiles_on_the_index(start_proxy
         assert len(signed_snapshots) > 1 and set(signed_snapshots) == {200}
     finally:
         await page.close()
+
+
+async def test_answers_that_depend_on_who_asks_are_kept_out_of_shared_caches(start_proxy):
+    # A cache in front of the proxy (Varnish keeps an answer without Cache-Control for two
+    # minutes) must not hand an operator's /status, or the index with its signed links, to
+    # the next visitor: the office is admitted by its address, so no Authorization header
+    # keeps the cache off.
+    proxy = await started(
+        start_proxy, push_camera("yard", access="signed"), operator_networks=(OFFICE,), index_signed_cameras="operators"
+    )
+    for path in ("/", "/status", "/api/cameras", "/metrics"):
+        status, headers, body = await fetch(proxy.url(path), {"X-Forwarded-For": "10.1.2.3"})
+        assert status == 200 and "no-store" in headers.get("Cache-Control", ""), path
+    assert b"yard" in (await fetch(proxy.url("/"), {"X-Forwarded-For": "10.1.2.3"}))[2]
+
+
+async def test_a_relay_that_is_no_trusted_proxy_lends_nobody_its_operator_network(start_proxy, caplog):
+    # nginx on this machine with trusted_proxies = []: every request comes from 127.0.0.1,
+    # which operator_networks lists for the owner's own curl; nginx says who the client is.
+    loopback = ipaddress.ip_network("127.0.0.1/32")
+    proxy = await started(start_proxy, operator_networks=(loopback,), operator_token=TOKEN, trusted_proxies=())
+    assert (await fetch(proxy.url("/status")))[0] == 200  # the owner, on this machine
+    with caplog.at_level(logging.WARNING, logger="mjpeg_proxy.web.operators"):
+        for forwarded in ({"X-Forwarded-For": "203.0.113.9"}, {"X-Forwarded-For": "127.0.0.1"}, {"X-Real-IP": "::1"}):
+            assert (await fetch(proxy.url("/status"), forwarded))[0] == 401, forwarded
+            assert (await fetch(proxy.url("/status"), {**forwarded, **bearer()}))[0] == 200  # the token still opens
+    (warning,) = caplog.records  # once, naming the setting
+    assert "127.0.0.1" in warning.message and "trusted_proxies" in warning.message

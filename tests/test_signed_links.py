@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
+import logging
 import time
 from urllib.parse import parse_qsl, urlsplit
 
 import aiohttp
 import pytest
 
-from mjpeg_proxy.config import CameraConfig, ConfigError
+from mjpeg_proxy.config import CameraConfig, Config, ConfigError, ServerConfig
 from mjpeg_proxy.config.loader import load_config
 from mjpeg_proxy.sign_link import main as sign_main
+from mjpeg_proxy.web.app import apply_config
+from mjpeg_proxy.web.appkeys import CONFIG
 from mjpeg_proxy.web.signing import LinkRefused, sign, verify
-from tests.helpers import PushConfig, need_binary, real_frames, write
+from tests.helpers import PushConfig, need_binary, push_camera, real_frames, write
 from tests.processes import REPO_ROOT
 
 JPEG = real_frames()[0]
@@ -116,6 +120,18 @@ async def test_mjpeg_proxy_sign_prints_a_link_the_proxy_opens(tmp_path, signed_p
             assert answer.status == 200 and await answer.read() == JPEG
 
 
+def test_mjpeg_proxy_sign_refuses_an_expiry_the_proxy_would_refuse(tmp_path, capsys):
+    # --expires past the year 33658 would make an expiry of 13 digits: a link that never opens.
+    config = write(tmp_path, '[server]\nsigning_key_env = "K"\n')
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exit_status:
+        sign_main(["--config", str(config), "--expires", "99999999999999", PATH], out, environ={"K": KEY.decode()})
+    assert exit_status.value.code == 2 and out.getvalue() == ""
+    assert "expires" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="expiry"):
+        sign(KEY, PATH, 10**12)
+
+
 def test_the_readmes_python_snippet_signs_links_the_proxy_accepts():
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Signed links") :]
@@ -167,3 +183,38 @@ async def test_chromium_shows_the_signed_camera_page_and_its_stream(signed_proxy
         assert "needs a signed link" in await page.content()
     finally:
         await page.close()
+
+
+async def test_a_reload_ends_the_streams_a_camera_no_longer_admits(start_proxy, caplog):
+    # The owner makes a leaked public camera signed, and drops a leaked key: the streams
+    # already playing without a link, or with the dropped key's, end; a valid one plays on.
+    yard, gate = push_camera("yard", access="signed"), push_camera("gate")
+    proxy = await start_proxy(yard, gate, signing_keys=(KEY, OLD_KEY))
+    for camera_id in proxy.pushed:
+        await proxy.publish(camera_id, JPEG)
+    far = int(time.time()) + 3600
+    links = {
+        "unsigned": "/cameras/gate/stream.mjpg",
+        "old key": sign(OLD_KEY, "/cameras/yard/stream.mjpg", far),
+        "kept key": sign(KEY, "/cameras/gate/stream.mjpg", far),
+    }
+    async with aiohttp.ClientSession() as session:
+        answers = {name: await session.get(proxy.url(link)) for name, link in links.items()}
+        for answer in answers.values():
+            assert answer.status == 200
+            await answer.content.readuntil(b"\xff\xd9")  # playing
+        running_yard, running_gate = proxy.server.app[CONFIG].cameras
+        new = Config(
+            ServerConfig(signing_keys=(KEY,)), (running_yard, dataclasses.replace(running_gate, access="signed"))
+        )
+        with caplog.at_level(logging.INFO, logger="mjpeg_proxy.web.app"):
+            await apply_config(proxy.server.app, new)
+        # Both end; the unchanged camera's with the close delimiter after its picture (the
+        # changed one has no picture of its new source to end with).
+        assert (await asyncio.wait_for(answers["old key"].content.read(), 5)).endswith(b"--\r\n")
+        await asyncio.wait_for(answers["unsigned"].content.read(), 5)
+        assert "2 streams ended" in caplog.text
+        await proxy.publish("gate", real_frames()[1])
+        await asyncio.wait_for(answers["kept key"].content.readuntil(real_frames()[1][-50:]), 5)  # plays on
+        for answer in answers.values():
+            answer.close()

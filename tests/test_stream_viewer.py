@@ -74,6 +74,7 @@ class Setup:
             client="127.0.0.1",
             flood_log=self.flood_log,
             clock=self.clock,
+            link=("/cameras/cam/stream.mjpg", ()),
         )
         self._registration = self.hub.viewer(self.viewer)
         self._registration.__enter__()

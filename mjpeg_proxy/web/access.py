@@ -8,6 +8,7 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 
 from mjpeg_proxy.camera.camera import Camera
+from mjpeg_proxy.config import ServerConfig
 from mjpeg_proxy.web.appkeys import CAMERA_SET, CONFIG
 from mjpeg_proxy.web.signing import EXPIRES, LinkRefused, sign, verify
 
@@ -27,6 +28,30 @@ def require_link(request: web.Request, camera: Camera) -> None:
         verify(keys, request.path, request.query.items(), request.app[CAMERA_SET].timing.clock.wall())
     except LinkRefused as refused:
         raise web.HTTPForbidden(text=str(refused)) from None
+
+
+Link = tuple[str, tuple[tuple[str, str], ...]]
+"""A request's path and query parameters, in their order: what ``require_link`` checks."""
+
+
+def request_link(request: web.Request) -> Link:
+    """The ``Link`` of ``request``, kept by a stream to be checked again (``still_admits``)."""
+    return request.path, tuple(request.query.items())
+
+
+def still_admits(server: ServerConfig, camera: Camera, link: Link) -> bool:
+    """Whether ``camera`` still admits a stream opened with ``link`` (a reload may make it signed, or drop a key).
+
+    The expiry is not checked again: a stream playing when its link expires runs on,
+    bounded by ``max_stream_seconds``.
+    """
+    if camera.config.access != "signed":
+        return True
+    try:
+        verify(server.signing_keys, *link, now=0)  # as at the epoch: no link has expired then
+    except LinkRefused:
+        return False
+    return True
 
 
 def signed_like(request: web.Request, camera: Camera, path: str, relative: str) -> str:

@@ -23,6 +23,7 @@ from mjpeg_proxy.pictures.fonts import TextFonts, shared_fonts
 from mjpeg_proxy.pictures.resize import resize_jpeg
 from mjpeg_proxy.sources import build_source
 from mjpeg_proxy.web import cors, hotlink, limits, metrics, operators, pages, status, streaming
+from mjpeg_proxy.web.access import still_admits
 from mjpeg_proxy.web.appkeys import CAMERA_SET, CAMERAS, CLUSTER, CONFIG, FLOOD_LOG, FRAMINGS
 from mjpeg_proxy.web.framings import Framings
 
@@ -167,7 +168,8 @@ async def apply_config(app: web.Application, config: Config) -> None:
 
     Server settings at once, except those that need a restart (``config.RESTART_KEYS``:
     logged, and kept as they were); cameras added, removed or changed as
-    ``CameraSet.apply`` does. One log line says what changed.
+    ``CameraSet.apply`` does. One log line says what changed. Streams whose camera no
+    longer admits their link (made signed, its key dropped) end, and a line says how many.
     """
     applied, pending = app[CONFIG].apply(config)
     changes = await app[CAMERA_SET].apply(app[CONFIG].current)
@@ -182,3 +184,17 @@ async def apply_config(app: web.Application, config: Config) -> None:
     )
     for change in pending:
         log.warning("configuration reload: [server] %s needs a restart to take effect", change)
+    if ended := _end_streams_no_longer_admitted(app):
+        log.info("configuration reload: %d streams ended: their cameras no longer admit their links", ended)
+
+
+def _end_streams_no_longer_admitted(app: web.Application) -> int:
+    """End the streams whose camera no longer admits their link (``access.still_admits``); return how many."""
+    cameras, server = app[CAMERAS], app[CONFIG].server
+    ended = 0
+    for viewer in app[streaming.STREAM_VIEWERS]:
+        camera = cameras.get(viewer.camera_id)
+        if camera is not None and not viewer.finished.is_set() and not still_admits(server, camera, viewer.link):
+            viewer.close(viewer.hub.latest)  # with the close delimiter after the last picture, if any
+            ended += 1
+    return ended

@@ -8,6 +8,12 @@ Prometheus' ``authorization`` or ``bearer_token_file``), or as the password of H
 auth with any user name (RFC 7617), so that a person can open ``/status`` in a browser's
 login prompt. Tokens are compared in constant time (``hmac.compare_digest``).
 
+A request from a peer that is not in ``trusted_proxies`` but names a client in a
+forwarding header (``FORWARDING_HEADERS``) comes through a relay the proxy does not
+believe: nginx with ``trusted_proxies = []``, whose own address would otherwise lend every
+client behind it the operator network. It is not admitted by network (the token still
+works), and the log says once, at warning, which address to trust.
+
 Anyone else gets 401 with both challenges when a token is configured (a browser offers its
 login prompt for the Basic one), else 403; the text says no more than that the page is
 for operators. Refusals are counted under ``operator_only`` (``limits.REASONS``).
@@ -29,7 +35,7 @@ from multidict import CIMultiDict
 
 from mjpeg_proxy.config import ServerConfig
 from mjpeg_proxy.web.appkeys import CONFIG
-from mjpeg_proxy.web.limits import client_address, count_refusal, parse_address
+from mjpeg_proxy.web.limits import client_address, count_refusal, from_trusted_proxy, parse_address
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +43,16 @@ ROUTES = ("status", "api_cameras", "api_camera", "metrics")
 """The names of the operator routes (``web.app``)."""
 CHALLENGES = ('Bearer realm="mjpeg-proxy"', 'Basic realm="mjpeg-proxy operator pages", charset="UTF-8"')
 """The ``WWW-Authenticate`` challenges of a refusal when a token is configured (RFC 6750, 3; RFC 7617, 2)."""
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+"""Headers by which a reverse proxy names the client it forwards for (RFC 7239 and the de facto ones)."""
 _RESOURCES = web.AppKey("operator_resources", set[AbstractResource])
+_RELAYS_WARNED = web.AppKey("operator_relays_warned", set[str])
 
 
 def setup(app: web.Application, resources: Iterable[AbstractResource]) -> None:
     """Keep ``resources`` of ``app`` (its operator routes) to the requests ``admitted`` admits."""
     app[_RESOURCES] = set(resources)
+    app[_RELAYS_WARNED] = set()
     app.middlewares.append(operators_only)
 
 
@@ -55,13 +65,32 @@ def admitted(request: web.Request, server: ServerConfig) -> bool:
     """Whether ``request`` may see the operator pages under ``server``'s settings (see the module)."""
     if not is_restricted(server):
         return True
-    ip = parse_address(client_address(request))
-    if ip is not None and any(ip in network for network in server.operator_networks):
+    if server.operator_networks and _in_operator_networks(request, server):
         return True
     token = server.operator_token
     return token is not None and any(
         hmac.compare_digest(given.encode(), token.encode()) for given in _offered_tokens(request)
     )
+
+
+def _in_operator_networks(request: web.Request, server: ServerConfig) -> bool:
+    """Whether ``request``'s client is in ``operator_networks``; never through an untrusted relay (see the module)."""
+    ip = parse_address(client_address(request))
+    if ip is None or not any(ip in network for network in server.operator_networks):
+        return False
+    if from_trusted_proxy(request) or not any(name in request.headers for name in FORWARDING_HEADERS):
+        return True
+    if not request.app[_RELAYS_WARNED]:  # once: the relay forwards every client's requests
+        request.app[_RELAYS_WARNED].add(str(ip))
+        log.warning(
+            "requests from %s name the client they are forwarded for, but %s is not in [server] trusted_proxies, "
+            "so its own address in operator_networks does not admit them to the operator pages; if %s is your "
+            "reverse proxy, add it to trusted_proxies",
+            ip,
+            ip,
+            ip,
+        )
+    return False
 
 
 def _offered_tokens(request: web.Request) -> list[str]:

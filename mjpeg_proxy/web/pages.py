@@ -52,7 +52,7 @@ async def index(request: web.Request) -> web.Response:
     every ``SNAPSHOT_REFRESH_S`` (each linking to its live page), at ``TILE_WIDTH``. A
     signed camera's links are signed to expire at ``access.index_link_expiry``; the page
     then reloads itself when they have ``access.INDEX_LINK_S`` left, so it always holds
-    links that work.
+    links that work. Never stored by caches (``Cache-Control: no-store``).
     """
     signed = shows_signed_cameras(request)
     cameras = [camera for camera in request.app[CAMERAS].values() if signed or camera.config.access == "public"]
@@ -74,7 +74,11 @@ async def index(request: web.Request) -> web.Response:
         renew = max(1, math.ceil(index_link_expiry(now) - INDEX_LINK_S - now))
         reload = renew if reload is None else min(reload, renew)
     context = {"tiles": tiles, "live": live, "refresh_seconds": SNAPSHOT_REFRESH_S, "reload_seconds": reload}
-    return render("index.html", request, context)
+    response = render("index.html", request, context)
+    # What it lists depends on who asks (index_signed_cameras), and its signed links expire:
+    # a shared cache in front must not hand one visitor's page to the next.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def shows_signed_cameras(request: web.Request) -> bool:

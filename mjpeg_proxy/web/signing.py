@@ -27,6 +27,8 @@ SIGNATURE = "sig"
 """The query parameter holding the signature."""
 EXPIRES = "expires"
 """The query parameter holding the link's expiry, in seconds since the epoch."""
+MAX_EXPIRES_DIGITS = 12
+"""The most digits an expiry may have (the year 33658): a longer one is refused as malformed."""
 
 
 class LinkRefused(Exception):
@@ -49,11 +51,14 @@ def sign(key: bytes, path: str, expires: int, params: Mapping[str, str] | None =
     """``path`` with its query: ``params``, ``expires`` (seconds since the epoch) and ``sig``.
 
     Raises:
-        ValueError: ``params`` names ``expires`` or ``sig``.
+        ValueError: ``params`` names ``expires`` or ``sig``, or ``expires`` is not 0 to
+            ``MAX_EXPIRES_DIGITS`` digits (``verify`` would refuse the link).
     """
     given = dict(params or {})
     if EXPIRES in given or SIGNATURE in given:
         raise ValueError(f"{EXPIRES!r} and {SIGNATURE!r} are the link's own parameters")
+    if not 0 <= int(expires) < 10**MAX_EXPIRES_DIGITS:
+        raise ValueError(f"the expiry {int(expires)} is not from 0 to {MAX_EXPIRES_DIGITS} digits of seconds")
     pairs = sorted({**given, EXPIRES: str(int(expires))}.items())
     return f"{path}?{urlencode([*pairs, (SIGNATURE, signature(key, path, pairs))])}"
 
@@ -73,7 +78,7 @@ def verify(keys: Sequence[bytes], path: str, query: Iterable[tuple[str, str]], n
     if SIGNATURE not in values or EXPIRES not in values:
         raise LinkRefused("this camera needs a signed link")
     expires = values[EXPIRES]
-    if not expires.isascii() or not expires.isdigit() or len(expires) > 12:
+    if not expires.isascii() or not expires.isdigit() or len(expires) > MAX_EXPIRES_DIGITS:
         raise LinkRefused("the link's expiry is malformed")
     if int(expires) < now:
         raise LinkRefused("the link has expired")

@@ -86,4 +86,6 @@ async def status_page(request: web.Request) -> web.Response:
         "clustered": CLUSTER in request.app,
         "replica_id": request.app[CLUSTER].replica_id if CLUSTER in request.app else None,
     }
-    return render("status.html", request, context)
+    response = render("status.html", request, context)
+    response.headers["Cache-Control"] = "no-store"  # for operators only: no shared cache may keep it
+    return response

@@ -16,7 +16,7 @@ from mjpeg_proxy.camera.hub import FrameHub, HubClosed, Part
 from mjpeg_proxy.camera.stats import CameraStats
 from mjpeg_proxy.logs import SummarisedLog
 from mjpeg_proxy.pictures.drawing import utc_text
-from mjpeg_proxy.web.access import require_link
+from mjpeg_proxy.web.access import Link, request_link, require_link
 from mjpeg_proxy.web.appkeys import CAMERAS, CONFIG, FLOOD_LOG, FRAMINGS, camera_from_request
 from mjpeg_proxy.web.clients import ClientKind, client_kind
 from mjpeg_proxy.web.framings import StreamPart
@@ -91,11 +91,12 @@ class StreamViewer:
     bytes for ``write_timeout_s``. ``finished`` is set when the stream is over. ``clock``
     gives the time in seconds (the event loop's in the server). ``stats`` is the
     camera's record, where the viewer counts what it sent or skipped; ``client`` (an
-    address) and ``flood_log`` serve the log line of a write timeout.
+    address) and ``flood_log`` serve the log line of a write timeout. ``link`` is the
+    request's path and query, checked again when a reload changes who may watch.
     """
 
     __slots__ = ("camera_id", "stats", "hub", "transport", "writer", "browser", "interval_s", "client", "flood_log",
-                 "sent_seq", "sent_at", "buffered", "progress_at", "finished", "_clock")  # fmt: skip
+                 "link", "sent_seq", "sent_at", "buffered", "progress_at", "finished", "_clock")  # fmt: skip
 
     def __init__(
         self,
@@ -109,6 +110,7 @@ class StreamViewer:
         client: str,
         flood_log: SummarisedLog,
         clock: Callable[[], float],
+        link: Link,
     ) -> None:
         self.camera_id = camera_id
         self.stats = stats
@@ -120,6 +122,7 @@ class StreamViewer:
         self.client = client
         self.flood_log = flood_log
         self._clock = clock
+        self.link = link
         self.sent_seq = 0
         self.sent_at = -interval_s
         self.buffered = 0
@@ -310,6 +313,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             client=client_address(request),
             flood_log=request.app[FLOOD_LOG],
             clock=loop.time,
+            link=request_link(request),
         )
         with camera.viewer(viewer, hub):
             viewers.add(viewer)
