@@ -106,7 +106,13 @@ async def test_a_signed_camera_opens_with_its_link_and_refuses_the_rest_with_a_r
 
 
 async def test_mjpeg_proxy_sign_prints_a_link_the_proxy_opens(tmp_path, signed_proxy):
-    config = write(tmp_path, '[server]\nsigning_key_env = "K"\n')
+    # The file names other secrets too; signing needs the signing key alone in the environment.
+    config = write(
+        tmp_path,
+        '[server]\nsigning_key_env = "K"\noperator_token_env = "OPERATOR_TOKEN"\n'
+        '[[cameras]]\nid = "yard"\nsource = "snapshot"\nurl = "http://127.0.0.1:9/snapshot.jpg"\n'
+        'username = "viewer"\npassword_env = "YARD_PASSWORD"\naccess = "signed"\n',
+    )
     out = io.StringIO()
     assert sign_main(["--config", str(config), "--expires", "60", PATH], out, environ={"K": KEY.decode()}) == 0
     link = out.getvalue().strip()
