@@ -11,7 +11,7 @@ from typing import TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 from mjpeg_proxy.config import ConfigError
-from mjpeg_proxy.config.loader import load_config
+from mjpeg_proxy.config.loader import load_signing_keys
 from mjpeg_proxy.web.signing import sign
 
 DEFAULT_EXPIRES_S = 24 * 3600
@@ -49,8 +49,8 @@ def main(
 ) -> int:
     """Run ``mjpeg-proxy sign`` with ``argv`` (after the word ``sign``); return the exit status.
 
-    The key comes from ``environ`` (the variable ``[server] signing_key_env`` names);
-    ``wall_clock`` gives seconds since the epoch.
+    The key comes from ``environ`` (the variable ``[server] signing_key_env`` names; the
+    file's other secrets need not be set); ``wall_clock`` gives seconds since the epoch.
 
     0 with the signed path on ``out``; 2 for a bad command line or configuration, or
     no signing key (one line on stderr).
@@ -65,16 +65,16 @@ def main(
     if args.expires <= 0:
         parser.error("--expires must be a number of seconds above 0")
     try:
-        config = load_config(args.config, environ, require_cameras=False)
+        keys = load_signing_keys(args.config, environ)
     except ConfigError as error:
         print(f"mjpeg-proxy sign: configuration error: {error}", file=sys.stderr)
         return 2
-    if not config.server.signing_keys:
+    if not keys:
         print(f"mjpeg-proxy sign: {args.config}: [server] has no signing_key_env to sign with", file=sys.stderr)
         return 2
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
     try:
-        link = sign(config.server.signing_keys[0], parts.path, int(wall_clock()) + args.expires, params)
+        link = sign(keys[0], parts.path, int(wall_clock()) + args.expires, params)
     except ValueError as error:
         parser.error(str(error))
     print(link, file=out)

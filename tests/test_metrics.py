@@ -18,7 +18,7 @@ from mjpeg_proxy.web import limits
 from tests.helpers import push_camera
 from tests.scripted_run import BASIC_CREDENTIALS, PASSWORD, scripted_run
 
-REASONS = ("bad_request", "camera_full", "client_limit", "hotlink", "operator_only", "server_full")
+REASONS = ("bad_request", "camera_full", "client_limit", "hotlink", "operator_only", "server_full", "signed_link")
 KINDS = {
     "error",
     "auth_failed",
@@ -128,6 +128,7 @@ async def test_metrics_after_a_scripted_run(start_proxy, aiohttp_server, fast_re
         "hotlink": 0,
         "operator_only": 0,
         "server_full": 0,
+        "signed_link": 0,
     }
 
     # Types and names as Prometheus expects.

@@ -18,7 +18,7 @@ from mjpeg_proxy.sign_link import main as sign_main
 from mjpeg_proxy.web.app import apply_config
 from mjpeg_proxy.web.appkeys import CONFIG
 from mjpeg_proxy.web.signing import LinkRefused, sign, verify
-from tests.helpers import PushConfig, need_binary, push_camera, real_frames, write
+from tests.helpers import PushConfig, need_binary, push_camera, real_frames, refusals, write
 from tests.processes import REPO_ROOT
 
 JPEG = real_frames()[0]
@@ -109,8 +109,27 @@ async def test_a_signed_camera_opens_with_its_link_and_refuses_the_rest_with_a_r
         assert "cameras/open" in index and "cameras/yard" not in index
 
 
+async def test_refused_links_are_counted_and_logged_so_a_back_end_signing_wrongly_shows(signed_proxy, caplog):
+    wrong_key = b"not-the-key-0123456789"
+    caplog.set_level("INFO", logger="mjpeg_proxy.web")
+    async with aiohttp.ClientSession() as session:
+        for link in (PATH, sign(wrong_key, PATH, int(time.time()) + 60), sign(KEY, PATH, int(time.time()) - 1)):
+            async with session.get(signed_proxy.url(link)) as answer:
+                assert answer.status == 403
+        async with session.get(signed_proxy.url(sign(KEY, PATH, int(time.time()) + 60))) as answer:
+            assert answer.status == 200
+    assert (await refusals(signed_proxy))["signed_link"] == 3
+    assert f"refused GET {PATH} from 127.0.0.1 (signed_link): this camera needs a signed link" in caplog.text
+
+
 async def test_mjpeg_proxy_sign_prints_a_link_the_proxy_opens(tmp_path, signed_proxy):
-    config = write(tmp_path, '[server]\nsigning_key_env = "K"\n')
+    # The file names other secrets too; signing needs the signing key alone in the environment.
+    config = write(
+        tmp_path,
+        '[server]\nsigning_key_env = "K"\noperator_token_env = "OPERATOR_TOKEN"\n'
+        '[[cameras]]\nid = "yard"\nsource = "snapshot"\nurl = "http://127.0.0.1:9/snapshot.jpg"\n'
+        'username = "viewer"\npassword_env = "YARD_PASSWORD"\naccess = "signed"\n',
+    )
     out = io.StringIO()
     assert sign_main(["--config", str(config), "--expires", "60", PATH], out, environ={"K": KEY.decode()}) == 0
     link = out.getvalue().strip()

@@ -16,7 +16,7 @@ from mjpeg_proxy.cluster.config import parse_cluster
 from mjpeg_proxy.config.camera import COMMON_CHECKS, COMMON_KEYS, CameraConfig, CameraTable
 from mjpeg_proxy.config.checks import ConfigError, Fail, read_fields
 from mjpeg_proxy.config.live import Config
-from mjpeg_proxy.config.server import ServerConfig, parse_server
+from mjpeg_proxy.config.server import ServerConfig, parse_server, parse_signing_keys
 from mjpeg_proxy.sources import DEFAULT_CAMERAS, KINDS, TABLES, SourceKind
 
 _CAMERA_ID_RE = re.compile(r"[a-z0-9_-]{1,64}")
@@ -54,6 +54,18 @@ def load_table(path: str, name: str, environ: Mapping[str, str] = os.environ) ->
     if name not in data:
         raise ConfigError(f"{path}: no [{name}] table")
     return TABLES[name](data[name], path, environ)
+
+
+def load_signing_keys(path: str, environ: Mapping[str, str] = os.environ) -> tuple[bytes, ...]:
+    """The signing keys of the TOML file at ``path`` (``[server] signing_key_env``, then the older ones).
+
+    For ``mjpeg-proxy sign``: no other part of the file is read, so the other secrets it
+    names need not be in ``environ``. Empty when the file names no signing key.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or a signing key is wrong.
+    """
+    return parse_signing_keys(_read_toml(path).get("server", {}), path, environ)
 
 
 def _read_toml(path: str) -> dict[str, Any]:

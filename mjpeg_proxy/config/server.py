@@ -135,6 +135,19 @@ def parse_server(data: Any, path: str, environ: Mapping[str, str]) -> ServerConf
     return ServerConfig(**values, signing_keys=_signing_keys(data, environ, fail), operator_token=token)
 
 
+def parse_signing_keys(data: Any, path: str, environ: Mapping[str, str]) -> tuple[bytes, ...]:
+    """Only the signing keys of the ``[server]`` table of the file at ``path`` (``ServerConfig.signing_keys``).
+
+    For ``mjpeg-proxy sign``, which needs no other secret of the file: those variables
+    (camera passwords, the operator token) need not be set.
+
+    Raises:
+        ConfigError: ``[server]`` is no table, or a signing key's variable is not set or too short.
+    """
+    known = set(data) if isinstance(data, dict) else set()  # the other keys are the proxy's to check
+    return _signing_keys(data, environ, check_table(data, path, "server", known))
+
+
 SIGNING_KEYS = ("signing_key_env", "previous_signing_keys_env")
 """The ``[server]`` keys naming the environment variables of the signing keys."""
 MIN_SIGNING_KEY_CHARS = 16

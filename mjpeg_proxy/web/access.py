@@ -10,6 +10,7 @@ from aiohttp import web
 from mjpeg_proxy.camera.camera import Camera
 from mjpeg_proxy.config import ServerConfig
 from mjpeg_proxy.web.appkeys import CAMERA_SET, CONFIG
+from mjpeg_proxy.web.limits import refuse
 from mjpeg_proxy.web.signing import EXPIRES, LinkRefused, sign, verify
 
 
@@ -19,7 +20,8 @@ def require_link(request: web.Request, camera: Camera) -> None:
     Raises:
         web.HTTPForbidden: the link is missing, tampered with, expired or signed with a
             key no longer accepted; the text is the short reason (a page for a browser,
-            JSON for tools, through ``pages.error_pages``).
+            JSON for tools, through ``pages.error_pages``). Counted and logged as
+            ``signed_link`` (``limits.refuse``).
     """
     if camera.config.access != "signed":
         return
@@ -27,7 +29,7 @@ def require_link(request: web.Request, camera: Camera) -> None:
     try:
         verify(keys, request.path, request.query.items(), request.app[CAMERA_SET].timing.clock.wall())
     except LinkRefused as refused:
-        raise web.HTTPForbidden(text=str(refused)) from None
+        raise refuse(request, "signed_link", web.HTTPForbidden, str(refused), retry_after_s=None) from None
 
 
 Link = tuple[str, tuple[tuple[str, str], ...]]

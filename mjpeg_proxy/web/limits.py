@@ -23,13 +23,13 @@ from mjpeg_proxy.web.appkeys import CAMERAS, CONFIG, FLOOD_LOG, REFUSALS
 
 log = logging.getLogger(__name__)
 
-REASONS = ("camera_full", "server_full", "client_limit", "bad_request", "hotlink", "operator_only")
+REASONS = ("camera_full", "server_full", "client_limit", "bad_request", "hotlink", "operator_only", "signed_link")
 """Why a request was refused: a camera's ``max_viewers_per_camera`` or the server's
 ``max_viewers`` reached (503), a client's ``max_connections_per_client`` reached (429),
 a malformed request, header lines over ``max_header_bytes`` included (400), a page of
 a site not in ``embed_origins`` showing a stream or snapshot (403, ``web.hotlink``), or an
 operator page asked for by someone the operator settings do not admit (401 or 403,
-``web.operators``)."""
+``web.operators``), or a signed camera asked for without a valid link (403, ``web.access``)."""
 RETRY_AFTER_S = 10
 """The ``Retry-After`` of a refusal, in seconds."""
 
