@@ -260,4 +260,13 @@ def _announce(config: Config) -> None:
     log.info("all cameras: %s/", base)
     operators.warn_if_open(config.server)
     for camera in config.cameras:
-        log.info("camera %s (%s): %s/cameras/%s/stream.mjpg", camera.id, camera.kind, base, camera.id)
+        if camera.access == "signed":
+            log.info(
+                "camera %s (%s): signed links only: mjpeg-proxy sign --config %s /cameras/%s/stream.mjpg",
+                camera.id,
+                camera.kind,
+                config.path or "FILE",
+                camera.id,
+            )
+        else:
+            log.info("camera %s (%s): %s/cameras/%s/stream.mjpg", camera.id, camera.kind, base, camera.id)

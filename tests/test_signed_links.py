@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import io
 import logging
+import os
 import time
 from urllib.parse import parse_qsl, urlsplit
 
@@ -19,7 +20,7 @@ from mjpeg_proxy.web.app import apply_config
 from mjpeg_proxy.web.appkeys import CONFIG
 from mjpeg_proxy.web.signing import LinkRefused, sign, verify
 from tests.helpers import PushConfig, need_binary, push_camera, real_frames, refusals, write
-from tests.processes import REPO_ROOT
+from tests.processes import REPO_ROOT, proxy_process
 
 JPEG = real_frames()[0]
 KEY = b"k3y-0123456789abcdef"
@@ -237,3 +238,17 @@ async def test_a_reload_ends_the_streams_a_camera_no_longer_admits(start_proxy, 
         await asyncio.wait_for(answers["kept key"].content.readuntil(real_frames()[1][-50:]), 5)  # plays on
         for answer in answers.values():
             answer.close()
+
+
+async def test_the_start_up_log_tells_how_to_open_a_signed_camera(tmp_path):
+    config = write(
+        tmp_path,
+        '[server]\nsigning_key_env = "K"\n'
+        '[[cameras]]\nid = "gate"\nsource = "demo"\naccess = "signed"\n'
+        '[[cameras]]\nid = "lobby"\nsource = "demo"\n',
+    )
+    async with proxy_process(tmp_path, "--config", str(config), env={**os.environ, "K": KEY.decode()}) as proxy:
+        log = proxy.stderr()
+    # Clicking the plain address of a signed camera would only get a 403.
+    assert f"camera gate (demo): signed links only: mjpeg-proxy sign --config {config} /cameras/gate/stream.mjpg" in log
+    assert f"camera lobby (demo): {proxy.base}/cameras/lobby/stream.mjpg" in log
