@@ -95,12 +95,13 @@ async def test_settings_that_need_a_restart_say_so_and_the_others_apply(tmp_path
     config = tmp_path / "cameras.toml"
     config.write_text(cameras_toml(("a", 5)), encoding="utf-8")
     async with proxy_process(tmp_path, "--config", str(config)) as proxy:
-        server = "[server]\nrequest_timeout = 60\nmax_viewers_per_camera = 1\n"
+        server = '[server]\nrequest_timeout = 60\nmax_viewers_per_camera = 1\ntrusted_proxies = ["10.0.0.0/8"]\n'
         config.write_text(cameras_toml(("a", 5), server=server), encoding="utf-8")
         proxy.process.send_signal(signal.SIGHUP)
         await eventually(lambda: "needs a restart" in proxy.stderr())
         assert "request_timeout: 15.0 -> 60.0" in proxy.stderr()
         assert "[server] max_viewers_per_camera: 1000 -> 1" in proxy.stderr()  # the one line says it
+        assert 'trusted_proxies: ["127.0.0.0/8", "::1/128"] -> ["10.0.0.0/8"]' in proxy.stderr()  # as a file writes it
         async with MjpegViewer(f"{proxy.base}/cameras/a/stream.mjpg") as viewer:
             await viewer.new_parts(1)
             async with (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -77,9 +78,7 @@ class LiveConfig:
         old, old_cluster = self.current.server, self.current.cluster
         changed = {
             # A secret (a field kept out of repr) is never logged: only that it changed.
-            f.name: f"{f.name}: {getattr(old, f.name)!r} -> {getattr(config.server, f.name)!r}"
-            if f.repr
-            else f"{f.name}: changed"
+            f.name: _change(f.name, getattr(old, f.name), getattr(config.server, f.name), secret=not f.repr)
             for f in fields(ServerConfig)
             if getattr(old, f.name) != getattr(config.server, f.name)
         }
@@ -96,9 +95,21 @@ def _cluster_changes(old: ClusterConfig | None, new: ClusterConfig | None) -> li
     if old is None or new is None:
         return [] if old is new else ["table added" if old is None else "table removed"]
     return [
-        f"{f.name}: changed"
-        if f.name == "password"
-        else f"{f.name}: {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+        _change(f.name, getattr(old, f.name), getattr(new, f.name), secret=f.name == "password")
         for f in fields(old)
         if getattr(old, f.name) != getattr(new, f.name)
     ]
+
+
+def _change(key: str, old: object, new: object, *, secret: bool) -> str:
+    """``key: old -> new`` as the file writes the values (``key: changed`` for a secret)."""
+    return f"{key}: changed" if secret else f"{key}: {_as_written(old)} -> {_as_written(new)}"
+
+
+def _as_written(value: object) -> str:
+    """``value`` as a TOML file would write it: a list for a tuple, an address or network as a string."""
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_as_written(item) for item in value) + "]"
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return f'"{value}"'
+    return repr(value)
